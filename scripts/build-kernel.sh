@@ -1,0 +1,21 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Configure (if needed) and build a kernel out of tree, then leave a copy of
+# the image as OUTDIR/bzImage.
+#
+# usage: build-kernel.sh SRCDIR OUTDIR
+#
+# kbuild's own output is shown (make's progress lines), so a long cold build
+# is never silent.  The copy is replaced only when the image changed.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+src=$1 out=$2
+"$ROOT/scripts/kernel-config.sh" "$src" "$out"
+
+log "building kernel: $src -> $out (make -j$JOBS bzImage)"
+start=$SECONDS
+make -C "$src" O="$out" ARCH=$KARCH -j"$JOBS" bzImage
+install_if_changed "$out/arch/x86/boot/bzImage" "$out/bzImage"
+log "kernel ready: $out/bzImage ($(du -h "$out/bzImage" | cut -f1)," \
+    "make took $((SECONDS - start)) s)"

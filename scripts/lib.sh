@@ -1,0 +1,46 @@
+# SPDX-License-Identifier: GPL-2.0
+# Common helpers for the harness scripts.  Source it; do not run it.
+#
+# Every script works from the repository root and keeps all its outputs
+# under build/ (git-ignored).
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${BUILD:-$ROOT/build}
+
+# Debian's kernel source package and its tarball: the base we build on.
+BASE_PKG=linux-source-6.12
+BASE_TARBALL=${BASE_TARBALL:-/usr/src/$BASE_PKG.tar.xz}
+
+# The x86_64 kernel is always configured and built with an explicit ARCH:
+# with ARCH unset (ARCH=x86) tinyconfig would pick a 32-bit kernel.
+KARCH=x86_64
+
+JOBS=${JOBS:-$(nproc)}
+
+log() { printf '>>> %s\n' "$*"; }
+warn() { printf '!!! %s\n' "$*" >&2; }
+die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
+
+# "base: linux-source-6.12 6.12.117 (Debian 6.12.117-1~deb12u1)".
+base_version() {
+	local mk=$BUILD/base/Makefile kver pkgver
+	if [[ -f $mk ]]; then
+		kver=$(awk '$1=="VERSION"{v=$3} $1=="PATCHLEVEL"{p=$3}
+			    $1=="SUBLEVEL"{s=$3} END{print v"."p"."s}' "$mk")
+	else
+		kver=unknown
+	fi
+	pkgver=$(dpkg-query -W -f='${Version}' "$BASE_PKG" 2>/dev/null || echo '?')
+	printf 'base: %s %s (Debian %s)\n' "$BASE_PKG" "$kver" "$pkgver"
+}
+
+# Replace $2 by $1 only when the content differs, so the mtime of an
+# unchanged file (and everything make derives from it) stays put.
+install_if_changed() {
+	local src=$1 dst=$2
+	if ! cmp -s "$src" "$dst"; then
+		mkdir -p "$(dirname "$dst")"
+		cp "$src" "$dst.tmp.$$"
+		mv -f "$dst.tmp.$$" "$dst"
+	fi
+}
