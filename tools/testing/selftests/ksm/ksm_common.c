@@ -1,0 +1,659 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Helpers shared by the KSM selftests; see ksm_common.h.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+
+#include "../kselftest.h"
+#include "ksm_common.h"
+
+size_t page_size;
+
+static const char * const knob_names[NR_KSM_KNOBS] = {
+	[KNOB_RUN]			= "run",
+	[KNOB_PAGES_TO_SCAN]		= "pages_to_scan",
+	[KNOB_SLEEP_MILLISECS]		= "sleep_millisecs",
+	[KNOB_SMART_SCAN]		= "smart_scan",
+	[KNOB_USE_ZERO_PAGES]		= "use_zero_pages",
+	[KNOB_MAX_PAGE_SHARING]		= "max_page_sharing",
+	[KNOB_MERGE_ACROSS_NODES]	= "merge_across_nodes",
+	[KNOB_MAX_KERNEL_PAGES]		= "max_kernel_pages",
+};
+
+static void __attribute__((constructor)) ksm_common_init(void)
+{
+	page_size = sysconf(_SC_PAGESIZE);
+}
+
+static void knob_path(char *buf, size_t len, const char *name)
+{
+	snprintf(buf, len, KSM_SYSFS_DIR "%s", name);
+}
+
+bool ksm_available(void)
+{
+	return access(KSM_SYSFS_DIR "run", F_OK) == 0;
+}
+
+bool ksm_knob_exists(const char *name)
+{
+	char path[PATH_MAX];
+
+	knob_path(path, sizeof(path), name);
+	return access(path, F_OK) == 0;
+}
+
+/* Read a knob that holds one unsigned decimal number and a newline. */
+int ksm_read(const char *name, unsigned long *val)
+{
+	char path[PATH_MAX], buf[64], *end;
+	ssize_t len;
+	int fd;
+
+	knob_path(path, sizeof(path), name);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -errno;
+	len = read(fd, buf, sizeof(buf) - 1);
+	if (len < 0) {
+		len = -errno;
+		close(fd);
+		return len;
+	}
+	close(fd);
+	buf[len] = '\0';
+	if (len < 2 || buf[len - 1] != '\n' || buf[0] < '0' || buf[0] > '9')
+		return -EBADMSG;
+	errno = 0;
+	*val = strtoul(buf, &end, 10);
+	if (errno || *end != '\n')
+		return -EBADMSG;
+	return 0;
+}
+
+/* Read a knob; ULONG_MAX if it cannot be read, which no test expects. */
+unsigned long ksm_get(const char *name)
+{
+	unsigned long val;
+
+	if (ksm_read(name, &val)) {
+		ksft_print_msg("cannot read %s%s\n", KSM_SYSFS_DIR, name);
+		return ULONG_MAX;
+	}
+	return val;
+}
+
+/* Write @str to a knob in one write(); 0 or the negative errno. */
+int ksm_write_str(const char *name, const char *str)
+{
+	char path[PATH_MAX];
+	size_t len = strlen(str);
+	ssize_t ret;
+	int fd;
+
+	knob_path(path, sizeof(path), name);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -errno;
+	ret = write(fd, str, len);
+	if (ret < 0)
+		ret = -errno;
+	else if ((size_t)ret != len)
+		ret = -EIO;
+	else
+		ret = 0;
+	close(fd);
+	return ret;
+}
+
+int ksm_set(const char *name, unsigned long val)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "%lu\n", val);
+	return ksm_write_str(name, buf);
+}
+
+void ksm_save(struct ksm_saved *saved)
+{
+	int i;
+
+	for (i = 0; i < NR_KSM_KNOBS; i++)
+		saved->present[i] = !ksm_read(knob_names[i], &saved->value[i]);
+}
+
+/*
+ * Put every saved knob back.  merge_across_nodes and max_page_sharing can
+ * only change while no KSM page exists, so unmerge everything first.
+ */
+void ksm_restore(const struct ksm_saved *saved)
+{
+	unsigned long cur;
+	int i;
+
+	if (ksm_set("run", 2))
+		ksft_print_msg("restore: cannot write run=2\n");
+	for (i = 0; i < NR_KSM_KNOBS; i++) {
+		if (i == KNOB_RUN || !saved->present[i])
+			continue;
+		if (!ksm_read(knob_names[i], &cur) && cur == saved->value[i])
+			continue;
+		if (ksm_set(knob_names[i], saved->value[i]))
+			ksft_print_msg("restore: cannot write %s=%lu\n",
+				       knob_names[i], saved->value[i]);
+	}
+	if (saved->present[KNOB_RUN] && saved->value[KNOB_RUN] != 2 &&
+	    ksm_set("run", saved->value[KNOB_RUN]))
+		ksft_print_msg("restore: cannot write run=%lu\n",
+			       saved->value[KNOB_RUN]);
+}
+
+/*
+ * Start from a clean state: ksmd stopped with nothing merged, and the scan
+ * rate given.  Smart scan (where the kernel has it) is switched off, since it
+ * makes pages_unshared and pages_volatile depend on how often a page was
+ * skipped.  Returns 0 or the first error.
+ */
+int ksm_prepare(unsigned long pages_to_scan, unsigned long sleep_ms)
+{
+	int ret;
+
+	ret = ksm_set("run", 2);
+	if (ret)
+		return ret;
+	if (ksm_knob_exists("smart_scan")) {
+		ret = ksm_set("smart_scan", 0);
+		if (ret)
+			return ret;
+	}
+	ret = ksm_set("pages_to_scan", pages_to_scan);
+	if (ret)
+		return ret;
+	return ksm_set("sleep_millisecs", sleep_ms);
+}
+
+/* pages_volatile is computed by upstream, and printed signed. */
+static int ksm_read_signed(const char *name, long *val)
+{
+	char path[PATH_MAX], buf[64], *end;
+	ssize_t len;
+	int fd;
+
+	knob_path(path, sizeof(path), name);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -errno;
+	len = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (len <= 0)
+		return -EIO;
+	buf[len] = '\0';
+	errno = 0;
+	*val = strtol(buf, &end, 10);
+	if (errno || end == buf || *end != '\n')
+		return -EBADMSG;
+	return 0;
+}
+
+int ksm_read_counters(struct ksm_counters *c)
+{
+	int ret;
+
+	ret = ksm_read("pages_shared", &c->shared);
+	if (!ret)
+		ret = ksm_read("pages_sharing", &c->sharing);
+	if (!ret)
+		ret = ksm_read("pages_unshared", &c->unshared);
+	if (!ret)
+		ret = ksm_read("full_scans", &c->full_scans);
+	if (!ret)
+		ret = ksm_read_signed("pages_volatile", &c->volatile_);
+	return ret;
+}
+
+/*
+ * Stop ksmd and read the counters.  Writing run waits for a scan batch in
+ * progress, so the counters do not move while they are read.
+ */
+int ksm_stop_and_read(struct ksm_counters *c)
+{
+	int ret = ksm_set("run", 0);
+
+	if (ret)
+		return ret;
+	return ksm_read_counters(c);
+}
+
+unsigned long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000UL + ts.tv_nsec / 1000000;
+}
+
+/* Wait until full_scans has advanced by @nr; 0 or -ETIMEDOUT. */
+int ksm_wait_scans(unsigned long nr, unsigned int timeout_s)
+{
+	unsigned long deadline = now_ms() + timeout_s * 1000UL;
+	unsigned long start, cur;
+	int ret;
+
+	ret = ksm_read("full_scans", &start);
+	if (ret)
+		return ret;
+	for (;;) {
+		ret = ksm_read("full_scans", &cur);
+		if (ret)
+			return ret;
+		if (cur >= start + nr)
+			return 0;
+		if (now_ms() > deadline)
+			return -ETIMEDOUT;
+		usleep(10000);
+	}
+}
+
+/*
+ * Wait until @cond holds, testing it once per full scan.  0 when it holds,
+ * -ETIMEDOUT when it still does not after @timeout_s seconds.
+ */
+int ksm_wait_for(bool (*cond)(void *arg), void *arg, unsigned int timeout_s)
+{
+	unsigned long deadline = now_ms() + timeout_s * 1000UL;
+	unsigned long start, cur;
+
+	for (;;) {
+		if (cond(arg))
+			return 0;
+		if (ksm_read("full_scans", &start))
+			return -EIO;
+		do {
+			if (now_ms() > deadline)
+				return cond(arg) ? 0 : -ETIMEDOUT;
+			usleep(10000);
+			if (ksm_read("full_scans", &cur))
+				return -EIO;
+		} while (cur == start);
+	}
+}
+
+/* A private (or shared) anonymous mapping without transparent huge pages. */
+char *map_anon(size_t npages, bool shared)
+{
+	size_t len = npages * page_size;
+	char *p;
+
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		 (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	/* KSM merges small pages; THP may be absent (EINVAL), that is fine. */
+	if (madvise(p, len, MADV_NOHUGEPAGE) && errno != EINVAL) {
+		munmap(p, len);
+		return NULL;
+	}
+	return p;
+}
+
+/*
+ * Page contents are a function of a 64-bit tag: equal tags, equal pages.
+ * No tag gives a page of zeroes (which use_zero_pages treats apart).
+ */
+void fill_page(void *page, uint64_t tag)
+{
+	uint64_t *w = page;
+	size_t i;
+
+	w[0] = tag;
+	for (i = 1; i < page_size / sizeof(*w); i++)
+		w[i] = tag * 0x9e3779b97f4a7c15ULL + i;
+}
+
+bool page_has(const void *page, uint64_t tag)
+{
+	const uint64_t *w = page;
+	size_t i;
+
+	if (w[0] != tag)
+		return false;
+	for (i = 1; i < page_size / sizeof(*w); i++)
+		if (w[i] != tag * 0x9e3779b97f4a7c15ULL + i)
+			return false;
+	return true;
+}
+
+/*
+ * Does the VMA that starts at @addr carry @flag (e.g. "mg") in the VmFlags
+ * line of /proc/self/smaps?  Returns 1, 0, or a negative errno.
+ */
+int vma_flag(void *addr, const char *flag)
+{
+	char line[512], want[32];
+	bool in_vma = false;
+	int ret = -ENOENT;
+	FILE *f;
+
+	f = fopen("/proc/self/smaps", "r");
+	if (!f)
+		return -errno;
+	snprintf(want, sizeof(want), "%lx-", (unsigned long)addr);
+	while (fgets(line, sizeof(line), f)) {
+		if (!in_vma) {
+			in_vma = !strncmp(line, want, strlen(want));
+			continue;
+		}
+		if (strncmp(line, "VmFlags:", 8))
+			continue;
+		{
+			char *tok, *save;
+
+			ret = 0;
+			for (tok = strtok_r(line + 8, " \n", &save); tok;
+			     tok = strtok_r(NULL, " \n", &save))
+				if (!strcmp(tok, flag))
+					ret = 1;
+		}
+		break;
+	}
+	fclose(f);
+	return ret;
+}
+
+int pagemap_open(pid_t pid)
+{
+	char path[64];
+
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
+	else
+		snprintf(path, sizeof(path), "/proc/self/pagemap");
+	return open(path, O_RDONLY);
+}
+
+#define PM_PRESENT	(1ULL << 63)
+#define PM_PFN_MASK	((1ULL << 55) - 1)
+
+/*
+ * The page frame number mapped at @addr, or 0 when no page is present (or
+ * the reader may not see frame numbers).  0 is never a valid answer for a
+ * user page, so callers treat it as "not merged with anything".
+ */
+unsigned long pagemap_pfn(int fd, const void *addr)
+{
+	uint64_t ent;
+	off_t off = (unsigned long)addr / page_size * sizeof(ent);
+
+	if (pread(fd, &ent, sizeof(ent), off) != sizeof(ent))
+		return 0;
+	if (!(ent & PM_PRESENT))
+		return 0;
+	return ent & PM_PFN_MASK;
+}
+
+/* Frame numbers are only shown to CAP_SYS_ADMIN. */
+bool pfns_visible(void)
+{
+	unsigned long pfn;
+	char *p;
+	int fd;
+
+	p = map_anon(1, false);
+	if (!p)
+		return false;
+	fill_page(p, 1);
+	fd = pagemap_open(0);
+	pfn = fd < 0 ? 0 : pagemap_pfn(fd, p);
+	if (fd >= 0)
+		close(fd);
+	munmap(p, page_size);
+	return pfn != 0;
+}
+
+static int cmp_ulong(const void *a, const void *b)
+{
+	unsigned long x = *(const unsigned long *)a;
+	unsigned long y = *(const unsigned long *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* True if every entry is a present frame and no two are equal. */
+bool pfns_all_distinct(const unsigned long *pfns, size_t n)
+{
+	unsigned long *sorted;
+	bool ret = true;
+	size_t i;
+
+	sorted = malloc(n * sizeof(*sorted));
+	if (!sorted)
+		return false;
+	memcpy(sorted, pfns, n * sizeof(*sorted));
+	qsort(sorted, n, sizeof(*sorted), cmp_ulong);
+	for (i = 0; i < n; i++)
+		if (!sorted[i] || (i && sorted[i] == sorted[i - 1]))
+			ret = false;
+	free(sorted);
+	return ret;
+}
+
+/* Worker protocol: one command, one reply, both fixed size. */
+enum worker_op {
+	WORKER_WRITE,		/* fill page a with tag b */
+	WORKER_CHECK,		/* reply the number of pages not as written */
+	WORKER_MADVISE,		/* madvise(pages a.., b pages, advice c) */
+	WORKER_EXIT,
+};
+
+struct worker_cmd {
+	uint64_t op;
+	uint64_t a, b, c;
+};
+
+static int worker_loop(char *addr, uint64_t *tags, size_t npages,
+		       int cmd_fd, int reply_fd)
+{
+	struct worker_cmd cmd;
+	int64_t reply;
+	size_t i;
+
+	while (read(cmd_fd, &cmd, sizeof(cmd)) == sizeof(cmd)) {
+		switch (cmd.op) {
+		case WORKER_WRITE:
+			fill_page(addr + cmd.a * page_size, cmd.b);
+			tags[cmd.a] = cmd.b;
+			reply = 0;
+			break;
+		case WORKER_CHECK:
+			reply = 0;
+			for (i = 0; i < npages; i++)
+				if (!page_has(addr + i * page_size, tags[i]))
+					reply++;
+			break;
+		case WORKER_MADVISE:
+			reply = madvise(addr + cmd.a * page_size,
+					cmd.b * page_size, cmd.c) ? errno : 0;
+			break;
+		case WORKER_EXIT:
+			return 0;
+		default:
+			return 1;
+		}
+		if (write(reply_fd, &reply, sizeof(reply)) != sizeof(reply))
+			return 1;
+	}
+	/* The test went away: nothing more to do. */
+	return 0;
+}
+
+static void worker_main(const uint64_t *init_tags, size_t npages,
+			int cmd_fd, int reply_fd, pid_t parent)
+{
+	uint64_t *tags;
+	int64_t reply;
+	char *addr;
+	size_t i;
+
+	/* Never outlive the test, even when it is killed by its timeout. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(1);
+
+	tags = malloc(npages * sizeof(*tags));
+	addr = map_anon(npages, false);
+	if (!tags || !addr) {
+		reply = -ENOMEM;
+		goto fail;
+	}
+	memcpy(tags, init_tags, npages * sizeof(*tags));
+	for (i = 0; i < npages; i++)
+		fill_page(addr + i * page_size, tags[i]);
+	if (madvise(addr, npages * page_size, MADV_MERGEABLE)) {
+		reply = -errno;
+		goto fail;
+	}
+	reply = (int64_t)(unsigned long)addr;
+	if (write(reply_fd, &reply, sizeof(reply)) != sizeof(reply))
+		_exit(1);
+	_exit(worker_loop(addr, tags, npages, cmd_fd, reply_fd));
+fail:
+	if (write(reply_fd, &reply, sizeof(reply)) != sizeof(reply))
+		_exit(1);
+	_exit(1);
+}
+
+/*
+ * Start a worker whose page i holds tags[i], in memory it mapped itself and
+ * marked MADV_MERGEABLE.  Returns 0 or a negative errno.
+ */
+int worker_start(struct ksm_worker *w, const uint64_t *tags, size_t npages)
+{
+	int cmd[2], reply[2];
+	pid_t parent = getpid();
+	int64_t r;
+
+	memset(w, 0, sizeof(*w));
+	w->pagemap_fd = -1;
+	if (pipe(cmd))
+		return -errno;
+	if (pipe(reply)) {
+		close(cmd[0]);
+		close(cmd[1]);
+		return -errno;
+	}
+	w->pid = fork();
+	if (w->pid < 0) {
+		w->pid = 0;
+		close(cmd[0]);
+		close(cmd[1]);
+		close(reply[0]);
+		close(reply[1]);
+		return -errno;
+	}
+	if (w->pid == 0) {
+		close(cmd[1]);
+		close(reply[0]);
+		worker_main(tags, npages, cmd[0], reply[1], parent);
+	}
+	close(cmd[0]);
+	close(reply[1]);
+	w->cmd_fd = cmd[1];
+	w->reply_fd = reply[0];
+	w->npages = npages;
+	if (read(w->reply_fd, &r, sizeof(r)) != sizeof(r))
+		r = -EPIPE;
+	if (r < 0) {
+		worker_stop(w);
+		return r;
+	}
+	w->addr = (char *)(unsigned long)r;
+	w->pagemap_fd = pagemap_open(w->pid);
+	if (w->pagemap_fd < 0) {
+		r = -errno;
+		worker_stop(w);
+		return r;
+	}
+	return 0;
+}
+
+static int64_t worker_cmd(struct ksm_worker *w, uint64_t op, uint64_t a,
+			  uint64_t b, uint64_t c)
+{
+	struct worker_cmd cmd = { .op = op, .a = a, .b = b, .c = c };
+	int64_t reply;
+
+	if (!w->pid)
+		return -ESRCH;
+	if (write(w->cmd_fd, &cmd, sizeof(cmd)) != sizeof(cmd))
+		return -EPIPE;
+	if (read(w->reply_fd, &reply, sizeof(reply)) != sizeof(reply))
+		return -EPIPE;
+	return reply;
+}
+
+/* The worker writes @tag over its page @idx; 0 or a negative errno. */
+int worker_write(struct ksm_worker *w, size_t idx, uint64_t tag)
+{
+	return worker_cmd(w, WORKER_WRITE, idx, tag, 0);
+}
+
+/* How many of the worker's pages do not hold what was last written there. */
+int worker_check(struct ksm_worker *w)
+{
+	return worker_cmd(w, WORKER_CHECK, 0, 0, 0);
+}
+
+/* madvise() in the worker; returns its errno (0 on success). */
+int worker_madvise(struct ksm_worker *w, size_t first, size_t nr, int advice)
+{
+	return worker_cmd(w, WORKER_MADVISE, first, nr, advice);
+}
+
+/* Stop the worker; returns its exit status (0 when it ended cleanly). */
+int worker_stop(struct ksm_worker *w)
+{
+	struct worker_cmd cmd = { .op = WORKER_EXIT };
+	int status = 0;
+
+	if (!w->pid)
+		return 0;
+	if (write(w->cmd_fd, &cmd, sizeof(cmd)) != sizeof(cmd))
+		kill(w->pid, SIGKILL);
+	close(w->cmd_fd);
+	close(w->reply_fd);
+	if (w->pagemap_fd >= 0)
+		close(w->pagemap_fd);
+	if (waitpid(w->pid, &status, 0) != w->pid)
+		status = -1;
+	w->pid = 0;
+	w->pagemap_fd = -1;
+	if (status == -1)
+		return -ECHILD;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+unsigned long worker_pfn(struct ksm_worker *w, size_t idx)
+{
+	return pagemap_pfn(w->pagemap_fd, w->addr + idx * page_size);
+}
+
+int worker_pfns(struct ksm_worker *w, unsigned long *pfns)
+{
+	size_t i;
+
+	for (i = 0; i < w->npages; i++)
+		pfns[i] = worker_pfn(w, i);
+	return 0;
+}

@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Helpers shared by the KSM selftests: the sysfs knobs in
+ * /sys/kernel/mm/ksm/, waiting for ksmd's full scans, page frame numbers
+ * from /proc/PID/pagemap, and "worker" processes that own mergeable memory.
+ *
+ * Helpers never assert; they return 0 or a negative errno and leave the
+ * verdict to the test.
+ */
+#ifndef KSM_COMMON_H
+#define KSM_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define KSM_SYSFS_DIR		"/sys/kernel/mm/ksm/"
+
+/*
+ * Under QEMU TCG ksmd is 20-50 times slower than on hardware: waits for
+ * ksmd give up only after this many seconds of real time.  Tests using them
+ * get a harness timeout well above it, so that a stuck ksmd is reported by
+ * the assertion that waited for it (and the fixture teardown still runs).
+ */
+#define KSM_WAIT_SECS		90
+#define KSM_TEST_TIMEOUT	240
+
+/*
+ * Full scans to wait after the last change before deciding that something
+ * was not merged: the first pass over a page only records its checksum, the
+ * second may merge it, one more covers a mm that joined mid-scan.
+ */
+#define KSM_SETTLE_SCANS	3
+
+/* Knobs a test may change; ksm_save() and ksm_restore() cover them all. */
+enum ksm_knob {
+	KNOB_RUN,
+	KNOB_PAGES_TO_SCAN,
+	KNOB_SLEEP_MILLISECS,
+	KNOB_SMART_SCAN,
+	KNOB_USE_ZERO_PAGES,
+	KNOB_MAX_PAGE_SHARING,
+	KNOB_MERGE_ACROSS_NODES,
+	KNOB_MAX_KERNEL_PAGES,
+	NR_KSM_KNOBS,
+};
+
+struct ksm_saved {
+	bool present[NR_KSM_KNOBS];
+	unsigned long value[NR_KSM_KNOBS];
+};
+
+/* The counters of one moment, read while ksmd is stopped. */
+struct ksm_counters {
+	unsigned long shared;
+	unsigned long sharing;
+	unsigned long unshared;
+	long volatile_;
+	unsigned long full_scans;
+};
+
+extern size_t page_size;
+
+/* sysfs knobs */
+bool ksm_available(void);
+bool ksm_knob_exists(const char *name);
+int ksm_read(const char *name, unsigned long *val);
+unsigned long ksm_get(const char *name);
+int ksm_write_str(const char *name, const char *str);
+int ksm_set(const char *name, unsigned long val);
+void ksm_save(struct ksm_saved *saved);
+void ksm_restore(const struct ksm_saved *saved);
+int ksm_prepare(unsigned long pages_to_scan, unsigned long sleep_ms);
+int ksm_read_counters(struct ksm_counters *c);
+int ksm_stop_and_read(struct ksm_counters *c);
+
+/* ksmd progress */
+int ksm_wait_scans(unsigned long nr, unsigned int timeout_s);
+int ksm_wait_for(bool (*cond)(void *arg), void *arg, unsigned int timeout_s);
+unsigned long now_ms(void);
+
+/* memory and page contents */
+char *map_anon(size_t npages, bool shared);
+void fill_page(void *page, uint64_t tag);
+bool page_has(const void *page, uint64_t tag);
+int vma_flag(void *addr, const char *flag);
+
+/* pagemap */
+int pagemap_open(pid_t pid);
+unsigned long pagemap_pfn(int fd, const void *addr);
+bool pfns_visible(void);
+bool pfns_all_distinct(const unsigned long *pfns, size_t n);
+
+/*
+ * A worker is a child process that maps and fills its own memory (so that
+ * nothing is shared with the test by fork), marks it MADV_MERGEABLE and then
+ * obeys commands sent through a pipe.  The test reads the worker's frame
+ * numbers from /proc/PID/pagemap.
+ */
+struct ksm_worker {
+	pid_t pid;
+	int cmd_fd;		/* commands to the worker */
+	int reply_fd;		/* replies from the worker */
+	int pagemap_fd;		/* /proc/PID/pagemap of the worker */
+	char *addr;		/* the mapping, in the worker's address space */
+	size_t npages;
+};
+
+int worker_start(struct ksm_worker *w, const uint64_t *tags, size_t npages);
+int worker_write(struct ksm_worker *w, size_t idx, uint64_t tag);
+int worker_check(struct ksm_worker *w);
+int worker_madvise(struct ksm_worker *w, size_t first, size_t nr, int advice);
+int worker_stop(struct ksm_worker *w);
+unsigned long worker_pfn(struct ksm_worker *w, size_t idx);
+int worker_pfns(struct ksm_worker *w, unsigned long *pfns);
+
+#endif /* KSM_COMMON_H */
