@@ -1,0 +1,307 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Merging: identical pages in separate processes, and within one process,
+ * end up on one page frame; unique pages do not; the counters agree; and a
+ * write to a merged page breaks COW for the writer only.
+ *
+ * Every process maps and fills its own memory after fork, so nothing is
+ * shared except what KSM shares.  "Merged" is decided from the frame
+ * numbers in /proc/PID/pagemap, then the counters are checked against it
+ * with ksmd stopped.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
+
+#include "../kselftest_harness.h"
+#include "ksm_common.h"
+
+#define MAX_WORKERS	3
+
+FIXTURE(merge) {
+	struct ksm_saved saved;
+	struct ksm_worker w[MAX_WORKERS];
+};
+
+FIXTURE_SETUP(merge)
+{
+	memset(self->w, 0, sizeof(self->w));
+	if (geteuid())
+		SKIP(return, "needs root: KSM knobs and pagemap frame numbers");
+	if (!ksm_available())
+		SKIP(return, "no " KSM_SYSFS_DIR " (CONFIG_KSM=n?)");
+	if (!pfns_visible())
+		SKIP(return, "pagemap shows no frame numbers");
+	ksm_save(&self->saved);
+	ASSERT_EQ(0, ksm_prepare(1000, 10));
+}
+
+FIXTURE_TEARDOWN(merge)
+{
+	int i;
+
+	for (i = 0; i < MAX_WORKERS; i++)
+		worker_stop(&self->w[i]);
+	ksm_restore(&self->saved);
+}
+
+/* Pages [first, first + nr) of every worker in @w share one frame each. */
+struct same_frames {
+	struct ksm_worker *w;
+	int nr_workers;
+	size_t first, nr;
+};
+
+static bool frames_shared(void *arg)
+{
+	struct same_frames *s = arg;
+	unsigned long pfn;
+	size_t i;
+	int j;
+
+	for (i = s->first; i < s->first + s->nr; i++) {
+		pfn = worker_pfn(&s->w[0], i);
+		if (!pfn)
+			return false;
+		for (j = 1; j < s->nr_workers; j++)
+			if (worker_pfn(&s->w[j], i) != pfn)
+				return false;
+	}
+	return true;
+}
+
+/* Every page of one worker is on the same frame. */
+static bool all_one_frame(void *arg)
+{
+	struct ksm_worker *w = arg;
+	unsigned long pfn = worker_pfn(w, 0);
+	size_t i;
+
+	if (!pfn)
+		return false;
+	for (i = 1; i < w->npages; i++)
+		if (worker_pfn(w, i) != pfn)
+			return false;
+	return true;
+}
+
+static uint64_t *make_tags(size_t n, uint64_t base)
+{
+	uint64_t *tags = malloc(n * sizeof(*tags));
+	size_t i;
+
+	for (i = 0; tags && i < n; i++)
+		tags[i] = base + i;
+	return tags;
+}
+
+/*
+ * Two processes with 32 pages alike and 32 pages of their own: the 32 pairs
+ * merge, the rest stay apart.  pages_shared counts the 32 KSM pages,
+ * pages_sharing the 32 mappings saved, pages_unshared the 64 unique pages.
+ */
+TEST_F_TIMEOUT(merge, across_processes, KSM_TEST_TIMEOUT)
+{
+	const size_t ndup = 32, nuniq = 32, n = ndup + nuniq;
+	struct same_frames dups = { self->w, 2, 0, ndup };
+	unsigned long pfns[2 * (32 + 32)], pfns_b[32 + 32];
+	struct ksm_counters c;
+	uint64_t *ta, *tb;
+	size_t i;
+
+	ta = make_tags(n, 0xa000);
+	tb = make_tags(n, 0xb000);
+	ASSERT_TRUE(ta && tb);
+	for (i = 0; i < ndup; i++)
+		ta[i] = tb[i] = 0x1000 + i;
+	ASSERT_EQ(0, worker_start(&self->w[0], ta, n));
+	ASSERT_EQ(0, worker_start(&self->w[1], tb, n));
+
+	ASSERT_EQ(0, ksm_set("run", 1));
+	ASSERT_EQ(0, ksm_wait_for(frames_shared, &dups, KSM_WAIT_SECS))
+		TH_LOG("identical pages of two processes were not merged");
+	ASSERT_EQ(0, ksm_wait_scans(KSM_SETTLE_SCANS, KSM_WAIT_SECS));
+	ASSERT_EQ(0, ksm_stop_and_read(&c));
+
+	/* The pairs still share; everything else is on a frame of its own. */
+	EXPECT_TRUE(frames_shared(&dups));
+	worker_pfns(&self->w[0], pfns);
+	worker_pfns(&self->w[1], pfns_b);
+	memcpy(pfns + n, pfns_b + ndup, nuniq * sizeof(*pfns));
+	EXPECT_TRUE(pfns_all_distinct(pfns, n + nuniq)) {
+		for (i = 0; i < n; i++)
+			TH_LOG("page %zu: %lx %lx", i, pfns[i], pfns_b[i]);
+	}
+	EXPECT_EQ(0, worker_check(&self->w[0]));
+	EXPECT_EQ(0, worker_check(&self->w[1]));
+
+	EXPECT_EQ(ndup, c.shared);
+	EXPECT_EQ(ndup, c.sharing);
+	EXPECT_EQ(2 * nuniq, c.unshared);
+	EXPECT_EQ(0, c.volatile_);
+	free(ta);
+	free(tb);
+}
+
+/* 64 identical pages of one process: one KSM page, 63 mappings saved. */
+TEST_F_TIMEOUT(merge, within_one_process, KSM_TEST_TIMEOUT)
+{
+	const size_t n = 64;
+	struct ksm_counters c;
+	uint64_t tags[64];
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		tags[i] = 0x5a5a;
+	ASSERT_EQ(0, worker_start(&self->w[0], tags, n));
+	ASSERT_EQ(0, ksm_set("run", 1));
+	ASSERT_EQ(0, ksm_wait_for(all_one_frame, &self->w[0], KSM_WAIT_SECS))
+		TH_LOG("identical pages of one process were not merged");
+	ASSERT_EQ(0, ksm_wait_scans(KSM_SETTLE_SCANS, KSM_WAIT_SECS));
+	ASSERT_EQ(0, ksm_stop_and_read(&c));
+
+	EXPECT_TRUE(all_one_frame(&self->w[0]));
+	EXPECT_EQ(0, worker_check(&self->w[0]));
+	EXPECT_EQ(1, c.shared);
+	EXPECT_EQ(n - 1, c.sharing);
+	EXPECT_EQ(0, c.unshared);
+	EXPECT_EQ(0, c.volatile_);
+}
+
+/* Three processes alike: each KSM page is mapped three times. */
+TEST_F_TIMEOUT(merge, three_processes, KSM_TEST_TIMEOUT)
+{
+	const size_t n = 16;
+	struct same_frames all = { self->w, 3, 0, n };
+	struct ksm_counters c;
+	unsigned long pfns[16];
+	uint64_t *tags;
+	int j;
+
+	tags = make_tags(n, 0x3000);
+	ASSERT_NE(NULL, tags);
+	for (j = 0; j < 3; j++)
+		ASSERT_EQ(0, worker_start(&self->w[j], tags, n));
+	ASSERT_EQ(0, ksm_set("run", 1));
+	ASSERT_EQ(0, ksm_wait_for(frames_shared, &all, KSM_WAIT_SECS))
+		TH_LOG("three processes alike were not merged");
+	ASSERT_EQ(0, ksm_wait_scans(KSM_SETTLE_SCANS, KSM_WAIT_SECS));
+	ASSERT_EQ(0, ksm_stop_and_read(&c));
+
+	EXPECT_TRUE(frames_shared(&all));
+	/* Different contents, different KSM pages. */
+	worker_pfns(&self->w[0], pfns);
+	EXPECT_TRUE(pfns_all_distinct(pfns, n));
+	for (j = 0; j < 3; j++)
+		EXPECT_EQ(0, worker_check(&self->w[j]));
+	EXPECT_EQ(n, c.shared);
+	EXPECT_EQ(2 * n, c.sharing);
+	EXPECT_EQ(0, c.unshared);
+	EXPECT_EQ(0, c.volatile_);
+	free(tags);
+}
+
+/*
+ * Nothing alike, nothing merged: every page keeps its frame and is counted
+ * in pages_unshared once ksmd has seen it twice.
+ */
+TEST_F_TIMEOUT(merge, unique_pages_not_merged, KSM_TEST_TIMEOUT)
+{
+	const size_t n = 64;
+	unsigned long pfns[2 * 64];
+	struct ksm_counters c;
+	uint64_t *ta, *tb;
+
+	ta = make_tags(n, 0x10000);
+	tb = make_tags(n, 0x20000);
+	ASSERT_TRUE(ta && tb);
+	ASSERT_EQ(0, worker_start(&self->w[0], ta, n));
+	ASSERT_EQ(0, worker_start(&self->w[1], tb, n));
+	ASSERT_EQ(0, ksm_set("run", 1));
+	ASSERT_EQ(0, ksm_wait_scans(KSM_SETTLE_SCANS + 1, KSM_WAIT_SECS));
+	ASSERT_EQ(0, ksm_stop_and_read(&c));
+
+	worker_pfns(&self->w[0], pfns);
+	worker_pfns(&self->w[1], pfns + n);
+	EXPECT_TRUE(pfns_all_distinct(pfns, 2 * n));
+	EXPECT_EQ(0, worker_check(&self->w[0]));
+	EXPECT_EQ(0, worker_check(&self->w[1]));
+	EXPECT_EQ(0, c.shared);
+	EXPECT_EQ(0, c.sharing);
+	EXPECT_EQ(2 * n, c.unshared);
+	EXPECT_EQ(0, c.volatile_);
+	free(ta);
+	free(tb);
+}
+
+/*
+ * A write to a merged page gives the writer a copy with the new data and
+ * leaves the other process on the KSM page with the old data.  Rewriting
+ * the same data copies too, and the copy is merged again later.
+ */
+TEST_F_TIMEOUT(merge, write_breaks_cow, KSM_TEST_TIMEOUT)
+{
+	const size_t n = 16, changed = 3, rewritten = 5;
+	struct same_frames all = { self->w, 2, 0, n };
+	struct same_frames again = { self->w, 2, rewritten, 1 };
+	struct ksm_worker *a = &self->w[0], *b = &self->w[1];
+	unsigned long ksm_pfn[16], pfn;
+	struct ksm_counters c;
+	uint64_t *tags;
+	size_t i;
+
+	tags = make_tags(n, 0x4000);
+	ASSERT_NE(NULL, tags);
+	ASSERT_EQ(0, worker_start(a, tags, n));
+	ASSERT_EQ(0, worker_start(b, tags, n));
+	ASSERT_EQ(0, ksm_set("run", 1));
+	ASSERT_EQ(0, ksm_wait_for(frames_shared, &all, KSM_WAIT_SECS))
+		TH_LOG("identical pages of two processes were not merged");
+	ASSERT_EQ(0, ksm_set("run", 0));
+	worker_pfns(a, ksm_pfn);
+
+	/* A writes new data: A gets a new frame, B keeps the KSM page. */
+	ASSERT_EQ(0, worker_write(a, changed, 0xc0c0c0));
+	pfn = worker_pfn(a, changed);
+	EXPECT_NE(0, pfn);
+	EXPECT_NE(ksm_pfn[changed], pfn);
+	EXPECT_EQ(ksm_pfn[changed], worker_pfn(b, changed));
+	EXPECT_EQ(0, worker_check(a)) TH_LOG("the writer lost its data");
+	EXPECT_EQ(0, worker_check(b)) TH_LOG("the other side saw the write");
+
+	/* B rewrites what was there: still a copy, for B only. */
+	ASSERT_EQ(0, worker_write(b, rewritten, tags[rewritten]));
+	pfn = worker_pfn(b, rewritten);
+	EXPECT_NE(0, pfn);
+	EXPECT_NE(ksm_pfn[rewritten], pfn);
+	EXPECT_EQ(ksm_pfn[rewritten], worker_pfn(a, rewritten));
+	EXPECT_EQ(0, worker_check(a));
+	EXPECT_EQ(0, worker_check(b));
+
+	/* The other pages were not disturbed. */
+	for (i = 0; i < n; i++) {
+		if (i == changed || i == rewritten)
+			continue;
+		EXPECT_EQ(ksm_pfn[i], worker_pfn(a, i)) TH_LOG("page %zu", i);
+		EXPECT_EQ(ksm_pfn[i], worker_pfn(b, i)) TH_LOG("page %zu", i);
+	}
+
+	/* The rewritten copy merges again; the changed page has no twin. */
+	ASSERT_EQ(0, ksm_set("run", 1));
+	ASSERT_EQ(0, ksm_wait_for(frames_shared, &again, KSM_WAIT_SECS))
+		TH_LOG("a rewritten page was not merged again");
+	ASSERT_EQ(0, ksm_wait_scans(KSM_SETTLE_SCANS, KSM_WAIT_SECS));
+	ASSERT_EQ(0, ksm_stop_and_read(&c));
+	EXPECT_NE(worker_pfn(a, changed), worker_pfn(b, changed));
+	EXPECT_EQ(0, worker_check(a));
+	EXPECT_EQ(0, worker_check(b));
+	/* 15 pairs share; A's changed page is unique. */
+	EXPECT_EQ(n - 1, c.sharing);
+	EXPECT_EQ(1, c.unshared);
+	free(tags);
+}
+
+TEST_HARNESS_MAIN
