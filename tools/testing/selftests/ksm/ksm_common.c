@@ -336,17 +336,22 @@ bool page_has(const void *page, uint64_t tag)
 }
 
 /*
- * Does the VMA that starts at @addr carry @flag (e.g. "mg") in the VmFlags
- * line of /proc/self/smaps?  Returns 1, 0, or a negative errno.
+ * Does the VMA of process @pid (0: this one) that starts at @addr carry
+ * @flag (e.g. "mg" for VM_MERGEABLE) in the VmFlags line of smaps?
+ * Returns 1, 0, or a negative errno (-ENOENT: no VMA starts there).
  */
-int vma_flag(void *addr, const char *flag)
+int vma_flag(pid_t pid, void *addr, const char *flag)
 {
 	char line[512], want[32];
 	bool in_vma = false;
 	int ret = -ENOENT;
 	FILE *f;
 
-	f = fopen("/proc/self/smaps", "r");
+	if (pid)
+		snprintf(line, sizeof(line), "/proc/%d/smaps", pid);
+	else
+		snprintf(line, sizeof(line), "/proc/self/smaps");
+	f = fopen(line, "r");
 	if (!f)
 		return -errno;
 	snprintf(want, sizeof(want), "%lx-", (unsigned long)addr);
@@ -401,6 +406,21 @@ unsigned long pagemap_pfn(int fd, const void *addr)
 	if (!(ent & PM_PRESENT))
 		return 0;
 	return ent & PM_PFN_MASK;
+}
+
+/*
+ * Why this test cannot run here, or NULL if it can: it needs root (to
+ * write the knobs), KSM, and (@need_pfns) frame numbers in pagemap.
+ */
+const char *ksm_skip_reason(bool need_pfns)
+{
+	if (geteuid())
+		return "needs root: KSM knobs and pagemap frame numbers";
+	if (!ksm_available())
+		return "no " KSM_SYSFS_DIR " (CONFIG_KSM=n?)";
+	if (need_pfns && !pfns_visible())
+		return "pagemap shows no frame numbers";
+	return NULL;
 }
 
 /* Frame numbers are only shown to CAP_SYS_ADMIN. */
@@ -646,6 +666,8 @@ int worker_stop(struct ksm_worker *w)
 
 unsigned long worker_pfn(struct ksm_worker *w, size_t idx)
 {
+	if (!w->pid || idx >= w->npages)
+		return 0;
 	return pagemap_pfn(w->pagemap_fd, w->addr + idx * page_size);
 }
 
@@ -656,4 +678,49 @@ int worker_pfns(struct ksm_worker *w, unsigned long *pfns)
 	for (i = 0; i < w->npages; i++)
 		pfns[i] = worker_pfn(w, i);
 	return 0;
+}
+
+/* Pages [first, first + nr) of every worker in @s->w share one frame each. */
+bool frames_shared(void *arg)
+{
+	struct same_frames *s = arg;
+	unsigned long pfn;
+	size_t i;
+	int j;
+
+	for (i = s->first; i < s->first + s->nr; i++) {
+		pfn = worker_pfn(&s->w[0], i);
+		if (!pfn)
+			return false;
+		for (j = 1; j < s->nr_workers; j++)
+			if (worker_pfn(&s->w[j], i) != pfn)
+				return false;
+	}
+	return true;
+}
+
+/* Every page of one worker is on the same frame. */
+bool all_one_frame(void *arg)
+{
+	struct ksm_worker *w = arg;
+	unsigned long pfn = worker_pfn(w, 0);
+	size_t i;
+
+	if (!pfn)
+		return false;
+	for (i = 1; i < w->npages; i++)
+		if (worker_pfn(w, i) != pfn)
+			return false;
+	return true;
+}
+
+/* @n distinct tags counting up from @base, to be freed by the caller. */
+uint64_t *make_tags(size_t n, uint64_t base)
+{
+	uint64_t *tags = malloc(n * sizeof(*tags));
+	size_t i;
+
+	for (i = 0; tags && i < n; i++)
+		tags[i] = base + i;
+	return tags;
 }

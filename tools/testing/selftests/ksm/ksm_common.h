@@ -64,6 +64,7 @@ extern size_t page_size;
 
 /* sysfs knobs */
 bool ksm_available(void);
+const char *ksm_skip_reason(bool need_pfns);
 bool ksm_knob_exists(const char *name);
 int ksm_read(const char *name, unsigned long *val);
 unsigned long ksm_get(const char *name);
@@ -84,7 +85,7 @@ unsigned long now_ms(void);
 char *map_anon(size_t npages, bool shared);
 void fill_page(void *page, uint64_t tag);
 bool page_has(const void *page, uint64_t tag);
-int vma_flag(void *addr, const char *flag);
+int vma_flag(pid_t pid, void *addr, const char *flag);
 
 /* pagemap */
 int pagemap_open(pid_t pid);
@@ -114,5 +115,16 @@ int worker_madvise(struct ksm_worker *w, size_t first, size_t nr, int advice);
 int worker_stop(struct ksm_worker *w);
 unsigned long worker_pfn(struct ksm_worker *w, size_t idx);
 int worker_pfns(struct ksm_worker *w, unsigned long *pfns);
+
+/* Conditions for ksm_wait_for() */
+struct same_frames {
+	struct ksm_worker *w;	/* array of nr_workers */
+	int nr_workers;
+	size_t first, nr;	/* the pages to look at */
+};
+
+bool frames_shared(void *same_frames);
+bool all_one_frame(void *worker);
+uint64_t *make_tags(size_t n, uint64_t base);
 
 #endif /* KSM_COMMON_H */

@@ -44,12 +44,12 @@ FIXTURE(knobs) {
 
 FIXTURE_SETUP(knobs)
 {
+	const char *skip = ksm_skip_reason(true);
+
 	self->keeper = NULL;
 	self->pagemap_fd = -1;
-	if (geteuid())
-		SKIP(return, "KSM knobs can only be written by root");
-	if (!ksm_available())
-		SKIP(return, "no " KSM_SYSFS_DIR " (CONFIG_KSM=n?)");
+	if (skip)
+		SKIP(return, "%s", skip);
 	ksm_save(&self->saved);
 	ASSERT_EQ(0, ksm_prepare(1000, 10));
 }
@@ -289,10 +289,10 @@ FIXTURE_VARIANT_ADD(junk, sleep_millisecs) {
 
 FIXTURE_SETUP(junk)
 {
-	if (geteuid())
-		SKIP(return, "KSM knobs can only be written by root");
-	if (!ksm_available())
-		SKIP(return, "no " KSM_SYSFS_DIR " (CONFIG_KSM=n?)");
+	const char *skip = ksm_skip_reason(false);
+
+	if (skip)
+		SKIP(return, "%s", skip);
 	ksm_save(&self->saved);
 	ASSERT_EQ(0, ksm_set("run", 2));
 }

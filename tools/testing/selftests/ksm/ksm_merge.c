@@ -28,13 +28,11 @@ FIXTURE(merge) {
 
 FIXTURE_SETUP(merge)
 {
+	const char *skip = ksm_skip_reason(true);
+
 	memset(self->w, 0, sizeof(self->w));
-	if (geteuid())
-		SKIP(return, "needs root: KSM knobs and pagemap frame numbers");
-	if (!ksm_available())
-		SKIP(return, "no " KSM_SYSFS_DIR " (CONFIG_KSM=n?)");
-	if (!pfns_visible())
-		SKIP(return, "pagemap shows no frame numbers");
+	if (skip)
+		SKIP(return, "%s", skip);
 	ksm_save(&self->saved);
 	ASSERT_EQ(0, ksm_prepare(1000, 10));
 }
@@ -46,56 +44,6 @@ FIXTURE_TEARDOWN(merge)
 	for (i = 0; i < MAX_WORKERS; i++)
 		worker_stop(&self->w[i]);
 	ksm_restore(&self->saved);
-}
-
-/* Pages [first, first + nr) of every worker in @w share one frame each. */
-struct same_frames {
-	struct ksm_worker *w;
-	int nr_workers;
-	size_t first, nr;
-};
-
-static bool frames_shared(void *arg)
-{
-	struct same_frames *s = arg;
-	unsigned long pfn;
-	size_t i;
-	int j;
-
-	for (i = s->first; i < s->first + s->nr; i++) {
-		pfn = worker_pfn(&s->w[0], i);
-		if (!pfn)
-			return false;
-		for (j = 1; j < s->nr_workers; j++)
-			if (worker_pfn(&s->w[j], i) != pfn)
-				return false;
-	}
-	return true;
-}
-
-/* Every page of one worker is on the same frame. */
-static bool all_one_frame(void *arg)
-{
-	struct ksm_worker *w = arg;
-	unsigned long pfn = worker_pfn(w, 0);
-	size_t i;
-
-	if (!pfn)
-		return false;
-	for (i = 1; i < w->npages; i++)
-		if (worker_pfn(w, i) != pfn)
-			return false;
-	return true;
-}
-
-static uint64_t *make_tags(size_t n, uint64_t base)
-{
-	uint64_t *tags = malloc(n * sizeof(*tags));
-	size_t i;
-
-	for (i = 0; tags && i < n; i++)
-		tags[i] = base + i;
-	return tags;
 }
 
 /*
@@ -183,8 +131,9 @@ TEST_F_TIMEOUT(merge, three_processes, KSM_TEST_TIMEOUT)
 
 	tags = make_tags(n, 0x3000);
 	ASSERT_NE(NULL, tags);
-	for (j = 0; j < 3; j++)
+	for (j = 0; j < 3; j++) {
 		ASSERT_EQ(0, worker_start(&self->w[j], tags, n));
+	}
 	ASSERT_EQ(0, ksm_set("run", 1));
 	ASSERT_EQ(0, ksm_wait_for(frames_shared, &all, KSM_WAIT_SECS))
 		TH_LOG("three processes alike were not merged");
@@ -195,8 +144,9 @@ TEST_F_TIMEOUT(merge, three_processes, KSM_TEST_TIMEOUT)
 	/* Different contents, different KSM pages. */
 	worker_pfns(&self->w[0], pfns);
 	EXPECT_TRUE(pfns_all_distinct(pfns, n));
-	for (j = 0; j < 3; j++)
+	for (j = 0; j < 3; j++) {
 		EXPECT_EQ(0, worker_check(&self->w[j]));
+	}
 	EXPECT_EQ(n, c.shared);
 	EXPECT_EQ(2 * n, c.sharing);
 	EXPECT_EQ(0, c.unshared);
