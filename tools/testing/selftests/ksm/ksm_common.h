@@ -23,8 +23,8 @@
  * get a harness timeout well above it, so that a stuck ksmd is reported by
  * the assertion that waited for it (and the fixture teardown still runs).
  */
-#define KSM_WAIT_SECS		90
-#define KSM_TEST_TIMEOUT	240
+#define KSM_WAIT_SECS		60
+#define KSM_TEST_TIMEOUT	180
 
 /*
  * Full scans to wait after the last change before deciding that something
