@@ -85,6 +85,9 @@ new_patched=$(patched_files)
 full=0
 if [[ ! -f $state/patches.sha ]]; then
 	full=1
+elif [[ $base/.harness-unpacked -nt $state/patches.sha ]]; then
+	log "build/base was unpacked anew: rebuilding build/src from base"
+	full=1
 elif [[ $(cat "$state/patches.sha") != "$new_patch_hash" ]]; then
 	log "patch set changed: rebuilding build/src from base"
 	full=1

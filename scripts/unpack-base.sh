@@ -13,7 +13,8 @@ base=$BUILD/base
 stamp=$base/.harness-unpacked
 
 [[ -f $BASE_TARBALL ]] || die "$BASE_TARBALL not found (apt-get install $BASE_PKG)"
-if [[ -f $stamp ]]; then
+# Done already, unless the package brought a newer tarball.
+if [[ -f $stamp && ! $BASE_TARBALL -nt $stamp ]]; then
 	exit 0
 fi
 

@@ -1,0 +1,125 @@
+# SPDX-License-Identifier: GPL-2.0
+# Build and test harness for our KSM on Linux 6.12 (Debian's linux-source).
+#
+# Stages, each a file under build/ (git-ignored) that make keeps up to date;
+# the logic lives in scripts/:
+#
+#   deps       Debian packages (scripts/install-deps.sh; apt only if missing)
+#   base       build/base/           pristine unpack of the tarball
+#   src        build/src/            base - upstream KSM + our files + patches/
+#   kernel     build/kernel/bzImage  our kernel   (O=build/kernel)
+#   baseline   build/baseline/bzImage upstream KSM, same config (O=build/baseline)
+#   tests      build/tests/          uapi headers, upstream ksm tests, our selftests
+#   initramfs  build/initramfs.cpio.gz busybox, tests, demo, scripts/guest-init
+#   check, run, shell                boot it in QEMU (TCG)
+#
+# "make help" lists targets and variables.
+
+SHELL := /bin/bash
+
+# Which kernel check/run/shell boot: ours, or baseline (upstream KSM).
+KERNEL ?= ours
+# Parallel jobs for kbuild and the tests' builds.
+JOBS ?= $(shell nproc)
+export JOBS
+
+B := build
+BASE_STAMP := $(B)/base/.harness-unpacked
+SYNCED := $(B)/src/.harness-state/synced
+TESTS_STAMP := $(B)/tests/.harness-built
+DEMO := $(B)/demo/ksm_demo
+INITRAMFS := $(B)/initramfs.cpio.gz
+CONFIGS := $(wildcard configs/*.config)
+KCONFIG_DEPS := $(CONFIGS) scripts/kernel-config.sh scripts/build-kernel.sh
+
+ifeq ($(KERNEL),ours)
+KIMAGE := $(B)/kernel/bzImage
+else ifeq ($(KERNEL),baseline)
+KIMAGE := $(B)/baseline/bzImage
+else
+$(error KERNEL must be "ours" or "baseline", not "$(KERNEL)")
+endif
+
+.PHONY: help deps base src kernel baseline tests initramfs check run shell clean distclean FORCE
+.DEFAULT_GOAL := help
+
+help:
+	@echo 'Harness for our KSM on Linux 6.12 (see README.md).'
+	@echo
+	@echo 'Main targets:'
+	@echo '  make run        build, boot our kernel, show KSM merging (demo/ksm_demo.c)'
+	@echo '  make check      build, boot once, run the KSM test suite; the last line is'
+	@echo '                  "N passed, N failed, N skipped", exit status 1 on failure'
+	@echo '  make shell      boot to an interactive busybox shell (exit: power off)'
+	@echo
+	@echo 'Stages (each also runs what it needs):'
+	@echo '  make deps       install missing Debian packages (apt only if needed)'
+	@echo '  make base       unpack /usr/src/linux-source-6.12.tar.xz into build/base'
+	@echo '  make src        bring build/src up to date (overlay + patches)'
+	@echo '  make kernel     build our kernel: build/kernel/bzImage'
+	@echo '  make baseline   build upstream KSM, same config: build/baseline/bzImage'
+	@echo '  make tests      headers, upstream ksm tests, our selftests: build/tests/'
+	@echo '  make initramfs  build/initramfs.cpio.gz'
+	@echo '  make clean      remove build outputs, keep build/base'
+	@echo '  make distclean  remove build/ entirely'
+	@echo
+	@echo 'Variables:'
+	@echo '  KERNEL=ours|baseline  kernel for check/run/shell (default: ours)'
+	@echo '  JOBS=N                parallel build jobs (default: nproc)'
+	@echo '  QEMU_TIMEOUT=S        host-side limit on one boot (check: at most'
+	@echo '                        2400 s by default; run: 600 s; shell: 3600 s)'
+
+deps:
+	@scripts/install-deps.sh
+
+base: $(BASE_STAMP)
+# The tarball comes with the linux-source-6.12 package (deps).
+/usr/src/linux-source-6.12.tar.xz: | deps
+	@test -f $@
+$(BASE_STAMP): /usr/src/linux-source-6.12.tar.xz | deps
+	@scripts/unpack-base.sh
+
+# Always run (it is cheap); it touches $(SYNCED) only when build/src changed.
+src: $(SYNCED)
+$(SYNCED): FORCE | $(BASE_STAMP)
+	@scripts/sync-src.sh
+
+kernel: $(B)/kernel/bzImage
+$(B)/kernel/bzImage: $(SYNCED) $(KCONFIG_DEPS)
+	@scripts/build-kernel.sh $(CURDIR)/$(B)/src $(CURDIR)/$(B)/kernel
+
+baseline: $(B)/baseline/bzImage
+$(B)/baseline/bzImage: $(BASE_STAMP) $(KCONFIG_DEPS)
+	@scripts/build-kernel.sh $(CURDIR)/$(B)/base $(CURDIR)/$(B)/baseline
+
+tests: $(TESTS_STAMP)
+$(TESTS_STAMP): $(SYNCED) scripts/build-tests.sh
+	@scripts/build-tests.sh
+	@touch $@
+
+# The demo, static, against the same exported headers as the tests.
+$(DEMO): demo/ksm_demo.c $(TESTS_STAMP)
+	@mkdir -p $(@D)
+	gcc -static -O2 -Wall -isystem $(B)/headers/include -o $@ $<
+
+initramfs: $(INITRAMFS)
+$(INITRAMFS): $(TESTS_STAMP) $(DEMO) scripts/guest-init scripts/mk-initramfs.sh
+	@scripts/mk-initramfs.sh
+
+check: $(KIMAGE) $(INITRAMFS)
+	@scripts/check.sh $(KIMAGE) $(KERNEL)
+
+run: $(KIMAGE) $(INITRAMFS)
+	@scripts/run.sh $(KIMAGE) $(KERNEL)
+
+shell: $(KIMAGE) $(INITRAMFS)
+	@scripts/qemu-run.sh shell $(KIMAGE) - $${QEMU_TIMEOUT:-3600}
+
+clean:
+	rm -rf $(B)/src $(B)/src.tmp $(B)/kernel $(B)/baseline $(B)/headers \
+		$(B)/tests $(B)/demo $(B)/tools $(B)/logs $(B)/initramfs.*
+
+distclean:
+	rm -rf $(B)
+
+FORCE:

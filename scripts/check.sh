@@ -1,0 +1,38 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# "make check": boot KERNEL_IMAGE once, run the whole test list in the
+# guest, and judge the console log on the host (scripts/verdict.py).
+#
+# usage: check.sh KERNEL_IMAGE NAME
+#   NAME  ours | baseline: names the log, build/logs/check-NAME-<time>.log
+#         (build/logs/check-NAME.log links to the latest)
+#
+# QEMU's timeout is the sum of the per-program timeouts plus boot time,
+# capped by QEMU_TIMEOUT (default 2400 s) so that a run that hangs in
+# every program still ends well within CI's limit.
+# The last line printed is the verdict's "N passed, N failed, N skipped".
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+kernel=$1 name=$2
+list=$BUILD/tests/tests.list
+cap=${QEMU_TIMEOUT:-2400}
+
+base_version
+sum=$(awk '$1 ~ /^[0-9]+$/ {s += $1 + 5} END {print s + 120}' "$list")
+limit=$((sum < cap ? sum : cap))
+
+log_file=$BUILD/logs/check-$name-$(date +%Y%m%d-%H%M%S).log
+start=$SECONDS
+set +e
+"$ROOT/scripts/qemu-run.sh" check "$kernel" "$log_file" "$limit"
+qemu_rc=$?
+set -e
+ln -sfn "$(basename "$log_file")" "$BUILD/logs/check-$name.log"
+
+echo
+log "check on $name kernel: boot and tests took $((SECONDS - start)) s;" \
+    "console log: ${log_file#$ROOT/}"
+base_version
+exec python3 "$ROOT/scripts/verdict.py" check "$log_file" "$list" \
+	"$ROOT/tests/known-failures" --qemu-rc "$qemu_rc"

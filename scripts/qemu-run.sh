@@ -1,0 +1,44 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Boot a kernel with our initramfs in QEMU (TCG: there is no KVM here) and
+# keep a copy of the console.
+#
+# usage: qemu-run.sh MODE BZIMAGE LOG [TIMEOUT_S]
+#   MODE     check | run | shell (passed as harness=MODE to the guest init)
+#   LOG      console copy (check/run only; the shell is not logged)
+#
+# The guest powers off with "reboot -f"; -no-reboot turns that into a QEMU
+# exit.  QEMU always runs under timeout(1), so a hung guest cannot hang the
+# host; the exit status is timeout's (124 when it fired).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+mode=$1 kernel=$2 log=$3 limit=${4:-600}
+initrd=$BUILD/initramfs.cpio.gz
+[[ -f $kernel ]] || die "no kernel image $kernel"
+[[ -f $initrd ]] || die "no initramfs $initrd"
+
+# console=ttyS0: everything on the serial port, which -nographic wires to
+# our stdio.  numa=fake=2: two nodes for ksm_tests -N.  No panic_on_oops:
+# we want to see a splat and carry on; panic=-1 reboots (= QEMU exits) at
+# once should the kernel panic anyway.
+append="console=ttyS0 numa=fake=2 panic=-1 harness=$mode"
+qemu=(qemu-system-x86_64 -machine q35 -cpu max -smp 2 -m 2G
+      -nographic -no-reboot -kernel "$kernel" -initrd "$initrd"
+      -append "$append")
+
+log "boot: ${kernel#$ROOT/} (QEMU TCG, timeout ${limit}s)"
+echo "${qemu[*]@Q}"
+
+if [[ $mode == shell ]]; then
+	exec timeout --foreground "$limit" "${qemu[@]}"
+fi
+
+mkdir -p "$(dirname "$log")"
+set +e
+# No stdin: QEMU's -nographic console would otherwise read the terminal.
+timeout --foreground "$limit" "${qemu[@]}" < /dev/null 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+((rc != 124)) || warn "QEMU timed out after ${limit}s"
+exit "$rc"

@@ -1,0 +1,20 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# "make run": boot KERNEL_IMAGE and let /demo/ksm_demo show KSM at work
+# (see demo/ksm_demo.c).  Exit status 0 only if the demo succeeded and the
+# kernel printed no splat.
+#
+# usage: run.sh KERNEL_IMAGE NAME
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+kernel=$1 name=$2
+log_file=$BUILD/logs/run-$name.log
+
+base_version
+set +e
+"$ROOT/scripts/qemu-run.sh" run "$kernel" "$log_file" "${QEMU_TIMEOUT:-600}"
+qemu_rc=$?
+set -e
+echo
+exec python3 "$ROOT/scripts/verdict.py" run "$log_file" --qemu-rc "$qemu_rc"
