@@ -1,0 +1,2449 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Kernel Samepage Merging
+ *
+ * ksmd finds anonymous pages of identical content in the areas that
+ * processes registered with madvise(MADV_MERGEABLE) or
+ * prctl(PR_SET_MEMORY_MERGE), and maps one write-protected copy in place
+ * of them all.
+ */
+
+/**
+ * DOC: Overview
+ *
+ * ksmd walks, a few pages at a time, every address of every mergeable area
+ * of every registered mm, and keeps one *item* (struct ksm_item) for each
+ * anonymous page it has met: which mm, which address, and what the page
+ * looked like last time.  It asks two questions of each page.
+ *
+ * Is there already a KSM page with this content?  The *stable tree* holds
+ * one node (struct ksm_stable) for each KSM page.  A KSM page is mapped
+ * read-only wherever it is mapped, and anyone who writes to it gets a copy
+ * through the ordinary copy-on-write fault, so its content never changes:
+ * the stable tree is exact, and a hit is merged at once.
+ *
+ * Else, has another page had this content since this pass began?  The
+ * *unstable tree* holds the items of pages that ksmd has seen twice with
+ * the same checksum, a sign that they are not being written.  Nothing
+ * stops their owners from writing them later, so the tree is only a
+ * hint: a candidate is compared byte for byte under the page lock before
+ * it is merged, and the whole tree is thrown away at the end of every
+ * pass.  A page that matches becomes a new KSM page, and both mappings
+ * move to the stable tree.
+ *
+ * Both trees are ordered by a 32-bit checksum of the content (xxhash64,
+ * folded), with ties broken by the order of insertion.  The key of an
+ * item or node is fixed when it is inserted, so the trees stay well
+ * formed even when the pages beneath the unstable tree change; a search
+ * compares contents only for the few candidates with an equal checksum,
+ * and so needs neither page references nor another mm's mmap_lock on
+ * its way down.
+ *
+ * Merging write-protects the page first (clearing the PTE and flushing the
+ * TLB, so that no CPU and no GUP-fast can write it behind our back, and
+ * refusing pages with extra references such as DMA pins), then compares,
+ * then replaces the PTE.  A write that comes later faults, and do_wp_page()
+ * never reuses a KSM page: it copies.
+ *
+ * Every full pass starts a new unstable tree.  Items remember which pass
+ * put them in the tree, so old ones are simply forgotten when met again,
+ * without a walk to tear the tree down.
+ */
+
+/**
+ * DOC: Locking
+ *
+ * ksm_lock (mutex)
+ *	The trees, the items, the stable nodes, the counters and the scan
+ *	cursor.  ksmd holds it for one batch of pages_to_scan pages; sysfs
+ *	writes that change the trees and "run" take it too.  Never taken
+ *	under an mmap_lock: madvise() and prctl() run with mmap_lock held
+ *	and so do their KSM work without it.
+ *
+ * mmap_lock (one mm at a time, for read)
+ *	Taken by ksmd to look at or change one mm's page tables, and dropped
+ *	before looking at another mm's.  A process that reads another's memory
+ *	(process_vm_readv()) holds two mmap_locks at once, in either order,
+ *	so ksmd must not.
+ *
+ * folio lock
+ *	Taken (trylock, except on KSM pages) on the page that is being
+ *	write-protected and replaced.  The lock of a KSM page also protects
+ *	its stable node's list of items: rmap_walk_ksm(), folio_migrate_ksm()
+ *	and collect_procs_ksm() run with it held.
+ *
+ * page table lock, anon_vma lock: as everywhere in mm.
+ *
+ * ksm_mm_lock (spinlock, innermost)
+ *	The list and hash of registered mms.  __ksm_enter() and __ksm_exit()
+ *	take only this, so fork, exec and exit never wait for ksmd.
+ *
+ * Order: ksm_lock -> mmap_lock -> folio lock (page, then KSM page) ->
+ * anon_vma lock / PTL; ksm_mm_lock nests inside any of them.
+ *
+ * ksmd holds only mm_count (mmgrab) on a registered mm, never mm_users:
+ * after taking mmap_lock it checks that mm_users is not zero, and
+ * __ksm_exit() takes and drops the mmap_lock for write, so that once it
+ * returns no ksmd that saw a live mm is still inside that mm.
+ */
+
+#define pr_fmt(fmt) "ksm: " fmt
+
+#include <linux/errno.h>
+#include <linux/mm.h>
+#include <linux/mm_inline.h>
+#include <linux/fs.h>
+#include <linux/mman.h>
+#include <linux/sched.h>
+#include <linux/sched/mm.h>
+#include <linux/sched/coredump.h>
+#include <linux/sched/cputime.h>
+#include <linux/rwsem.h>
+#include <linux/pagemap.h>
+#include <linux/rmap.h>
+#include <linux/spinlock.h>
+#include <linux/xxhash.h>
+#include <linux/delay.h>
+#include <linux/kthread.h>
+#include <linux/wait.h>
+#include <linux/slab.h>
+#include <linux/rbtree.h>
+#include <linux/memory.h>
+#include <linux/mmu_notifier.h>
+#include <linux/swap.h>
+#include <linux/ksm.h>
+#include <linux/hashtable.h>
+#include <linux/freezer.h>
+#include <linux/oom.h>
+#include <linux/numa.h>
+#include <linux/pagewalk.h>
+#include <linux/sysfs.h>
+#include <linux/kobject.h>
+
+#include <asm/tlbflush.h>
+#include "internal.h"
+#include "mm_slot.h"
+
+#define CREATE_TRACE_POINTS
+#include <trace/events/ksm.h>
+
+/* Item state, kept in the low bits of the (page aligned) address. */
+#define ITEM_UNSTABLE	BIT(0)	/* linked in an unstable tree */
+#define ITEM_STABLE	BIT(1)	/* linked to a stable node */
+#define ITEM_STATE	(ITEM_UNSTABLE | ITEM_STABLE)
+
+/**
+ * struct ksm_item - what ksmd knows of one page of one mm
+ * @next: the mm's next item, by increasing address
+ * @mm: the mm the page belongs to
+ * @address: the page's address, with the ITEM_* state in its low bits
+ * @anon_vma: when stable, the anon_vma to search for the mapping (pinned)
+ * @nid: when unstable, the node whose unstable tree holds the item
+ * @checksum: checksum of the content when last seen (the key when unstable)
+ * @pass: when unstable, the pass that inserted the item (low bits)
+ * @rb: when unstable, the link in the unstable tree
+ * @stable: when stable, the KSM page's node
+ * @link: when stable, the link in @stable's list of items
+ *
+ * One exists for every page ksmd tracks, so its size is the cost of KSM:
+ * 64 bytes on 64-bit, checked at build time.
+ */
+struct ksm_item {
+	struct ksm_item *next;
+	struct mm_struct *mm;
+	unsigned long address;
+	union {
+		struct anon_vma *anon_vma;
+		int nid;
+	};
+	u32 checksum;
+	u8 pass;
+	union {
+		struct rb_node rb;
+		struct {
+			struct ksm_stable *stable;
+			struct hlist_node link;
+		};
+	};
+};
+
+/**
+ * struct ksm_stable - one KSM page
+ * @rb: the link in the stable tree of @nid
+ * @items: the items that map this page (under the KSM page's lock)
+ * @pfn: the page frame that holds the KSM page now (moves with migration)
+ * @nr_items: how many items are on @items
+ * @checksum: checksum of the (unchanging) content: the key in the tree
+ * @nid: which stable tree holds this node
+ *
+ * The KSM folio's ->mapping points here, tagged with PAGE_MAPPING_KSM.
+ */
+struct ksm_stable {
+	struct rb_node rb;
+	struct hlist_head items;
+	unsigned long pfn;
+	unsigned int nr_items;
+	u32 checksum;
+	int nid;
+};
+
+/**
+ * struct ksm_mm - a registered mm
+ * @slot: the mm, its link in the hash and in the list of registered mms
+ * @items: the mm's items, sorted by address
+ */
+struct ksm_mm {
+	struct mm_slot slot;
+	struct ksm_item *items;
+};
+
+/**
+ * struct ksm_cursor - where ksmd's scan stands: there is only one
+ * @kmm: the registered mm being scanned (&ksm_mm_head between passes)
+ * @address: the next address to look at in @kmm
+ * @link: where the item for @address would go in @kmm's list
+ * @pass: number of the current pass; its low bits tag unstable items
+ */
+struct ksm_cursor {
+	struct ksm_mm *kmm;
+	unsigned long address;
+	struct ksm_item **link;
+	unsigned long pass;
+};
+
+#define KSM_RUN_STOP	0
+#define KSM_RUN_MERGE	1
+#define KSM_RUN_UNMERGE	2
+
+static DEFINE_MUTEX(ksm_lock);
+static DEFINE_SPINLOCK(ksm_mm_lock);
+static DEFINE_HASHTABLE(ksm_mm_hash, 10);
+
+static struct ksm_mm ksm_mm_head = {
+	.slot.mm_node = LIST_HEAD_INIT(ksm_mm_head.slot.mm_node),
+};
+static struct ksm_cursor ksm_cursor = {
+	.kmm = &ksm_mm_head,
+};
+
+static struct rb_root ksm_one_stable_tree = RB_ROOT;
+static struct rb_root ksm_one_unstable_tree = RB_ROOT;
+static struct rb_root *ksm_stable_trees = &ksm_one_stable_tree;
+static struct rb_root *ksm_unstable_trees = &ksm_one_unstable_tree;
+static struct rb_root *ksm_node_stable_trees;	/* merge_across_nodes = 0 */
+static struct rb_root *ksm_node_unstable_trees;
+
+static struct kmem_cache *ksm_item_cache;
+static struct kmem_cache *ksm_stable_cache;
+static struct kmem_cache *ksm_mm_cache;
+
+static struct task_struct *ksmd;
+static DECLARE_WAIT_QUEUE_HEAD(ksmd_wait);
+static DECLARE_WAIT_QUEUE_HEAD(ksmd_sleep_wait);
+
+/* Tunables (sysfs) */
+static unsigned int ksm_run = KSM_RUN_STOP;
+static unsigned int ksm_pages_to_scan = 100;
+static unsigned int ksm_sleep_millisecs = 20;
+static bool ksm_use_zero_pages __read_mostly;
+static bool ksm_merge_across_nodes = true;
+static int ksm_max_page_sharing = 256;
+static unsigned int ksm_prune_millisecs = 2000;
+static bool ksm_smart_scan = true;
+
+/* Counters (sysfs), under ksm_lock */
+static unsigned long ksm_pages_shared;		/* stable nodes in use */
+static unsigned long ksm_pages_sharing;		/* further mappings of them */
+static unsigned long ksm_pages_unshared;	/* items in unstable trees */
+static unsigned long ksm_items;			/* all items */
+static unsigned long ksm_stable_nodes;		/* all stable nodes */
+static unsigned long ksm_pages_scanned;
+static unsigned long ksm_pages_skipped;
+static unsigned long ksm_full_scans;
+
+/* KSM-placed zero pages, over all mms (see ksm_map_zero_page()). */
+atomic_long_t ksm_zero_pages = ATOMIC_LONG_INIT(0);
+
+/* Checksum of a page of zeroes, for use_zero_pages. */
+static u32 ksm_zero_checksum __read_mostly;
+
+/* ---------------------------------------------------------------------- */
+/* Items, stable nodes and registered mms: allocation and small helpers   */
+/* ---------------------------------------------------------------------- */
+
+static inline unsigned long item_address(const struct ksm_item *item)
+{
+	return item->address & PAGE_MASK;
+}
+
+static inline bool ksm_test_exit(struct mm_struct *mm)
+{
+	return atomic_read(&mm->mm_users) == 0;
+}
+
+static struct ksm_item *item_alloc(struct mm_struct *mm, unsigned long addr)
+{
+	struct ksm_item *item;
+
+	item = kmem_cache_zalloc(ksm_item_cache, GFP_KERNEL | __GFP_NORETRY |
+				 __GFP_NOWARN);
+	if (!item)
+		return NULL;
+	item->mm = mm;
+	item->address = addr;
+	ksm_items++;
+	mm->ksm_rmap_items++;
+	return item;
+}
+
+static void item_free(struct ksm_item *item)
+{
+	ksm_items--;
+	item->mm->ksm_rmap_items--;
+	kmem_cache_free(ksm_item_cache, item);
+}
+
+static inline struct ksm_stable *folio_stable(struct folio *folio)
+{
+	unsigned long mapping = (unsigned long)READ_ONCE(folio->mapping);
+
+	if ((mapping & PAGE_MAPPING_FLAGS) != PAGE_MAPPING_KSM)
+		return NULL;
+	return (struct ksm_stable *)(mapping & ~PAGE_MAPPING_FLAGS);
+}
+
+static inline void *stable_mapping(struct ksm_stable *stable)
+{
+	return (void *)((unsigned long)stable | PAGE_MAPPING_KSM);
+}
+
+/*
+ * Make @folio a KSM page of @stable, or with @stable NULL, a KSM page with
+ * no node: its content still never changes, but no rmap walk can find its
+ * mappings, so it must be unmapped.  Called with the folio locked.
+ */
+static void folio_set_stable(struct folio *folio, struct ksm_stable *stable)
+{
+	VM_WARN_ON_FOLIO(!folio_test_locked(folio), folio);
+	WRITE_ONCE(folio->mapping, stable_mapping(stable));
+}
+
+static struct ksm_mm *ksm_mm_lookup(struct mm_struct *mm)
+{
+	struct mm_slot *slot = mm_slot_lookup(ksm_mm_hash, mm);
+
+	return slot ? container_of(slot, struct ksm_mm, slot) : NULL;
+}
+
+static inline struct ksm_mm *ksm_mm_next(struct ksm_mm *kmm)
+{
+	return list_next_entry(kmm, slot.mm_node);
+}
+
+/* The tree an item or page belongs in. */
+static inline int ksm_tree_nid(struct page *page)
+{
+	return ksm_merge_across_nodes ? 0 : page_to_nid(page);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Content: checksum, comparison                                         */
+/* ---------------------------------------------------------------------- */
+
+static u32 page_checksum(struct page *page)
+{
+	void *addr = kmap_local_page(page);
+	u64 hash = xxh64(addr, PAGE_SIZE, 0);
+
+	kunmap_local(addr);
+	return (u32)hash ^ (u32)(hash >> 32);
+}
+
+static bool page_is_zero(struct page *page)
+{
+	void *addr = kmap_local_page(page);
+	bool zero = !memchr_inv(addr, 0, PAGE_SIZE);
+
+	kunmap_local(addr);
+	return zero;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Finding a KSM page from its stable node                               */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * stable_folio_get - the KSM page of @stable, referenced and maybe locked
+ *
+ * A stable node does not pin its page: the page goes away when its last
+ * mapping does (the free clears ->mapping), and migration moves it to
+ * another frame (folio_migrate_ksm() updates ->pfn, then clears the old
+ * page's ->mapping).  So take a speculative reference on whatever is at
+ * ->pfn and check that it still points back here; if not, look at ->pfn
+ * again in case migration moved it.
+ *
+ * Returns the folio, or NULL if the node is stale (its page is gone).
+ */
+static struct folio *stable_folio_get(struct ksm_stable *stable, bool lock)
+{
+	void *want = stable_mapping(stable);
+	unsigned long pfn;
+	struct folio *folio;
+
+again:
+	pfn = READ_ONCE(stable->pfn);
+	folio = pfn_folio(pfn);
+	if (READ_ONCE(folio->mapping) != want)
+		goto gone;
+
+	if (!folio_try_get(folio)) {
+		/*
+		 * A zero count means freed, or frozen while migration or
+		 * reclaim moves a swap cache page: wait for that to end.
+		 */
+		if (folio_test_swapcache(folio)) {
+			cond_resched();
+			goto again;
+		}
+		goto gone;
+	}
+	if (READ_ONCE(folio->mapping) != want)
+		goto gone_put;
+
+	if (lock) {
+		folio_lock(folio);
+		if (READ_ONCE(folio->mapping) != want) {
+			folio_unlock(folio);
+			goto gone_put;
+		}
+	}
+	return folio;
+
+gone_put:
+	folio_put(folio);
+gone:
+	/* Pairs with smp_wmb() in folio_migrate_ksm(). */
+	smp_rmb();
+	if (READ_ONCE(stable->pfn) != pfn)
+		goto again;
+	return NULL;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Stable nodes and the items linked to them                             */
+/* ---------------------------------------------------------------------- */
+
+/* Link @item to @stable: the KSM page is locked, or is being made one. */
+static void stable_link(struct ksm_stable *stable, struct ksm_item *item,
+			struct anon_vma *anon_vma)
+{
+	get_anon_vma(anon_vma);
+	item->anon_vma = anon_vma;
+	item->stable = stable;
+	item->address |= ITEM_STABLE;
+	hlist_add_head(&item->link, &stable->items);
+	if (stable->nr_items++)
+		ksm_pages_sharing++;
+	else
+		ksm_pages_shared++;
+	item->mm->ksm_merging_pages++;
+}
+
+/* Undo stable_link(): the KSM page is locked, or gone. */
+static void stable_unlink(struct ksm_item *item)
+{
+	struct ksm_stable *stable = item->stable;
+
+	hlist_del(&item->link);
+	if (--stable->nr_items)
+		ksm_pages_sharing--;
+	else
+		ksm_pages_shared--;
+	item->mm->ksm_merging_pages--;
+	put_anon_vma(item->anon_vma);
+	item->address &= ~ITEM_STABLE;
+	item->checksum = stable->checksum;
+	trace_ksm_remove_rmap_item(stable->pfn, item, item->mm);
+}
+
+static struct ksm_stable *stable_alloc(u32 checksum, int nid)
+{
+	struct ksm_stable *stable;
+
+	stable = kmem_cache_zalloc(ksm_stable_cache, GFP_KERNEL |
+				   __GFP_NORETRY | __GFP_NOWARN);
+	if (!stable)
+		return NULL;
+	INIT_HLIST_HEAD(&stable->items);
+	RB_CLEAR_NODE(&stable->rb);
+	stable->checksum = checksum;
+	stable->nid = nid;
+	ksm_stable_nodes++;
+	return stable;
+}
+
+static void stable_free(struct ksm_stable *stable)
+{
+	VM_WARN_ON_ONCE(!hlist_empty(&stable->items));
+	if (!RB_EMPTY_NODE(&stable->rb))
+		rb_erase(&stable->rb, &ksm_stable_trees[stable->nid]);
+	trace_ksm_remove_ksm_page(stable->pfn);
+	ksm_stable_nodes--;
+	kmem_cache_free(ksm_stable_cache, stable);
+}
+
+/* The KSM page of @stable is gone: forget every item that mapped it. */
+static void stable_drop_stale(struct ksm_stable *stable)
+{
+	struct ksm_item *item;
+	struct hlist_node *tmp;
+
+	hlist_for_each_entry_safe(item, tmp, &stable->items, link)
+		stable_unlink(item);
+	stable_free(stable);
+}
+
+/*
+ * Free @stable once nothing maps its page any longer: the locked @folio
+ * keeps its content but loses its node, and is freed with its last
+ * reference (a swap cache page, say).  A page still mapped by some
+ * process that has no item for it yet (a child forked after the merge)
+ * keeps its node, for the rmap walks that must find that mapping.
+ */
+static void stable_put_unused(struct ksm_stable *stable, struct folio *folio)
+{
+	if (stable->nr_items || folio_mapped(folio))
+		return;
+	folio_set_stable(folio, NULL);
+	stable_free(stable);
+}
+
+/* Insert @stable in its tree, after any node of equal checksum. */
+static void stable_insert(struct ksm_stable *stable)
+{
+	struct rb_root *root = &ksm_stable_trees[stable->nid];
+	struct rb_node **link = &root->rb_node, *parent = NULL;
+
+	while (*link) {
+		struct ksm_stable *other;
+
+		parent = *link;
+		other = rb_entry(parent, struct ksm_stable, rb);
+		if (stable->checksum < other->checksum)
+			link = &parent->rb_left;
+		else
+			link = &parent->rb_right;
+	}
+	rb_link_node(&stable->rb, parent, link);
+	rb_insert_color(&stable->rb, root);
+}
+
+/* ---------------------------------------------------------------------- */
+/* The unstable tree                                                      */
+/* ---------------------------------------------------------------------- */
+
+static inline u8 ksm_pass_tag(void)
+{
+	return (u8)ksm_cursor.pass;
+}
+
+static void unstable_erase(struct ksm_item *item)
+{
+	/* An item from an earlier pass sits in a tree nobody uses any more. */
+	if (item->pass == ksm_pass_tag())
+		rb_erase(&item->rb, &ksm_unstable_trees[item->nid]);
+	item->address &= ~ITEM_UNSTABLE;
+	ksm_pages_unshared--;
+}
+
+static void unstable_insert(struct ksm_item *item, int nid)
+{
+	struct rb_root *root = &ksm_unstable_trees[nid];
+	struct rb_node **link = &root->rb_node, *parent = NULL;
+
+	while (*link) {
+		struct ksm_item *other;
+
+		parent = *link;
+		other = rb_entry(parent, struct ksm_item, rb);
+		if (item->checksum < other->checksum)
+			link = &parent->rb_left;
+		else
+			link = &parent->rb_right;
+	}
+	rb_link_node(&item->rb, parent, link);
+	rb_insert_color(&item->rb, root);
+	item->nid = nid;
+	item->pass = ksm_pass_tag();
+	item->address |= ITEM_UNSTABLE;
+	ksm_pages_unshared++;
+}
+
+/*
+ * Leftmost node of @root whose key equals @key: the first of a run of
+ * equal keys, since equal keys are adjacent in the tree's order.
+ */
+static struct rb_node *tree_first_equal(struct rb_root *root, u32 key,
+					u32 (*key_of)(struct rb_node *))
+{
+	struct rb_node *node = root->rb_node, *found = NULL;
+
+	while (node) {
+		u32 k = key_of(node);
+
+		if (key < k) {
+			node = node->rb_left;
+		} else if (key > k) {
+			node = node->rb_right;
+		} else {
+			found = node;
+			node = node->rb_left;
+		}
+	}
+	return found;
+}
+
+static u32 stable_key(struct rb_node *node)
+{
+	return rb_entry(node, struct ksm_stable, rb)->checksum;
+}
+
+static u32 unstable_key(struct rb_node *node)
+{
+	return rb_entry(node, struct ksm_item, rb)->checksum;
+}
+
+/* Drop whatever tree @item is in, so that it can be reused or freed. */
+static void item_forget(struct ksm_item *item)
+{
+	if (item->address & ITEM_STABLE) {
+		struct ksm_stable *stable = item->stable;
+		struct folio *folio = stable_folio_get(stable, true);
+
+		if (!folio) {
+			stable_drop_stale(stable);
+			return;
+		}
+		stable_unlink(item);
+		stable_put_unused(stable, folio);
+		folio_unlock(folio);
+		folio_put(folio);
+	} else if (item->address & ITEM_UNSTABLE) {
+		unstable_erase(item);
+	}
+}
+
+/* ---------------------------------------------------------------------- */
+/* Page table primitives: write-protect, replace, unshare                 */
+/* ---------------------------------------------------------------------- */
+
+static struct vm_area_struct *ksm_vma_at(struct mm_struct *mm,
+					 unsigned long addr)
+{
+	struct vm_area_struct *vma;
+
+	if (ksm_test_exit(mm))
+		return NULL;
+	vma = vma_lookup(mm, addr);
+	if (!vma || !(vma->vm_flags & VM_MERGEABLE) || !vma->anon_vma)
+		return NULL;
+	return vma;
+}
+
+/*
+ * Find @item's VMA again, with its mm's mmap_lock held for read; or NULL,
+ * with the lock dropped, if the area is gone or no longer mergeable.
+ */
+static struct vm_area_struct *item_lock_vma(struct ksm_item *item)
+{
+	struct vm_area_struct *vma;
+
+	mmap_read_lock(item->mm);
+	vma = ksm_vma_at(item->mm, item_address(item));
+	if (!vma)
+		mmap_read_unlock(item->mm);
+	return vma;
+}
+
+/*
+ * ksm_wrprotect - make sure nobody can write @folio through @addr in @vma
+ * @orig: the resulting PTE, for ksm_replace_pte() to check against
+ *
+ * The PTE is cleared and the TLB flushed before the reference count is
+ * checked, so that neither another CPU nor GUP-fast can start a write
+ * after the check.  A reference beyond the mappings, the swap cache and
+ * our own means someone (O_DIRECT, RDMA, a device) may still write to the
+ * page through a pin: such a page is left alone.
+ *
+ * Called with the folio locked (it is small) and mmap_lock held.
+ */
+static int ksm_wrprotect(struct vm_area_struct *vma, unsigned long addr,
+			 struct folio *folio, pte_t *orig)
+{
+	struct mm_struct *mm = vma->vm_mm;
+	struct page *page = folio_page(folio, 0);
+	struct mmu_notifier_range range;
+	spinlock_t *ptl;
+	pte_t *ptep, pte;
+	pmd_t *pmd;
+	int err = -EAGAIN;
+
+	pmd = mm_find_pmd(mm, addr);
+	if (!pmd)
+		return err;
+
+	mmu_notifier_range_init(&range, MMU_NOTIFY_CLEAR, 0, mm, addr,
+				addr + PAGE_SIZE);
+	mmu_notifier_invalidate_range_start(&range);
+
+	ptep = pte_offset_map_lock(mm, pmd, addr, &ptl);
+	if (!ptep)
+		goto out;
+	pte = ptep_get(ptep);
+	if (!pte_present(pte) || pte_pfn(pte) != folio_pfn(folio))
+		goto unlock;
+
+	if (pte_write(pte) || pte_dirty(pte) || PageAnonExclusive(page) ||
+	    mm_tlb_flush_pending(mm)) {
+		bool exclusive = PageAnonExclusive(page);
+		pte_t entry;
+
+		flush_cache_page(vma, addr, pte_pfn(pte));
+		entry = ptep_clear_flush(vma, addr, ptep);
+
+		if (folio_ref_count(folio) != folio_mapcount(folio) + 1 +
+					      folio_test_swapcache(folio) ||
+		    (exclusive && folio_try_share_anon_rmap_pte(folio, page))) {
+			set_pte_at(mm, addr, ptep, entry);
+			goto unlock;
+		}
+		if (pte_dirty(entry))
+			folio_mark_dirty(folio);
+		entry = pte_mkclean(entry);
+		if (pte_write(entry))
+			entry = pte_wrprotect(entry);
+		set_pte_at(mm, addr, ptep, entry);
+		pte = entry;
+	}
+	*orig = pte;
+	err = 0;
+unlock:
+	pte_unmap_unlock(ptep, ptl);
+out:
+	mmu_notifier_invalidate_range_end(&range);
+	return err;
+}
+
+/*
+ * ksm_replace_pte - map @kpage at @addr in place of @page
+ * @orig: the PTE ksm_wrprotect() left; anything else means it changed
+ *
+ * Called with @page's folio locked and mmap_lock held.  With @kpage NULL,
+ * map the zero page, marked as KSM's by a dirty PTE.
+ */
+static int ksm_replace_pte(struct vm_area_struct *vma, unsigned long addr,
+			   struct page *page, struct page *kpage, pte_t orig)
+{
+	struct folio *folio = page_folio(page);
+	struct mm_struct *mm = vma->vm_mm;
+	struct mmu_notifier_range range;
+	spinlock_t *ptl;
+	pte_t *ptep, entry;
+	pmd_t *pmd;
+	int err = -EAGAIN;
+
+	pmd = mm_find_pmd(mm, addr);
+	if (!pmd)
+		return err;
+
+	mmu_notifier_range_init(&range, MMU_NOTIFY_CLEAR, 0, mm, addr,
+				addr + PAGE_SIZE);
+	mmu_notifier_invalidate_range_start(&range);
+
+	ptep = pte_offset_map_lock(mm, pmd, addr, &ptl);
+	if (!ptep)
+		goto out;
+	if (!pte_same(ptep_get(ptep), orig))
+		goto unlock;
+
+	if (kpage) {
+		struct folio *kfolio = page_folio(kpage);
+
+		VM_WARN_ON_ONCE_PAGE(PageAnonExclusive(kpage), kpage);
+		folio_get(kfolio);
+		folio_add_anon_rmap_pte(kfolio, kpage, vma, addr, RMAP_NONE);
+		entry = pte_wrprotect(mk_pte(kpage, vma->vm_page_prot));
+	} else {
+		entry = pte_mkdirty(pte_mkspecial(pfn_pte(my_zero_pfn(addr),
+							  vma->vm_page_prot)));
+		ksm_map_zero_page(mm);
+		dec_mm_counter(mm, MM_ANONPAGES);
+	}
+	/* userfaultfd-wp and soft-dirty tracking must not see a change. */
+	if (pte_uffd_wp(orig))
+		entry = pte_mkuffd_wp(entry);
+	if (pte_soft_dirty(orig))
+		entry = pte_mksoft_dirty(entry);
+
+	flush_cache_page(vma, addr, pte_pfn(orig));
+	ptep_clear_flush(vma, addr, ptep);
+	set_pte_at(mm, addr, ptep, entry);
+
+	folio_remove_rmap_pte(folio, page, vma);
+	if (!folio_mapped(folio))
+		folio_free_swap(folio);
+	folio_put(folio);
+	err = 0;
+unlock:
+	pte_unmap_unlock(ptep, ptl);
+out:
+	mmu_notifier_invalidate_range_end(&range);
+	return err;
+}
+
+/*
+ * Return the first address in [@addr, @end) whose page middle directory
+ * is populated, or @end: no page can live where no page table is.  This
+ * makes a scan of a huge sparse area cost what its pages cost, not what
+ * its span does.  Called with mmap_lock held, which keeps the upper
+ * levels of the page tables from being freed.
+ */
+static unsigned long ksm_next_table(struct mm_struct *mm, unsigned long addr,
+				    unsigned long end)
+{
+	while (addr < end) {
+		pgd_t *pgd = pgd_offset(mm, addr);
+		p4d_t *p4d;
+		pud_t *pud;
+		pmd_t *pmd;
+
+		if (pgd_none(READ_ONCE(*pgd))) {
+			addr = pgd_addr_end(addr, end);
+			continue;
+		}
+		p4d = p4d_offset(pgd, addr);
+		if (p4d_none(READ_ONCE(*p4d))) {
+			addr = p4d_addr_end(addr, end);
+			continue;
+		}
+		pud = pud_offset(p4d, addr);
+		if (pud_none(READ_ONCE(*pud))) {
+			addr = pud_addr_end(addr, end);
+			continue;
+		}
+		pmd = pmd_offset(pud, addr);
+		if (!pmd_none(pmdp_get_lockless(pmd)))
+			return addr;
+		addr = pmd_addr_end(addr, end);
+	}
+	return end;
+}
+
+/* Is a KSM page, or a KSM-placed zero page, mapped at @addr? */
+static bool ksm_mapped_at(struct vm_area_struct *vma, unsigned long addr)
+{
+	struct folio_walk fw;
+	struct folio *folio;
+	bool ret = false;
+
+	folio = folio_walk_start(&fw, vma, addr, FW_ZEROPAGE);
+	if (folio) {
+		if (fw.level == FW_LEVEL_PTE && is_ksm_zero_pte(fw.pte))
+			ret = true;
+		else if (fw.page && folio_test_ksm(folio))
+			ret = true;
+		folio_walk_end(&fw, vma);
+	}
+	return ret;
+}
+
+/*
+ * ksm_unshare - give @vma a private copy wherever it maps a KSM page
+ * between @start and @end
+ *
+ * An "unshare" fault copies a KSM page (or KSM's zero page) without
+ * making the PTE writable, so it works in read-only, PROT_NONE and
+ * userfaultfd write-protected areas alike.  Called with mmap_lock held,
+ * for read or write.
+ *
+ * Return: 0, -ENOMEM if a copy could not be allocated, -ERESTARTSYS on a
+ * fatal signal, -EFAULT if the fault failed otherwise.
+ */
+static int ksm_unshare(struct vm_area_struct *vma, unsigned long start,
+		       unsigned long end)
+{
+	struct mm_struct *mm = vma->vm_mm;
+	unsigned long addr = start;
+
+	while (addr < end) {
+		vm_fault_t ret;
+
+		if (ksm_test_exit(mm))
+			break;
+		if (fatal_signal_pending(current))
+			return -ERESTARTSYS;
+		cond_resched();
+
+		addr = ksm_next_table(mm, addr, end);
+		if (addr >= end)
+			break;
+		if (!ksm_mapped_at(vma, addr)) {
+			addr += PAGE_SIZE;
+			continue;
+		}
+		ret = handle_mm_fault(vma, addr, FAULT_FLAG_UNSHARE |
+				      FAULT_FLAG_REMOTE, NULL);
+		if (ret & VM_FAULT_OOM)
+			return -ENOMEM;
+		if (ret & VM_FAULT_ERROR)
+			return -EFAULT;
+		/* Not advancing: check that the copy really took its place. */
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Merging                                                                */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * ksm_fold - merge the page that @item tracks
+ * @vma: @item's VMA, its mm's mmap_lock held for read
+ * @page: the page mapped at @item's address, referenced by the caller
+ * @kpage: the KSM page to map instead, or NULL to make @page a KSM page
+ * @fresh: with @kpage NULL, the new stable node for @page
+ *
+ * Write-protects @page, then either replaces it by @kpage if their
+ * contents are equal, or turns it into a KSM page in place.  On success
+ * @item is linked to the stable node, all under the KSM page's lock.
+ *
+ * Both page locks are only tried: ksmd has better things to do than wait
+ * for a page under I/O, and it will be back next pass.
+ */
+static int ksm_fold(struct ksm_item *item, struct vm_area_struct *vma,
+		    struct page *page, struct page *kpage,
+		    struct ksm_stable *fresh)
+{
+	unsigned long addr = item_address(item);
+	struct folio *folio = page_folio(page);
+	struct folio *kfolio = NULL;
+	pte_t orig;
+	int err = -EBUSY;
+
+	if (!folio_trylock(folio))
+		return err;
+	if (folio_test_large(folio)) {
+		/* Our reference and the lock follow @page into its new folio. */
+		if (split_huge_page(page))
+			goto unlock;
+		folio = page_folio(page);
+	}
+	if (!folio_test_anon(folio) || folio_test_ksm(folio))
+		goto unlock;
+
+	err = ksm_wrprotect(vma, addr, folio, &orig);
+	if (err)
+		goto unlock;
+
+	if (!kpage) {
+		/*
+		 * The page's own anon_vma covers the processes that share it
+		 * through fork as well as this one.
+		 */
+		struct anon_vma *anon_vma = folio_anon_vma(folio) ?:
+					    vma->anon_vma;
+
+		/* The content is frozen now: key the node by it. */
+		fresh->checksum = page_checksum(page);
+		fresh->pfn = folio_pfn(folio);
+		folio_set_stable(folio, fresh);
+		folio_mark_accessed(folio);
+		stable_link(fresh, item, anon_vma);
+		goto unlock;
+	}
+
+	kfolio = page_folio(kpage);
+	err = -EBUSY;
+	if (!folio_trylock(kfolio))
+		goto unlock;
+	err = -EAGAIN;
+	if (!folio_stable(kfolio) || !pages_identical(page, kpage))
+		goto unlock_k;
+
+	err = ksm_replace_pte(vma, addr, page, kpage, orig);
+	if (!err)
+		stable_link(folio_stable(kfolio), item, vma->anon_vma);
+unlock_k:
+	folio_unlock(kfolio);
+unlock:
+	folio_unlock(folio);
+	return err;
+}
+
+/*
+ * With use_zero_pages, a page of zeroes is replaced by the zero page
+ * rather than merged with other pages of zeroes: the zero page needs no
+ * stable node and no item, and costs no memory.
+ */
+static bool ksm_try_zero(struct ksm_item *item, struct page *page, u32 sum)
+{
+	struct vm_area_struct *vma;
+	struct folio *folio;
+	bool merged = false;
+	pte_t orig;
+
+	if (!ksm_use_zero_pages || sum != ksm_zero_checksum)
+		return false;
+
+	vma = item_lock_vma(item);
+	if (!vma)
+		return false;
+	folio = page_folio(page);
+	if (folio_trylock(folio)) {
+		if (folio_test_large(folio) && !split_huge_page(page))
+			folio = page_folio(page);
+		if (!folio_test_large(folio) && folio_test_anon(folio) &&
+		    !folio_test_ksm(folio) &&
+		    !ksm_wrprotect(vma, item_address(item), folio, &orig) &&
+		    page_is_zero(page))
+			merged = !ksm_replace_pte(vma, item_address(item), page,
+						  NULL, orig);
+		folio_unlock(folio);
+	}
+	mmap_read_unlock(item->mm);
+	return merged;
+}
+
+/*
+ * Find a KSM page with the content of @page, among those with checksum
+ * @sum, that can take another mapping.  Returns it referenced, or NULL.
+ */
+static struct page *stable_search(struct page *page, u32 sum, int nid)
+{
+	struct rb_root *root = &ksm_stable_trees[nid];
+	struct rb_node *node;
+
+restart:
+	node = tree_first_equal(root, sum, stable_key);
+	for (; node; node = rb_next(node)) {
+		struct ksm_stable *stable = rb_entry(node, struct ksm_stable, rb);
+		struct folio *kfolio;
+
+		if (stable->checksum != sum)
+			break;
+		if (stable->nr_items >= ksm_max_page_sharing)
+			continue;
+		kfolio = stable_folio_get(stable, false);
+		if (!kfolio) {
+			/* Its page is gone: prune it and look again. */
+			stable_drop_stale(stable);
+			goto restart;
+		}
+		if (folio_nid(kfolio) == nid || ksm_merge_across_nodes) {
+			if (pages_identical(page, folio_page(kfolio, 0)))
+				return folio_page(kfolio, 0);
+		}
+		folio_put(kfolio);
+	}
+	return NULL;
+}
+
+/*
+ * The page mapped at @item's address, referenced; NULL if there is no
+ * anonymous page there any more.
+ */
+static struct page *item_get_page(struct ksm_item *item)
+{
+	struct vm_area_struct *vma;
+	struct folio_walk fw;
+	struct folio *folio;
+	struct page *page = NULL;
+
+	vma = item_lock_vma(item);
+	if (!vma)
+		return NULL;
+	folio = folio_walk_start(&fw, vma, item_address(item), 0);
+	if (folio) {
+		if (folio_test_anon(folio) && !folio_is_zone_device(folio) &&
+		    !folio_test_ksm(folio)) {
+			folio_get(folio);
+			page = fw.page;
+		}
+		folio_walk_end(&fw, vma);
+	}
+	mmap_read_unlock(item->mm);
+	return page;
+}
+
+/*
+ * Search this pass's unstable tree for a page with the content of @page;
+ * returns its item and, in @tpage, the page referenced; or NULL.
+ */
+static struct ksm_item *unstable_search(struct ksm_item *item,
+					struct page *page, int nid,
+					struct page **tpage)
+{
+	struct rb_node *node;
+
+	node = tree_first_equal(&ksm_unstable_trees[nid], item->checksum,
+				unstable_key);
+	for (; node; node = rb_next(node)) {
+		struct ksm_item *other = rb_entry(node, struct ksm_item, rb);
+		struct page *p;
+
+		if (other->checksum != item->checksum)
+			break;
+		p = item_get_page(other);
+		if (!p)
+			continue;
+		if (page_to_nid(p) == nid || ksm_merge_across_nodes) {
+			if (p != page && pages_identical(page, p)) {
+				*tpage = p;
+				return other;
+			}
+		}
+		put_page(p);
+	}
+	return NULL;
+}
+
+/*
+ * Undo half a pair: @item's page became a KSM page but its partner could
+ * not be merged into it.  Give @item its private copy back, and dissolve
+ * the node if nothing else maps the page.
+ */
+static void ksm_unpair(struct ksm_item *item, struct ksm_stable *stable,
+		       struct folio *kfolio)
+{
+	struct vm_area_struct *vma;
+	unsigned long addr = item_address(item);
+	bool unshared = false;
+
+	vma = item_lock_vma(item);
+	if (vma) {
+		unshared = !ksm_unshare(vma, addr, addr + PAGE_SIZE);
+		mmap_read_unlock(item->mm);
+	}
+
+	folio_lock(kfolio);
+	if (unshared || !vma)
+		stable_unlink(item);
+	if (stable->nr_items || folio_mapped(kfolio))
+		stable_insert(stable);
+	else
+		stable_put_unused(stable, kfolio);
+	folio_unlock(kfolio);
+}
+
+/*
+ * Merge @page (tracked by @item) with @tpage (tracked by @titem, found in
+ * the unstable tree) into a new KSM page.
+ */
+static void ksm_pair(struct ksm_item *item, struct page *page,
+		     struct ksm_item *titem, struct page *tpage, int nid)
+{
+	struct vm_area_struct *vma;
+	struct ksm_stable *stable;
+	struct folio *kfolio;
+	int err = -ENOMEM;
+
+	stable = stable_alloc(item->checksum, nid);
+	if (!stable)
+		return;
+
+	vma = item_lock_vma(item);
+	if (vma) {
+		err = ksm_fold(item, vma, page, NULL, stable);
+		mmap_read_unlock(item->mm);
+	}
+	trace_ksm_merge_one_page(page_to_pfn(page), item, item->mm, err);
+	if (err) {
+		stable_free(stable);
+		return;
+	}
+
+	/* @page is a KSM page now; it may have left a huge page behind. */
+	kfolio = page_folio(page);
+	unstable_erase(titem);
+	err = -EAGAIN;
+	vma = item_lock_vma(titem);
+	if (vma) {
+		err = ksm_fold(titem, vma, tpage, page, NULL);
+		mmap_read_unlock(titem->mm);
+	}
+	trace_ksm_merge_with_ksm_page(kfolio, page_to_pfn(tpage), titem,
+				      titem->mm, err);
+	if (err) {
+		ksm_unpair(item, stable, kfolio);
+		return;
+	}
+	stable_insert(stable);
+}
+
+/*
+ * @item's address maps @folio, already a KSM page, that @item does not
+ * know about: inherited through fork, or met again after the item was
+ * forgotten.  Link the item to it.
+ */
+static void ksm_join(struct ksm_item *item, struct page *page)
+{
+	struct folio *folio = page_folio(page);
+	struct vm_area_struct *vma;
+	struct ksm_stable *stable;
+
+	vma = item_lock_vma(item);
+	if (!vma)
+		return;
+	if (folio_trylock(folio)) {
+		stable = folio_stable(folio);
+		if (stable && !RB_EMPTY_NODE(&stable->rb))
+			stable_link(stable, item, vma->anon_vma);
+		folio_unlock(folio);
+	}
+	mmap_read_unlock(item->mm);
+}
+
+/*
+ * ksm_merge_page - everything ksmd does with one page
+ * @item: the item for the page's address
+ * @page: the page mapped there, referenced
+ */
+static void ksm_merge_page(struct ksm_item *item, struct page *page)
+{
+	struct folio *folio = page_folio(page);
+	struct ksm_item *titem;
+	struct page *kpage, *tpage;
+	int nid;
+	u32 sum;
+
+	if (item->address & ITEM_STABLE) {
+		/* Still merged: nothing to do, and nothing to read. */
+		if (folio_test_ksm(folio) && folio_stable(folio) == item->stable)
+			return;
+		item_forget(item);
+	} else if (item->address & ITEM_UNSTABLE) {
+		/* Inserted in an earlier pass, whose tree is gone. */
+		item_forget(item);
+	}
+
+	if (folio_test_ksm(folio)) {
+		ksm_join(item, page);
+		return;
+	}
+
+	sum = page_checksum(page);
+	if (ksm_try_zero(item, page, sum))
+		return;
+
+	nid = ksm_tree_nid(page);
+	kpage = stable_search(page, sum, nid);
+	if (kpage) {
+		struct vm_area_struct *vma = item_lock_vma(item);
+		int err = -EAGAIN;
+
+		if (vma) {
+			err = ksm_fold(item, vma, page, kpage, NULL);
+			mmap_read_unlock(item->mm);
+		}
+		trace_ksm_merge_with_ksm_page(page_folio(kpage),
+					      page_to_pfn(page), item,
+					      item->mm, err);
+		put_page(kpage);
+		if (!err)
+			return;
+	}
+
+	/* A page whose content moved since the last pass is not a candidate. */
+	if (item->checksum != sum) {
+		item->checksum = sum;
+		return;
+	}
+
+	titem = unstable_search(item, page, nid, &tpage);
+	if (titem) {
+		ksm_pair(item, page, titem, tpage, nid);
+		put_page(tpage);
+	} else {
+		unstable_insert(item, nid);
+	}
+}
+
+/* ---------------------------------------------------------------------- */
+/* The scanner                                                            */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * The item for @addr in the list at ksm_cursor.link, made if missing.
+ * Items for addresses before @addr are for pages that went away since
+ * the last pass: they are dropped on the way.
+ */
+static struct ksm_item *cursor_item(struct mm_struct *mm, unsigned long addr)
+{
+	struct ksm_item **link = ksm_cursor.link;
+	struct ksm_item *item;
+
+	while ((item = *link) && item_address(item) < addr) {
+		*link = item->next;
+		item_forget(item);
+		item_free(item);
+	}
+	if (item && item_address(item) == addr)
+		return item;
+
+	item = item_alloc(mm, addr);
+	if (item) {
+		item->next = *link;
+		*link = item;
+	}
+	return item;
+}
+
+/* Drop every item from ksm_cursor.link to the end of the list. */
+static void cursor_drop_rest(void)
+{
+	struct ksm_item *item;
+
+	while ((item = *ksm_cursor.link)) {
+		*ksm_cursor.link = item->next;
+		item_forget(item);
+		item_free(item);
+	}
+}
+
+static void ksm_mm_free(struct ksm_mm *kmm)
+{
+	struct mm_struct *mm = kmm->slot.mm;
+
+	kmem_cache_free(ksm_mm_cache, kmm);
+	clear_bit(MMF_VM_MERGE_ANY, &mm->flags);
+	clear_bit(MMF_VM_MERGEABLE, &mm->flags);
+	mmdrop(mm);
+}
+
+/*
+ * Move the cursor past @kmm, whose items are all accounted for; free
+ * @kmm if its mm has gone away.  Returns true when the pass is complete.
+ */
+static bool cursor_next_mm(struct ksm_mm *kmm, bool dead)
+{
+	struct ksm_mm *next;
+
+	spin_lock(&ksm_mm_lock);
+	next = ksm_mm_next(kmm);
+	ksm_cursor.kmm = next;
+	ksm_cursor.address = 0;
+	ksm_cursor.link = &next->items;
+	if (dead) {
+		hash_del(&kmm->slot.hash);
+		list_del(&kmm->slot.mm_node);
+	}
+	spin_unlock(&ksm_mm_lock);
+
+	if (dead) {
+		trace_ksm_exit(kmm->slot.mm);
+		ksm_mm_free(kmm);
+	}
+	return next == &ksm_mm_head;
+}
+
+static void ksm_pass_start(void)
+{
+	int nid;
+
+	/*
+	 * Pages fresh from a fault wait in per-CPU LRU batches, holding a
+	 * reference that ksm_wrprotect() would take for a pin.
+	 */
+	lru_add_drain_all();
+
+	ksm_cursor.pass++;
+	for (nid = 0; nid < (ksm_merge_across_nodes ? 1 : nr_node_ids); nid++)
+		ksm_unstable_trees[nid] = RB_ROOT;
+	trace_ksm_start_scan(ksm_cursor.pass, ksm_items);
+}
+
+/*
+ * ksm_next_page - advance the cursor to the next anonymous page
+ * @pagep: the page, referenced
+ *
+ * Returns its item, or NULL at the end of a pass or when there is nothing
+ * to scan.  Drops stale items and reaps exited mms on the way.
+ */
+static struct ksm_item *ksm_next_page(struct page **pagep)
+{
+	struct ksm_mm *kmm = ksm_cursor.kmm;
+	struct vm_area_struct *vma;
+	struct mm_struct *mm;
+
+	if (kmm == &ksm_mm_head) {
+		spin_lock(&ksm_mm_lock);
+		kmm = ksm_mm_next(kmm);
+		if (kmm != &ksm_mm_head) {
+			ksm_cursor.kmm = kmm;
+			ksm_cursor.address = 0;
+			ksm_cursor.link = &kmm->items;
+		}
+		spin_unlock(&ksm_mm_lock);
+		if (kmm == &ksm_mm_head)
+			return NULL;
+		ksm_pass_start();
+	}
+
+next_mm:
+	mm = kmm->slot.mm;
+	mmap_read_lock(mm);
+	if (!ksm_test_exit(mm) && test_bit(MMF_VM_MERGEABLE, &mm->flags)) {
+		VMA_ITERATOR(vmi, mm, ksm_cursor.address);
+
+		for_each_vma(vmi, vma) {
+			unsigned long addr;
+
+			if (!(vma->vm_flags & VM_MERGEABLE) || !vma->anon_vma)
+				continue;
+			addr = max(ksm_cursor.address, vma->vm_start);
+			while (addr < vma->vm_end) {
+				struct folio_walk fw;
+				struct folio *folio;
+				struct page *page = NULL;
+				struct ksm_item *item;
+
+				if (ksm_test_exit(mm))
+					goto done_mm;
+				addr = ksm_next_table(mm, addr, vma->vm_end);
+				if (addr >= vma->vm_end)
+					break;
+				folio = folio_walk_start(&fw, vma, addr, 0);
+				if (folio) {
+					if (folio_test_anon(folio) &&
+					    !folio_is_zone_device(folio)) {
+						folio_get(folio);
+						page = fw.page;
+					}
+					folio_walk_end(&fw, vma);
+				}
+				if (!page) {
+					addr += PAGE_SIZE;
+					cond_resched();
+					continue;
+				}
+				flush_anon_page(vma, page, addr);
+				flush_dcache_page(page);
+				item = cursor_item(mm, addr);
+				addr += PAGE_SIZE;
+				ksm_cursor.address = addr;
+				if (!item) {
+					put_page(page);
+					continue;
+				}
+				ksm_cursor.link = &item->next;
+				mmap_read_unlock(mm);
+				*pagep = page;
+				return item;
+			}
+			ksm_cursor.address = vma->vm_end;
+		}
+	}
+done_mm:
+	/* The rest of the list is for pages that are gone. */
+	cursor_drop_rest();
+	mmap_read_unlock(mm);
+
+	if (cursor_next_mm(kmm, ksm_test_exit(mm) ||
+			   !test_bit(MMF_VM_MERGEABLE, &mm->flags))) {
+		ksm_full_scans++;
+		trace_ksm_stop_scan(ksm_cursor.pass, ksm_items);
+		return NULL;
+	}
+	kmm = ksm_cursor.kmm;
+	goto next_mm;
+}
+
+/* One batch of ksmd's work: up to @nr pages.  Called with ksm_lock held. */
+static void ksm_scan(unsigned int nr)
+{
+	while (nr--) {
+		struct ksm_item *item;
+		struct page *page;
+
+		cond_resched();
+		item = ksm_next_page(&page);
+		if (!item)
+			return;
+		ksm_merge_page(item, page);
+		put_page(page);
+		ksm_pages_scanned++;
+	}
+}
+
+static bool ksmd_should_run(void)
+{
+	return (ksm_run & KSM_RUN_MERGE) &&
+	       !list_empty(&ksm_mm_head.slot.mm_node);
+}
+
+static int ksmd_fn(void *unused)
+{
+	set_freezable();
+	set_user_nice(current, 5);
+
+	while (!kthread_should_stop()) {
+		mutex_lock(&ksm_lock);
+		if (ksmd_should_run())
+			ksm_scan(ksm_pages_to_scan);
+		mutex_unlock(&ksm_lock);
+
+		if (ksmd_should_run()) {
+			unsigned int ms = READ_ONCE(ksm_sleep_millisecs);
+
+			if (ms)
+				wait_event_freezable_timeout(ksmd_sleep_wait,
+					kthread_should_stop() ||
+					READ_ONCE(ksm_sleep_millisecs) != ms,
+					msecs_to_jiffies(ms));
+			else
+				try_to_freeze();
+			cond_resched();
+		} else {
+			wait_event_freezable(ksmd_wait,
+				ksmd_should_run() || kthread_should_stop());
+		}
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Unmerging everything (run = 2)                                         */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * Give every registered mm private copies of its KSM pages, and forget
+ * all items and stable nodes.  Called with ksm_lock held and ksmd
+ * stopped, so the cursor is ours.  Returns 0 or the first error; what
+ * could be unmerged is unmerged either way.
+ */
+static int ksm_unmerge_all(void)
+{
+	struct ksm_mm *kmm;
+	int err = 0;
+
+	/* The cursor marks the mm in use: __ksm_exit() leaves it to us. */
+	spin_lock(&ksm_mm_lock);
+	kmm = ksm_mm_next(&ksm_mm_head);
+	ksm_cursor.kmm = kmm;
+	spin_unlock(&ksm_mm_lock);
+
+	while (kmm != &ksm_mm_head) {
+		struct mm_struct *mm = kmm->slot.mm;
+		struct vm_area_struct *vma;
+		bool dead;
+
+		mmap_read_lock(mm);
+		if (!ksm_test_exit(mm)) {
+			VMA_ITERATOR(vmi, mm, 0);
+
+			for_each_vma(vmi, vma) {
+				int ret;
+
+				if (!(vma->vm_flags & VM_MERGEABLE) ||
+				    !vma->anon_vma)
+					continue;
+				ret = ksm_unshare(vma, vma->vm_start,
+						  vma->vm_end);
+				if (ret && !err)
+					err = ret;
+			}
+		}
+		ksm_cursor.link = &kmm->items;
+		cursor_drop_rest();
+		dead = ksm_test_exit(mm) ||
+		       !test_bit(MMF_VM_MERGEABLE, &mm->flags);
+		mmap_read_unlock(mm);
+
+		cursor_next_mm(kmm, dead);
+		kmm = ksm_cursor.kmm;
+		if (err == -ERESTARTSYS)
+			break;
+	}
+
+	/* Wherever the walk stopped: park the cursor between passes. */
+	spin_lock(&ksm_mm_lock);
+	ksm_cursor.kmm = &ksm_mm_head;
+	ksm_cursor.address = 0;
+	ksm_cursor.link = &ksm_mm_head.items;
+	spin_unlock(&ksm_mm_lock);
+	return err;
+}
+
+/* Remove every stable node whose page nothing maps. */
+static int ksm_drop_stable_nodes(void)
+{
+	int nid, busy = 0;
+
+	for (nid = 0; nid < nr_node_ids; nid++) {
+		struct rb_node *node;
+
+		if (ksm_merge_across_nodes && nid)
+			break;
+		node = rb_first(&ksm_stable_trees[nid]);
+		while (node) {
+			struct ksm_stable *stable;
+			struct folio *folio;
+
+			stable = rb_entry(node, struct ksm_stable, rb);
+			node = rb_next(node);
+			folio = stable_folio_get(stable, true);
+			if (!folio) {
+				stable_drop_stale(stable);
+				continue;
+			}
+			if (stable->nr_items || folio_mapped(folio))
+				busy++;
+			else
+				stable_put_unused(stable, folio);
+			folio_unlock(folio);
+			folio_put(folio);
+		}
+	}
+	return busy ? -EBUSY : 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Registration: madvise, prctl, fork, exec, exit                         */
+/* ---------------------------------------------------------------------- */
+
+/* Areas whose pages are not anonymous pages of this mm alone. */
+static bool vma_ksm_compatible(struct vm_area_struct *vma)
+{
+	vm_flags_t bad = VM_SHARED | VM_MAYSHARE | VM_PFNMAP | VM_IO |
+			 VM_DONTEXPAND | VM_HUGETLB | VM_MIXEDMAP |
+			 VM_DROPPABLE;
+
+	if (vma->vm_flags & bad)
+		return false;
+	if (vma_is_dax(vma))
+		return false;
+#ifdef VM_SAO
+	if (vma->vm_flags & VM_SAO)
+		return false;
+#endif
+#ifdef VM_SPARC_ADI
+	if (vma->vm_flags & VM_SPARC_ADI)
+		return false;
+#endif
+	return true;
+}
+
+/**
+ * __ksm_enter - register @mm with ksmd
+ * @mm: the mm; its mmap_lock is held for write, or it is new (fork)
+ *
+ * New mms go just behind the cursor, so that ksmd meets them only on its
+ * next pass, when their pages have had a chance to settle.
+ *
+ * Return: 0 or -ENOMEM.
+ */
+int __ksm_enter(struct mm_struct *mm)
+{
+	struct mm_slot *slot;
+	struct ksm_mm *kmm;
+	bool wake;
+
+	kmm = kmem_cache_zalloc(ksm_mm_cache, GFP_KERNEL);
+	if (!kmm)
+		return -ENOMEM;
+
+	/* Before ksmd can see the mm: a clear flag tells it to let go. */
+	set_bit(MMF_VM_MERGEABLE, &mm->flags);
+	mmgrab(mm);
+	spin_lock(&ksm_mm_lock);
+	slot = &kmm->slot;
+	mm_slot_insert(ksm_mm_hash, mm, slot);
+	wake = list_empty(&ksm_mm_head.slot.mm_node);
+	list_add_tail(&kmm->slot.mm_node, &ksm_cursor.kmm->slot.mm_node);
+	spin_unlock(&ksm_mm_lock);
+
+	if (wake)
+		wake_up_interruptible(&ksmd_wait);
+	trace_ksm_enter(mm);
+	return 0;
+}
+
+/**
+ * __ksm_exit - @mm goes away: from __mmput(), or an exec that failed
+ * @mm: the mm
+ *
+ * A registered mm with no items, that the cursor is not on, is freed at
+ * once.  Otherwise ksmd frees it when it next reaches it, and we make
+ * sure that no ksmd is still working in it: ksmd holds mmap_lock for read
+ * whenever it touches the mm, and checks mm_users after taking it.
+ */
+void __ksm_exit(struct mm_struct *mm)
+{
+	struct ksm_mm *kmm;
+	bool now = false;
+
+	spin_lock(&ksm_mm_lock);
+	kmm = ksm_mm_lookup(mm);
+	if (kmm && !kmm->items && ksm_cursor.kmm != kmm) {
+		hash_del(&kmm->slot.hash);
+		list_del(&kmm->slot.mm_node);
+		now = true;
+	}
+	spin_unlock(&ksm_mm_lock);
+
+	if (now) {
+		trace_ksm_exit(mm);
+		ksm_mm_free(kmm);
+		return;
+	}
+	/*
+	 * exec's error path holds mmap_lock for write and still has a user;
+	 * its mm has no pages and ksmd frees it on sight (MMF_VM_MERGEABLE
+	 * clear).
+	 */
+	clear_bit(MMF_VM_MERGE_ANY, &mm->flags);
+	clear_bit(MMF_VM_MERGEABLE, &mm->flags);
+	if (ksm_test_exit(mm)) {
+		mmap_write_lock(mm);
+		mmap_write_unlock(mm);
+	}
+}
+
+/**
+ * __ksm_fork - register the child of a registered mm
+ * @mm: the child's new mm, a copy of the parent's
+ *
+ * The child starts with no items; the counters copied with the mm
+ * are reset, and its inherited KSM zero pages are counted.
+ */
+void __ksm_fork(struct mm_struct *mm)
+{
+	mm->ksm_merging_pages = 0;
+	mm->ksm_rmap_items = 0;
+	atomic_long_add(atomic_long_read(&mm->ksm_zero_pages), &ksm_zero_pages);
+	/* Registration is best effort: a child that misses it stays unmerged. */
+	__ksm_enter(mm);
+}
+
+/**
+ * ksm_madvise - MADV_MERGEABLE and MADV_UNMERGEABLE on part of a VMA
+ * @vma: the VMA
+ * @start: first address of the range
+ * @end: end of the range
+ * @advice: MADV_MERGEABLE or MADV_UNMERGEABLE
+ * @vm_flags: the VMA's flags, which the caller applies on success
+ *
+ * Mergeable is ignored on areas KSM cannot merge (shared, I/O, hugetlb...),
+ * as upstream.  Unmergeable first gives the range private copies of its
+ * KSM pages.  Called with mmap_lock held for write.
+ *
+ * Return: 0, or -ENOMEM, -EAGAIN, -EFAULT or -ERESTARTSYS (nothing changed
+ * in the flags).
+ */
+int ksm_madvise(struct vm_area_struct *vma, unsigned long start,
+		unsigned long end, int advice, unsigned long *vm_flags)
+{
+	struct mm_struct *mm = vma->vm_mm;
+	int err;
+
+	switch (advice) {
+	case MADV_MERGEABLE:
+		if (*vm_flags & VM_MERGEABLE)
+			return 0;
+		if (!vma_ksm_compatible(vma))
+			return 0;
+		if (!test_bit(MMF_VM_MERGEABLE, &mm->flags)) {
+			err = __ksm_enter(mm);
+			if (err)
+				return err;
+		}
+		*vm_flags |= VM_MERGEABLE;
+		return 0;
+
+	case MADV_UNMERGEABLE:
+		if (!(*vm_flags & VM_MERGEABLE))
+			return 0;
+		if (vma->anon_vma) {
+			err = ksm_unshare(vma, start, end);
+			if (err)
+				return err == -ERESTARTSYS ? -EINTR : err;
+		}
+		*vm_flags &= ~VM_MERGEABLE;
+		return 0;
+	}
+	return 0;
+}
+EXPORT_SYMBOL_GPL(ksm_madvise);
+
+/**
+ * ksm_add_vma - mark a new VMA mergeable if its mm merges everything
+ * @vma: the VMA, just created; mmap_lock held for write
+ */
+void ksm_add_vma(struct vm_area_struct *vma)
+{
+	if (test_bit(MMF_VM_MERGE_ANY, &vma->vm_mm->flags) &&
+	    vma_ksm_compatible(vma))
+		vm_flags_set(vma, VM_MERGEABLE);
+}
+
+/* Unmerge and clear VM_MERGEABLE on every VMA of @mm. */
+static int ksm_clear_all_vmas(struct mm_struct *mm)
+{
+	VMA_ITERATOR(vmi, mm, 0);
+	struct vm_area_struct *vma;
+
+	for_each_vma(vmi, vma) {
+		if (!(vma->vm_flags & VM_MERGEABLE))
+			continue;
+		if (vma->anon_vma) {
+			int err = ksm_unshare(vma, vma->vm_start, vma->vm_end);
+
+			if (err)
+				return err == -ERESTARTSYS ? -EINTR : err;
+		}
+		vm_flags_clear(vma, VM_MERGEABLE);
+	}
+	return 0;
+}
+
+/**
+ * ksm_enable_merge_any - prctl(PR_SET_MEMORY_MERGE, 1): merge every
+ * compatible area of @mm, present and future
+ * @mm: the mm; mmap_lock held for write
+ *
+ * Return: 0 or -ENOMEM.
+ */
+int ksm_enable_merge_any(struct mm_struct *mm)
+{
+	VMA_ITERATOR(vmi, mm, 0);
+	struct vm_area_struct *vma;
+	int err;
+
+	if (test_bit(MMF_VM_MERGE_ANY, &mm->flags))
+		return 0;
+	if (!test_bit(MMF_VM_MERGEABLE, &mm->flags)) {
+		err = __ksm_enter(mm);
+		if (err)
+			return err;
+	}
+	set_bit(MMF_VM_MERGE_ANY, &mm->flags);
+	for_each_vma(vmi, vma)
+		ksm_add_vma(vma);
+	return 0;
+}
+
+/**
+ * ksm_disable_merge_any - prctl(PR_SET_MEMORY_MERGE, 0)
+ * @mm: the mm; mmap_lock held for write
+ *
+ * Unmerges every area of @mm and stops marking new ones.
+ *
+ * Return: 0, or an error from unmerging (merge-any then stays on).
+ */
+int ksm_disable_merge_any(struct mm_struct *mm)
+{
+	int err;
+
+	if (!test_bit(MMF_VM_MERGE_ANY, &mm->flags))
+		return 0;
+	err = ksm_clear_all_vmas(mm);
+	if (err)
+		return err;
+	clear_bit(MMF_VM_MERGE_ANY, &mm->flags);
+	return 0;
+}
+
+/**
+ * ksm_disable - unmerge all of @mm and keep it from merging again
+ * @mm: the mm; mmap_lock held for write
+ *
+ * Return: 0 or an error from unmerging.
+ */
+int ksm_disable(struct mm_struct *mm)
+{
+	mmap_assert_write_locked(mm);
+
+	if (!test_bit(MMF_VM_MERGEABLE, &mm->flags))
+		return 0;
+	if (test_bit(MMF_VM_MERGE_ANY, &mm->flags))
+		return ksm_disable_merge_any(mm);
+	return ksm_clear_all_vmas(mm);
+}
+
+/* ---------------------------------------------------------------------- */
+/* What the rest of mm asks of KSM pages                                  */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * Can a page that came back from swap be mapped at @addr of @vma as it
+ * is?  A KSM page can while its node lives; an ordinary anonymous page
+ * only at the offset and anon_vma it was created for.
+ */
+static bool swapin_page_fits(struct folio *folio, struct vm_area_struct *vma,
+			     unsigned long addr)
+{
+	struct anon_vma *anon_vma;
+
+	if (folio_test_ksm(folio))
+		return folio_stable(folio) && ksm_run != KSM_RUN_UNMERGE;
+	anon_vma = folio_anon_vma(folio);
+	if (!anon_vma)
+		return true;
+	return folio->index == linear_page_index(vma, addr) &&
+	       anon_vma->root == vma->anon_vma->root;
+}
+
+/**
+ * ksm_might_need_to_copy - the folio to map for a swap entry at @addr
+ * @folio: the locked swap cache folio
+ * @vma: the VMA being faulted
+ * @addr: the faulting address
+ *
+ * Return: @folio if it can be mapped there; else a new locked copy; NULL
+ * if none could be allocated; ERR_PTR(-EHWPOISON) if @folio is poisoned.
+ */
+struct folio *ksm_might_need_to_copy(struct folio *folio,
+		struct vm_area_struct *vma, unsigned long addr)
+{
+	struct page *page = folio_page(folio, 0);
+	struct folio *copy;
+
+	if (swapin_page_fits(folio, vma, addr))
+		return folio;
+	if (PageHWPoison(page))
+		return ERR_PTR(-EHWPOISON);
+	/* A read error: let do_swap_page() report it as it would anyway. */
+	if (!folio_test_uptodate(folio))
+		return folio;
+
+	copy = vma_alloc_folio(GFP_HIGHUSER_MOVABLE, 0, vma, addr, false);
+	if (!copy)
+		return NULL;
+	if (mem_cgroup_charge(copy, vma->vm_mm, GFP_KERNEL)) {
+		folio_put(copy);
+		return NULL;
+	}
+	if (copy_mc_user_highpage(folio_page(copy, 0), page, addr, vma)) {
+		folio_put(copy);
+		memory_failure_queue(folio_pfn(folio), 0);
+		return ERR_PTR(-EHWPOISON);
+	}
+	folio_set_dirty(copy);
+	__folio_mark_uptodate(copy);
+	__folio_set_locked(copy);
+#ifdef CONFIG_SWAP
+	count_vm_event(KSM_SWPIN_COPY);
+#endif
+	return copy;
+}
+
+/**
+ * rmap_walk_ksm - rmap_walk() for a KSM page
+ * @folio: the KSM page, locked
+ * @rwc: what to do with each mapping
+ *
+ * The mappings are found through the items of the page's stable node,
+ * each with the anon_vma of the VMA it was merged in, locked for read.
+ * Each item's own mm comes first; a second round finds the children
+ * forked since, which share that anon_vma but may have no item yet.
+ */
+void rmap_walk_ksm(struct folio *folio, struct rmap_walk_control *rwc)
+{
+	struct ksm_stable *stable = folio_stable(folio);
+	int round;
+
+	VM_WARN_ON_ONCE_FOLIO(!folio_test_locked(folio), folio);
+	if (!stable)
+		return;
+	for (round = 0; round < 2; round++) {
+		struct ksm_item *item;
+
+		hlist_for_each_entry(item, &stable->items, link) {
+			struct anon_vma *anon_vma = item->anon_vma;
+			unsigned long addr = item_address(item);
+			struct anon_vma_chain *avc;
+
+			cond_resched();
+			if (!anon_vma_trylock_read(anon_vma)) {
+				if (rwc->try_lock) {
+					rwc->contended = true;
+					return;
+				}
+				anon_vma_lock_read(anon_vma);
+			}
+			anon_vma_interval_tree_foreach(avc, &anon_vma->rb_root,
+						       0, ULONG_MAX) {
+				struct vm_area_struct *vma = avc->vma;
+
+				cond_resched();
+				if (addr < vma->vm_start || addr >= vma->vm_end)
+					continue;
+				if ((vma->vm_mm == item->mm) != !round)
+					continue;
+				if (rwc->invalid_vma &&
+				    rwc->invalid_vma(vma, rwc->arg))
+					continue;
+				if (!rwc->rmap_one(folio, vma, addr, rwc->arg) ||
+				    (rwc->done && rwc->done(folio))) {
+					anon_vma_unlock_read(anon_vma);
+					return;
+				}
+			}
+			anon_vma_unlock_read(anon_vma);
+		}
+	}
+}
+
+#ifdef CONFIG_MEMORY_FAILURE
+struct ksm_kill_arg {
+	struct page *page;
+	struct list_head *to_kill;
+	int force_early;
+};
+
+static bool ksm_collect_one(struct folio *folio, struct vm_area_struct *vma,
+			    unsigned long addr, void *arg)
+{
+	struct ksm_kill_arg *ka = arg;
+	struct task_struct *tsk;
+
+	rcu_read_lock();
+	for_each_process(tsk) {
+		struct task_struct *t = task_early_kill(tsk, ka->force_early);
+
+		if (t && t->mm == vma->vm_mm)
+			add_to_kill_ksm(t, ka->page, vma, ka->to_kill, addr);
+	}
+	rcu_read_unlock();
+	return true;
+}
+
+/**
+ * collect_procs_ksm - the processes to signal about a poisoned KSM page
+ * @folio: the KSM page, locked
+ * @page: the poisoned page
+ * @to_kill: list to add them to
+ * @force_early: kill even those not asking for early kill
+ */
+void collect_procs_ksm(struct folio *folio, struct page *page,
+		       struct list_head *to_kill, int force_early)
+{
+	struct ksm_kill_arg ka = {
+		.page = page,
+		.to_kill = to_kill,
+		.force_early = force_early,
+	};
+	struct rmap_walk_control rwc = {
+		.rmap_one = ksm_collect_one,
+		.arg = &ka,
+	};
+
+	rmap_walk_ksm(folio, &rwc);
+}
+#endif /* CONFIG_MEMORY_FAILURE */
+
+/**
+ * folio_migrate_ksm - the stable node follows its page to a new frame
+ * @newfolio: the destination, which has the KSM mapping already
+ * @folio: the source; both are locked
+ */
+void folio_migrate_ksm(struct folio *newfolio, struct folio *folio)
+{
+	struct ksm_stable *stable;
+
+	VM_WARN_ON_ONCE_FOLIO(!folio_test_locked(folio), folio);
+	VM_WARN_ON_ONCE_FOLIO(!folio_test_locked(newfolio), newfolio);
+
+	stable = folio_stable(folio);
+	if (!stable)
+		return;
+	WRITE_ONCE(stable->pfn, folio_pfn(newfolio));
+	/* Pairs with smp_rmb() in stable_folio_get(). */
+	smp_wmb();
+	folio_set_stable(folio, NULL);
+}
+
+/**
+ * ksm_process_profit - memory KSM saves @mm, less what it costs
+ * @mm: the mm
+ *
+ * Return: bytes; negative when the items cost more than the merges save.
+ */
+long ksm_process_profit(struct mm_struct *mm)
+{
+	return (long)(mm->ksm_merging_pages + mm_ksm_zero_pages(mm)) *
+	       PAGE_SIZE - mm->ksm_rmap_items * sizeof(struct ksm_item);
+}
+
+/* ---------------------------------------------------------------------- */
+/* sysfs: /sys/kernel/mm/ksm/                                             */
+/* ---------------------------------------------------------------------- */
+
+#define KSM_ATTR_RO(_name) \
+	static struct kobj_attribute _name##_attr = __ATTR_RO(_name)
+#define KSM_ATTR(_name) \
+	static struct kobj_attribute _name##_attr = __ATTR_RW(_name)
+
+static ssize_t sleep_millisecs_show(struct kobject *kobj,
+				    struct kobj_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%u\n", ksm_sleep_millisecs);
+}
+
+static ssize_t sleep_millisecs_store(struct kobject *kobj,
+				     struct kobj_attribute *attr,
+				     const char *buf, size_t count)
+{
+	unsigned int msecs;
+	int err;
+
+	err = kstrtouint(buf, 10, &msecs);
+	if (err)
+		return err;
+	if (msecs > MSEC_PER_SEC * 60 * 60)
+		return -EINVAL;
+	WRITE_ONCE(ksm_sleep_millisecs, msecs);
+	wake_up_interruptible(&ksmd_sleep_wait);
+	return count;
+}
+KSM_ATTR(sleep_millisecs);
+
+static ssize_t pages_to_scan_show(struct kobject *kobj,
+				  struct kobj_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%u\n", ksm_pages_to_scan);
+}
+
+static ssize_t pages_to_scan_store(struct kobject *kobj,
+				   struct kobj_attribute *attr,
+				   const char *buf, size_t count)
+{
+	unsigned int nr;
+	int err;
+
+	err = kstrtouint(buf, 10, &nr);
+	if (err)
+		return err;
+	WRITE_ONCE(ksm_pages_to_scan, nr);
+	return count;
+}
+KSM_ATTR(pages_to_scan);
+
+static ssize_t run_show(struct kobject *kobj, struct kobj_attribute *attr,
+			char *buf)
+{
+	return sysfs_emit(buf, "%u\n", ksm_run);
+}
+
+static ssize_t run_store(struct kobject *kobj, struct kobj_attribute *attr,
+			 const char *buf, size_t count)
+{
+	unsigned int run;
+	int err;
+
+	err = kstrtouint(buf, 10, &run);
+	if (err)
+		return err;
+	if (run > KSM_RUN_UNMERGE)
+		return -EINVAL;
+
+	mutex_lock(&ksm_lock);
+	if (ksm_run != run) {
+		ksm_run = run;
+		if (run == KSM_RUN_UNMERGE) {
+			/* Unmerging may take long, and OOM may pick us. */
+			set_current_oom_origin();
+			err = ksm_unmerge_all();
+			if (!err)
+				err = ksm_drop_stable_nodes();
+			clear_current_oom_origin();
+			if (err == -EBUSY)
+				err = 0;	/* pages still swapped out */
+			if (err) {
+				ksm_run = KSM_RUN_STOP;
+				count = err;
+			}
+		}
+	}
+	mutex_unlock(&ksm_lock);
+
+	if (ksm_run & KSM_RUN_MERGE)
+		wake_up_interruptible(&ksmd_wait);
+	return count;
+}
+KSM_ATTR(run);
+
+static ssize_t use_zero_pages_show(struct kobject *kobj,
+				   struct kobj_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%u\n", ksm_use_zero_pages);
+}
+
+static ssize_t use_zero_pages_store(struct kobject *kobj,
+				    struct kobj_attribute *attr,
+				    const char *buf, size_t count)
+{
+	bool value;
+	int err;
+
+	err = kstrtobool(buf, &value);
+	if (err)
+		return -EINVAL;
+	WRITE_ONCE(ksm_use_zero_pages, value);
+	return count;
+}
+KSM_ATTR(use_zero_pages);
+
+static ssize_t merge_across_nodes_show(struct kobject *kobj,
+				       struct kobj_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%u\n", ksm_merge_across_nodes);
+}
+
+/*
+ * Per-node trees come in nr_node_ids pairs, allocated on first use and
+ * kept: switching back and forth must not fail for want of memory twice.
+ */
+static int ksm_alloc_node_trees(void)
+{
+	static struct rb_root *trees;
+	int nid;
+
+	if (trees)
+		return 0;
+	trees = kcalloc(nr_node_ids * 2, sizeof(*trees), GFP_KERNEL);
+	if (!trees)
+		return -ENOMEM;
+	for (nid = 0; nid < nr_node_ids * 2; nid++)
+		trees[nid] = RB_ROOT;
+	ksm_node_stable_trees = trees;
+	ksm_node_unstable_trees = trees + nr_node_ids;
+	return 0;
+}
+
+static ssize_t merge_across_nodes_store(struct kobject *kobj,
+					struct kobj_attribute *attr,
+					const char *buf, size_t count)
+{
+	unsigned long value;
+	int err;
+
+	err = kstrtoul(buf, 10, &value);
+	if (err)
+		return err;
+	if (value > 1)
+		return -EINVAL;
+	if (value == ksm_merge_across_nodes)
+		return count;
+
+	mutex_lock(&ksm_lock);
+	if (value != ksm_merge_across_nodes) {
+		if (ksm_pages_shared || ksm_drop_stable_nodes() ||
+		    ksm_stable_nodes) {
+			err = -EBUSY;
+		} else if (!value) {
+			err = ksm_alloc_node_trees();
+		}
+		if (!err) {
+			/* Items of this pass must not point into old trees. */
+			ksm_cursor.pass++;
+			ksm_merge_across_nodes = value;
+			if (value) {
+				ksm_stable_trees = &ksm_one_stable_tree;
+				ksm_unstable_trees = &ksm_one_unstable_tree;
+			} else {
+				ksm_stable_trees = ksm_node_stable_trees;
+				ksm_unstable_trees = ksm_node_unstable_trees;
+			}
+		}
+	}
+	mutex_unlock(&ksm_lock);
+	return err ? err : count;
+}
+KSM_ATTR(merge_across_nodes);
+
+static ssize_t max_page_sharing_show(struct kobject *kobj,
+				     struct kobj_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%d\n", ksm_max_page_sharing);
+}
+
+static ssize_t max_page_sharing_store(struct kobject *kobj,
+				      struct kobj_attribute *attr,
+				      const char *buf, size_t count)
+{
+	int value, err;
+
+	err = kstrtoint(buf, 10, &value);
+	if (err)
+		return err;
+	/* A KSM page with one mapping saves nothing. */
+	if (value < 2)
+		return -EINVAL;
+	if (value == READ_ONCE(ksm_max_page_sharing))
+		return count;
+
+	mutex_lock(&ksm_lock);
+	if (value != ksm_max_page_sharing) {
+		if (ksm_pages_shared || ksm_drop_stable_nodes() ||
+		    ksm_stable_nodes)
+			err = -EBUSY;
+		else
+			ksm_max_page_sharing = value;
+	}
+	mutex_unlock(&ksm_lock);
+	return err ? err : count;
+}
+KSM_ATTR(max_page_sharing);
+
+static ssize_t stable_node_chains_prune_millisecs_show(struct kobject *kobj,
+		struct kobj_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%u\n", ksm_prune_millisecs);
+}
+
+static ssize_t stable_node_chains_prune_millisecs_store(struct kobject *kobj,
+		struct kobj_attribute *attr, const char *buf, size_t count)
+{
+	unsigned int msecs;
+	int err;
+
+	err = kstrtouint(buf, 10, &msecs);
+	if (err)
+		return err;
+	WRITE_ONCE(ksm_prune_millisecs, msecs);
+	return count;
+}
+KSM_ATTR(stable_node_chains_prune_millisecs);
+
+static ssize_t smart_scan_show(struct kobject *kobj,
+			       struct kobj_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%u\n", ksm_smart_scan);
+}
+
+static ssize_t smart_scan_store(struct kobject *kobj,
+				struct kobj_attribute *attr,
+				const char *buf, size_t count)
+{
+	bool value;
+	int err;
+
+	err = kstrtobool(buf, &value);
+	if (err)
+		return -EINVAL;
+	WRITE_ONCE(ksm_smart_scan, value);
+	return count;
+}
+KSM_ATTR(smart_scan);
+
+#define KSM_COUNTER(_name, _fmt, _expr)					\
+static ssize_t _name##_show(struct kobject *kobj,			\
+			    struct kobj_attribute *attr, char *buf)	\
+{									\
+	return sysfs_emit(buf, _fmt "\n", (_expr));			\
+}									\
+KSM_ATTR_RO(_name)
+
+KSM_COUNTER(pages_shared, "%lu", READ_ONCE(ksm_pages_shared));
+KSM_COUNTER(pages_sharing, "%lu", READ_ONCE(ksm_pages_sharing));
+KSM_COUNTER(pages_unshared, "%lu", READ_ONCE(ksm_pages_unshared));
+KSM_COUNTER(pages_scanned, "%lu", READ_ONCE(ksm_pages_scanned));
+KSM_COUNTER(pages_skipped, "%lu", READ_ONCE(ksm_pages_skipped));
+KSM_COUNTER(full_scans, "%lu", READ_ONCE(ksm_full_scans));
+KSM_COUNTER(ksm_zero_pages, "%ld", atomic_long_read(&ksm_zero_pages));
+KSM_COUNTER(stable_node_chains, "%lu", 0UL);
+KSM_COUNTER(stable_node_dups, "%lu", 0UL);
+
+static long ksm_pages_volatile_now(void)
+{
+	long n = (long)READ_ONCE(ksm_items) - READ_ONCE(ksm_pages_shared) -
+		 READ_ONCE(ksm_pages_sharing) - READ_ONCE(ksm_pages_unshared);
+
+	/* The counters are read without the lock: never show a negative. */
+	return max(n, 0L);
+}
+KSM_COUNTER(pages_volatile, "%ld", ksm_pages_volatile_now());
+
+static long ksm_general_profit_now(void)
+{
+	return (long)(READ_ONCE(ksm_pages_sharing) +
+		      atomic_long_read(&ksm_zero_pages)) * PAGE_SIZE -
+	       (long)(READ_ONCE(ksm_items) * sizeof(struct ksm_item));
+}
+KSM_COUNTER(general_profit, "%ld", ksm_general_profit_now());
+
+static struct attribute *ksm_attrs[] = {
+	&sleep_millisecs_attr.attr,
+	&pages_to_scan_attr.attr,
+	&run_attr.attr,
+	&pages_scanned_attr.attr,
+	&pages_shared_attr.attr,
+	&pages_sharing_attr.attr,
+	&pages_unshared_attr.attr,
+	&pages_volatile_attr.attr,
+	&pages_skipped_attr.attr,
+	&ksm_zero_pages_attr.attr,
+	&full_scans_attr.attr,
+#ifdef CONFIG_NUMA
+	&merge_across_nodes_attr.attr,
+#endif
+	&max_page_sharing_attr.attr,
+	&stable_node_chains_attr.attr,
+	&stable_node_dups_attr.attr,
+	&stable_node_chains_prune_millisecs_attr.attr,
+	&use_zero_pages_attr.attr,
+	&general_profit_attr.attr,
+	&smart_scan_attr.attr,
+	NULL,
+};
+
+static const struct attribute_group ksm_attr_group = {
+	.attrs = ksm_attrs,
+	.name = "ksm",
+};
+
+/* ---------------------------------------------------------------------- */
+/* Start-up                                                               */
+/* ---------------------------------------------------------------------- */
+
+static int __init ksm_init(void)
+{
+	int err = -ENOMEM;
+
+	BUILD_BUG_ON(IS_ENABLED(CONFIG_64BIT) && sizeof(struct ksm_item) > 64);
+
+	ksm_zero_checksum = page_checksum(ZERO_PAGE(0));
+
+	ksm_item_cache = KMEM_CACHE(ksm_item, 0);
+	ksm_stable_cache = KMEM_CACHE(ksm_stable, 0);
+	ksm_mm_cache = KMEM_CACHE(ksm_mm, 0);
+	if (!ksm_item_cache || !ksm_stable_cache || !ksm_mm_cache)
+		goto out_caches;
+
+	ksmd = kthread_run(ksmd_fn, NULL, "ksmd");
+	if (IS_ERR(ksmd)) {
+		pr_err("cannot start ksmd\n");
+		err = PTR_ERR(ksmd);
+		goto out_caches;
+	}
+
+#ifdef CONFIG_SYSFS
+	err = sysfs_create_group(mm_kobj, &ksm_attr_group);
+	if (err) {
+		pr_err("cannot register sysfs files\n");
+		kthread_stop(ksmd);
+		goto out_caches;
+	}
+#else
+	ksm_run = KSM_RUN_MERGE;	/* no way for user to start it */
+#endif
+	return 0;
+
+out_caches:
+	kmem_cache_destroy(ksm_mm_cache);
+	kmem_cache_destroy(ksm_stable_cache);
+	kmem_cache_destroy(ksm_item_cache);
+	return err;
+}
+subsys_initcall(ksm_init);
