@@ -1346,10 +1346,17 @@ static bool cursor_next_mm(struct ksm_mm *kmm, bool dead)
 	return next == &ksm_mm_head;
 }
 
-static void ksm_pass_start(void)
+/* Empty the unstable trees in use: they hold only this pass's items. */
+static void ksm_reset_unstable_trees(void)
 {
 	int nid;
 
+	for (nid = 0; nid < (ksm_merge_across_nodes ? 1 : nr_node_ids); nid++)
+		ksm_unstable_trees[nid] = RB_ROOT;
+}
+
+static void ksm_pass_start(void)
+{
 	/*
 	 * Pages fresh from a fault wait in per-CPU LRU batches, holding a
 	 * reference that ksm_wrprotect() would take for a pin.
@@ -1357,8 +1364,7 @@ static void ksm_pass_start(void)
 	lru_add_drain_all();
 
 	ksm_cursor.pass++;
-	for (nid = 0; nid < (ksm_merge_across_nodes ? 1 : nr_node_ids); nid++)
-		ksm_unstable_trees[nid] = RB_ROOT;
+	ksm_reset_unstable_trees();
 	trace_ksm_start_scan(ksm_cursor.pass, ksm_items);
 }
 
@@ -2079,6 +2085,15 @@ long ksm_process_profit(struct mm_struct *mm)
 /* sysfs: /sys/kernel/mm/ksm/                                             */
 /* ---------------------------------------------------------------------- */
 
+/*
+ * Every malformed or out-of-range number is EINVAL, as it has always been
+ * for these files, whatever kstrto*() calls it.
+ */
+static int ksm_parse_uint(const char *buf, unsigned int *value)
+{
+	return kstrtouint(buf, 10, value) ? -EINVAL : 0;
+}
+
 #define KSM_ATTR_RO(_name) \
 	static struct kobj_attribute _name##_attr = __ATTR_RO(_name)
 #define KSM_ATTR(_name) \
@@ -2097,11 +2112,9 @@ static ssize_t sleep_millisecs_store(struct kobject *kobj,
 	unsigned int msecs;
 	int err;
 
-	err = kstrtouint(buf, 10, &msecs);
+	err = ksm_parse_uint(buf, &msecs);
 	if (err)
 		return err;
-	if (msecs > MSEC_PER_SEC * 60 * 60)
-		return -EINVAL;
 	WRITE_ONCE(ksm_sleep_millisecs, msecs);
 	wake_up_interruptible(&ksmd_sleep_wait);
 	return count;
@@ -2121,7 +2134,7 @@ static ssize_t pages_to_scan_store(struct kobject *kobj,
 	unsigned int nr;
 	int err;
 
-	err = kstrtouint(buf, 10, &nr);
+	err = ksm_parse_uint(buf, &nr);
 	if (err)
 		return err;
 	WRITE_ONCE(ksm_pages_to_scan, nr);
@@ -2141,7 +2154,7 @@ static ssize_t run_store(struct kobject *kobj, struct kobj_attribute *attr,
 	unsigned int run;
 	int err;
 
-	err = kstrtouint(buf, 10, &run);
+	err = ksm_parse_uint(buf, &run);
 	if (err)
 		return err;
 	if (run > KSM_RUN_UNMERGE)
@@ -2221,17 +2234,33 @@ static int ksm_alloc_node_trees(void)
 	return 0;
 }
 
+/*
+ * Switch between one pair of trees and a pair per node; the stable trees
+ * are empty.  The unstable trees start afresh, and the pass number moves
+ * on so that the items of this pass no longer count as being in one.
+ */
+static void ksm_switch_trees(bool across)
+{
+	ksm_cursor.pass++;
+	ksm_merge_across_nodes = across;
+	if (across) {
+		ksm_stable_trees = &ksm_one_stable_tree;
+		ksm_unstable_trees = &ksm_one_unstable_tree;
+	} else {
+		ksm_stable_trees = ksm_node_stable_trees;
+		ksm_unstable_trees = ksm_node_unstable_trees;
+	}
+	ksm_reset_unstable_trees();
+}
+
 static ssize_t merge_across_nodes_store(struct kobject *kobj,
 					struct kobj_attribute *attr,
 					const char *buf, size_t count)
 {
 	unsigned long value;
-	int err;
+	int err = 0;
 
-	err = kstrtoul(buf, 10, &value);
-	if (err)
-		return err;
-	if (value > 1)
+	if (kstrtoul(buf, 10, &value) || value > 1)
 		return -EINVAL;
 	if (value == ksm_merge_across_nodes)
 		return count;
@@ -2244,18 +2273,8 @@ static ssize_t merge_across_nodes_store(struct kobject *kobj,
 		} else if (!value) {
 			err = ksm_alloc_node_trees();
 		}
-		if (!err) {
-			/* Items of this pass must not point into old trees. */
-			ksm_cursor.pass++;
-			ksm_merge_across_nodes = value;
-			if (value) {
-				ksm_stable_trees = &ksm_one_stable_tree;
-				ksm_unstable_trees = &ksm_one_unstable_tree;
-			} else {
-				ksm_stable_trees = ksm_node_stable_trees;
-				ksm_unstable_trees = ksm_node_unstable_trees;
-			}
-		}
+		if (!err)
+			ksm_switch_trees(value);
 	}
 	mutex_unlock(&ksm_lock);
 	return err ? err : count;
@@ -2272,13 +2291,10 @@ static ssize_t max_page_sharing_store(struct kobject *kobj,
 				      struct kobj_attribute *attr,
 				      const char *buf, size_t count)
 {
-	int value, err;
+	int value, err = 0;
 
-	err = kstrtoint(buf, 10, &value);
-	if (err)
-		return err;
 	/* A KSM page with one mapping saves nothing. */
-	if (value < 2)
+	if (kstrtoint(buf, 10, &value) || value < 2)
 		return -EINVAL;
 	if (value == READ_ONCE(ksm_max_page_sharing))
 		return count;
@@ -2308,7 +2324,7 @@ static ssize_t stable_node_chains_prune_millisecs_store(struct kobject *kobj,
 	unsigned int msecs;
 	int err;
 
-	err = kstrtouint(buf, 10, &msecs);
+	err = ksm_parse_uint(buf, &msecs);
 	if (err)
 		return err;
 	WRITE_ONCE(ksm_prune_millisecs, msecs);
