@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "../kselftest.h"
@@ -310,13 +311,17 @@ char *map_anon(size_t npages, bool shared)
 
 /*
  * Page contents are a function of a 64-bit tag: equal tags, equal pages.
- * No tag gives a page of zeroes (which use_zero_pages treats apart).
+ * Only TAG_ZERO gives a page of zeroes (which use_zero_pages treats apart).
  */
 void fill_page(void *page, uint64_t tag)
 {
 	uint64_t *w = page;
 	size_t i;
 
+	if (tag == TAG_ZERO) {
+		memset(page, 0, page_size);
+		return;
+	}
 	w[0] = tag;
 	for (i = 1; i < page_size / sizeof(*w); i++)
 		w[i] = tag * 0x9e3779b97f4a7c15ULL + i;
@@ -327,6 +332,12 @@ bool page_has(const void *page, uint64_t tag)
 	const uint64_t *w = page;
 	size_t i;
 
+	if (tag == TAG_ZERO) {
+		for (i = 0; i < page_size / sizeof(*w); i++)
+			if (w[i])
+				return false;
+		return true;
+	}
 	if (w[0] != tag)
 		return false;
 	for (i = 1; i < page_size / sizeof(*w); i++)
@@ -375,6 +386,55 @@ int vma_flag(pid_t pid, void *addr, const char *flag)
 	}
 	fclose(f);
 	return ret;
+}
+
+/*
+ * The value of @key in /proc/PID/ksm_stat (@pid 0: this process).  Returns
+ * 0, -ENOENT when the file or the key is missing, or another -errno.
+ */
+int read_ksm_stat(pid_t pid, const char *key, long *val)
+{
+	char path[64], line[128];
+	size_t klen = strlen(key);
+	int ret = -ENOENT;
+	FILE *f;
+
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/ksm_stat", pid);
+	else
+		snprintf(path, sizeof(path), "/proc/self/ksm_stat");
+	f = fopen(path, "r");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, key, klen) || line[klen] != ' ')
+			continue;
+		*val = strtol(line + klen + 1, NULL, 10);
+		ret = 0;
+		break;
+	}
+	fclose(f);
+	return ret;
+}
+
+/* The frame of the shared zero page, as a read fault maps it; 0 if none. */
+unsigned long zero_pfn(void)
+{
+	unsigned long pfn = 0;
+	volatile char *p;
+	int fd;
+
+	p = (volatile char *)map_anon(1, false);
+	if (!p)
+		return 0;
+	(void)*p;
+	fd = pagemap_open(0);
+	if (fd >= 0) {
+		pfn = pagemap_pfn(fd, (const void *)p);
+		close(fd);
+	}
+	munmap((void *)p, page_size);
+	return pfn;
 }
 
 int pagemap_open(pid_t pid)
@@ -518,7 +578,7 @@ static int worker_loop(char *addr, uint64_t *tags, size_t npages,
 	return 0;
 }
 
-static void worker_main(const uint64_t *init_tags, size_t npages,
+static void worker_main(const uint64_t *init_tags, size_t npages, int node,
 			int cmd_fd, int reply_fd, pid_t parent)
 {
 	uint64_t *tags;
@@ -531,6 +591,16 @@ static void worker_main(const uint64_t *init_tags, size_t npages,
 	if (getppid() != parent)
 		_exit(1);
 
+	/* MPOL_BIND to @node: the pages are allocated there when filled. */
+	if (node >= 0) {
+		unsigned long mask = 1UL << node;
+
+		if (syscall(SYS_set_mempolicy, 2 /* MPOL_BIND */, &mask,
+			    sizeof(mask) * 8)) {
+			reply = -errno;
+			goto fail;
+		}
+	}
 	tags = malloc(npages * sizeof(*tags));
 	addr = map_anon(npages, false);
 	if (!tags || !addr) {
@@ -555,10 +625,12 @@ fail:
 }
 
 /*
- * Start a worker whose page i holds tags[i], in memory it mapped itself and
- * marked MADV_MERGEABLE.  Returns 0 or a negative errno.
+ * Start a worker whose page i holds tags[i], in memory it mapped itself
+ * (on NUMA node @node, or anywhere if @node < 0) and marked MADV_MERGEABLE.
+ * Returns 0 or a negative errno.
  */
-int worker_start(struct ksm_worker *w, const uint64_t *tags, size_t npages)
+int worker_start_node(struct ksm_worker *w, const uint64_t *tags,
+		      size_t npages, int node)
 {
 	int cmd[2], reply[2];
 	pid_t parent = getpid();
@@ -585,7 +657,7 @@ int worker_start(struct ksm_worker *w, const uint64_t *tags, size_t npages)
 	if (w->pid == 0) {
 		close(cmd[1]);
 		close(reply[0]);
-		worker_main(tags, npages, cmd[0], reply[1], parent);
+		worker_main(tags, npages, node, cmd[0], reply[1], parent);
 	}
 	close(cmd[0]);
 	close(reply[1]);
@@ -606,6 +678,11 @@ int worker_start(struct ksm_worker *w, const uint64_t *tags, size_t npages)
 		return r;
 	}
 	return 0;
+}
+
+int worker_start(struct ksm_worker *w, const uint64_t *tags, size_t npages)
+{
+	return worker_start_node(w, tags, npages, -1);
 }
 
 static int64_t worker_cmd(struct ksm_worker *w, uint64_t op, uint64_t a,
@@ -723,4 +800,36 @@ uint64_t *make_tags(size_t n, uint64_t base)
 	for (i = 0; tags && i < n; i++)
 		tags[i] = base + i;
 	return tags;
+}
+
+/* Pages [first, first + nr) of this process's @p are all on one frame. */
+bool own_one_frame(void *arg)
+{
+	struct own_range *r = arg;
+	unsigned long pfn = pagemap_pfn(r->pagemap_fd, r->p + r->first * page_size);
+	size_t i;
+
+	if (!pfn)
+		return false;
+	for (i = r->first + 1; i < r->first + r->nr; i++)
+		if (pagemap_pfn(r->pagemap_fd, r->p + i * page_size) != pfn)
+			return false;
+	return true;
+}
+
+/* A mergeable private area of @n pages, all holding @tag. */
+char *map_same(size_t n, uint64_t tag)
+{
+	char *p = map_anon(n, false);
+	size_t i;
+
+	if (!p)
+		return NULL;
+	for (i = 0; i < n; i++)
+		fill_page(p + i * page_size, tag);
+	if (madvise(p, n * page_size, MADV_MERGEABLE)) {
+		munmap(p, n * page_size);
+		return NULL;
+	}
+	return p;
 }

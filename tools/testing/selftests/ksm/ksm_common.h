@@ -81,7 +81,8 @@ int ksm_wait_scans(unsigned long nr, unsigned int timeout_s);
 int ksm_wait_for(bool (*cond)(void *arg), void *arg, unsigned int timeout_s);
 unsigned long now_ms(void);
 
-/* memory and page contents */
+/* memory and page contents; TAG_ZERO stands for a page of zeroes */
+#define TAG_ZERO	(~0ULL)
 char *map_anon(size_t npages, bool shared);
 void fill_page(void *page, uint64_t tag);
 bool page_has(const void *page, uint64_t tag);
@@ -92,6 +93,10 @@ int pagemap_open(pid_t pid);
 unsigned long pagemap_pfn(int fd, const void *addr);
 bool pfns_visible(void);
 bool pfns_all_distinct(const unsigned long *pfns, size_t n);
+unsigned long zero_pfn(void);
+
+/* /proc/PID/ksm_stat */
+int read_ksm_stat(pid_t pid, const char *key, long *val);
 
 /*
  * A worker is a child process that maps and fills its own memory (so that
@@ -109,6 +114,8 @@ struct ksm_worker {
 };
 
 int worker_start(struct ksm_worker *w, const uint64_t *tags, size_t npages);
+int worker_start_node(struct ksm_worker *w, const uint64_t *tags,
+		      size_t npages, int node);
 int worker_write(struct ksm_worker *w, size_t idx, uint64_t tag);
 int worker_check(struct ksm_worker *w);
 int worker_madvise(struct ksm_worker *w, size_t first, size_t nr, int advice);
@@ -123,7 +130,16 @@ struct same_frames {
 	size_t first, nr;	/* the pages to look at */
 };
 
+/* Pages [first, first + nr) of this process's @p. */
+struct own_range {
+	int pagemap_fd;		/* pagemap_open(0) */
+	char *p;
+	size_t first, nr;
+};
+
 bool frames_shared(void *same_frames);
+bool own_one_frame(void *own_range);
+char *map_same(size_t n, uint64_t tag);
 bool all_one_frame(void *worker);
 uint64_t *make_tags(size_t n, uint64_t base);
 

@@ -40,44 +40,6 @@ FIXTURE_TEARDOWN(fork_exit)
 	ksm_restore(&self->saved);
 }
 
-/* Pages [first, first + nr) of this process's @p are all on one frame. */
-struct own_range {
-	int pagemap_fd;
-	char *p;
-	size_t first, nr;
-};
-
-static bool own_one_frame(void *arg)
-{
-	struct own_range *r = arg;
-	unsigned long pfn = pagemap_pfn(r->pagemap_fd, r->p + r->first * page_size);
-	size_t i;
-
-	if (!pfn)
-		return false;
-	for (i = r->first + 1; i < r->first + r->nr; i++)
-		if (pagemap_pfn(r->pagemap_fd, r->p + i * page_size) != pfn)
-			return false;
-	return true;
-}
-
-/* A mergeable private area of @n pages, all holding @tag. */
-static char *map_same(size_t n, uint64_t tag)
-{
-	char *p = map_anon(n, false);
-	size_t i;
-
-	if (!p)
-		return NULL;
-	for (i = 0; i < n; i++)
-		fill_page(p + i * page_size, tag);
-	if (madvise(p, n * page_size, MADV_MERGEABLE)) {
-		munmap(p, n * page_size);
-		return NULL;
-	}
-	return p;
-}
-
 #define FORK_PAGES	16
 #define TAG_PARENT	0xf0f0
 #define TAG_CHILD_0	0xc000

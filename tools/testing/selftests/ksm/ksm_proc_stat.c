@@ -1,0 +1,142 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Per-process accounting (part 2), shown by fs/proc from the mm counters
+ * KSM keeps: /proc/PID/ksm_stat (ksm_rmap_items, ksm_zero_pages,
+ * ksm_merging_pages, ksm_process_profit) and /proc/PID/ksm_merging_pages.
+ * The profit formula also bounds the size of KSM's per-page rmap item: no
+ * more than upstream's 64 bytes.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
+
+#include "../kselftest_harness.h"
+#include "ksm_common.h"
+
+#define NSAME		32
+#define NUNIQ		16
+#define NPAGES		(NSAME + NUNIQ)
+
+FIXTURE(stat) {
+	struct ksm_saved saved;
+	struct ksm_worker w;
+};
+
+FIXTURE_SETUP(stat)
+{
+	const char *skip = ksm_skip_reason(true);
+
+	memset(&self->w, 0, sizeof(self->w));
+	if (skip)
+		SKIP(return, "%s", skip);
+	ksm_save(&self->saved);
+	ASSERT_EQ(0, ksm_prepare(1000, 10));
+}
+
+FIXTURE_TEARDOWN(stat)
+{
+	worker_stop(&self->w);
+	ksm_restore(&self->saved);
+}
+
+static long read_merging_pages(pid_t pid)
+{
+	char path[64];
+	long val = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/ksm_merging_pages", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	if (fscanf(f, "%ld", &val) != 1)
+		val = -1;
+	fclose(f);
+	return val;
+}
+
+struct stat_values {
+	long rmap_items, zero_pages, merging_pages, profit;
+};
+
+static int read_stat(pid_t pid, struct stat_values *v)
+{
+	int ret;
+
+	ret = read_ksm_stat(pid, "ksm_rmap_items", &v->rmap_items);
+	if (!ret)
+		ret = read_ksm_stat(pid, "ksm_zero_pages", &v->zero_pages);
+	if (!ret)
+		ret = read_ksm_stat(pid, "ksm_merging_pages", &v->merging_pages);
+	if (!ret)
+		ret = read_ksm_stat(pid, "ksm_process_profit", &v->profit);
+	return ret;
+}
+
+static bool first_nsame_merged(void *arg)
+{
+	struct ksm_worker *w = arg;
+	unsigned long pfn = worker_pfn(w, 0);
+	size_t i;
+
+	if (!pfn)
+		return false;
+	for (i = 1; i < NSAME; i++)
+		if (worker_pfn(w, i) != pfn)
+			return false;
+	return true;
+}
+
+TEST_F_TIMEOUT(stat, counts_follow_merging, KSM_TEST_TIMEOUT)
+{
+	struct stat_values v;
+	uint64_t tags[NPAGES];
+	long item_size;
+	size_t i;
+
+	for (i = 0; i < NPAGES; i++)
+		tags[i] = i < NSAME ? 0x57a7 : 0x57a8 + i;
+	ASSERT_EQ(0, worker_start(&self->w, tags, NPAGES));
+	ASSERT_EQ(0, read_stat(self->w.pid, &v))
+		TH_LOG("no /proc/%d/ksm_stat or a line of it", self->w.pid);
+	EXPECT_EQ(0, v.merging_pages);
+
+	ASSERT_EQ(0, ksm_set("run", 1));
+	ASSERT_EQ(0, ksm_wait_for(first_nsame_merged, &self->w, KSM_WAIT_SECS))
+		TH_LOG("identical pages were not merged");
+	ASSERT_EQ(0, ksm_wait_scans(KSM_SETTLE_SCANS, KSM_WAIT_SECS));
+	ASSERT_EQ(0, ksm_set("run", 0));
+
+	ASSERT_EQ(0, read_stat(self->w.pid, &v));
+	EXPECT_EQ(NSAME, v.merging_pages);
+	EXPECT_EQ(NSAME, read_merging_pages(self->w.pid));
+	EXPECT_EQ(NPAGES, v.rmap_items);
+	EXPECT_EQ(0, v.zero_pages);
+	/* profit = (merging + zero) * PAGE_SIZE - rmap_items * item size */
+	ASSERT_LT(0, v.rmap_items);
+	item_size = ((v.merging_pages + v.zero_pages) * (long)page_size -
+		     v.profit);
+	EXPECT_EQ(0, item_size % v.rmap_items)
+		TH_LOG("profit %ld is not of the documented form", v.profit);
+	item_size /= v.rmap_items;
+	EXPECT_LT(0, item_size);
+	EXPECT_GE(64, item_size) TH_LOG("rmap item of %ld bytes", item_size);
+
+	/* Unmerged and no longer mergeable: ksmd drops it all. */
+	ASSERT_EQ(0, worker_madvise(&self->w, 0, NPAGES, MADV_UNMERGEABLE));
+	ASSERT_EQ(0, ksm_set("run", 1));
+	ASSERT_EQ(0, ksm_wait_scans(KSM_SETTLE_SCANS, KSM_WAIT_SECS));
+	ASSERT_EQ(0, ksm_set("run", 0));
+	ASSERT_EQ(0, read_stat(self->w.pid, &v));
+	EXPECT_EQ(0, v.merging_pages);
+	EXPECT_EQ(0, read_merging_pages(self->w.pid));
+	EXPECT_EQ(0, v.rmap_items);
+	EXPECT_EQ(0, v.profit);
+	EXPECT_EQ(0, worker_check(&self->w));
+}
+
+TEST_HARNESS_MAIN

@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * use_zero_pages (part 2): with it set, pages of zeroes are not merged
+ * with each other but mapped to the kernel's shared zero page, counted in
+ * ksm_zero_pages (globally and per process in /proc/PID/ksm_stat), and
+ * unmerged again by a write or MADV_UNMERGEABLE; with it clear, they merge
+ * like any other content.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
+
+#include "../kselftest_harness.h"
+#include "ksm_common.h"
+
+#define ZERO_PAGES	32
+
+FIXTURE(zero) {
+	struct ksm_saved saved;
+	struct ksm_worker w;
+	unsigned long zero_pfn;
+};
+
+FIXTURE_SETUP(zero)
+{
+	const char *skip = ksm_skip_reason(true);
+
+	memset(&self->w, 0, sizeof(self->w));
+	if (skip)
+		SKIP(return, "%s", skip);
+	ksm_save(&self->saved);
+	ASSERT_EQ(0, ksm_prepare(1000, 10));
+	ASSERT_TRUE(ksm_knob_exists("use_zero_pages"))
+		TH_LOG("no %suse_zero_pages", KSM_SYSFS_DIR);
+	ASSERT_TRUE(ksm_knob_exists("ksm_zero_pages"))
+		TH_LOG("no %sksm_zero_pages", KSM_SYSFS_DIR);
+	self->zero_pfn = zero_pfn();
+	ASSERT_NE(0, self->zero_pfn) TH_LOG("cannot see the zero page's frame");
+}
+
+FIXTURE_TEARDOWN(zero)
+{
+	worker_stop(&self->w);
+	ksm_restore(&self->saved);
+}
+
+/* kstrtobool(): 1/0, y/n, t/f, on/off (by the first letters). */
+TEST_F(zero, knob_values)
+{
+	static const struct { const char *in; unsigned long val; } good[] = {
+		{ "1", 1 }, { "0", 0 }, { "y", 1 }, { "n", 0 }, { "Y\n", 1 },
+		{ "N\n", 0 }, { "on", 1 }, { "off", 0 }, { "true", 1 },
+		{ "false", 0 },
+	};
+	static const char * const junk[] = {
+		"\n", "2", "-1", "abc", "o", "99999999999999999999",
+	};
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(good); i++) {
+		EXPECT_EQ(0, ksm_write_str("use_zero_pages", good[i].in))
+			TH_LOG("\"%s\" refused", good[i].in);
+		EXPECT_EQ(good[i].val, ksm_get("use_zero_pages"))
+			TH_LOG("after \"%s\"", good[i].in);
+	}
+	ASSERT_EQ(0, ksm_set("use_zero_pages", 1));
+	for (i = 0; i < ARRAY_SIZE(junk); i++) {
+		EXPECT_EQ(-EINVAL, ksm_write_str("use_zero_pages", junk[i]))
+			TH_LOG("\"%s\"", junk[i]);
+		EXPECT_EQ(1, ksm_get("use_zero_pages"));
+	}
+}
+
+struct on_frame {
+	struct ksm_worker *w;
+	unsigned long pfn;
+};
+
+static bool all_on_frame(void *arg)
+{
+	struct on_frame *f = arg;
+	size_t i;
+
+	for (i = 0; i < f->w->npages; i++)
+		if (worker_pfn(f->w, i) != f->pfn)
+			return false;
+	return true;
+}
+
+static int zero_tags_worker(struct ksm_worker *w)
+{
+	uint64_t tags[ZERO_PAGES];
+	size_t i;
+
+	for (i = 0; i < ZERO_PAGES; i++)
+		tags[i] = TAG_ZERO;
+	return worker_start(w, tags, ZERO_PAGES);
+}
+
+TEST_F_TIMEOUT(zero, merged_with_zero_page, KSM_TEST_TIMEOUT)
+{
+	struct on_frame f = { &self->w, self->zero_pfn };
+	unsigned long pfns[ZERO_PAGES];
+	struct ksm_counters c;
+	long stat;
+
+	ASSERT_EQ(0, ksm_set("use_zero_pages", 1));
+	ASSERT_EQ(0, zero_tags_worker(&self->w));
+	ASSERT_EQ(0, ksm_set("run", 1));
+	ASSERT_EQ(0, ksm_wait_for(all_on_frame, &f, KSM_WAIT_SECS))
+		TH_LOG("pages of zeroes were not mapped to the zero page");
+	ASSERT_EQ(0, ksm_wait_scans(KSM_SETTLE_SCANS, KSM_WAIT_SECS));
+	ASSERT_EQ(0, ksm_stop_and_read(&c));
+	EXPECT_TRUE(all_on_frame(&f));
+	EXPECT_EQ(0, c.shared);
+	EXPECT_EQ(0, c.sharing);
+	EXPECT_EQ(ZERO_PAGES, ksm_get("ksm_zero_pages"));
+	ASSERT_EQ(0, read_ksm_stat(self->w.pid, "ksm_zero_pages", &stat));
+	EXPECT_EQ(ZERO_PAGES, stat);
+	EXPECT_EQ(0, worker_check(&self->w));
+
+	/* A write unmaps the zero page from that address only. */
+	ASSERT_EQ(0, worker_write(&self->w, 0, 0x1234));
+	EXPECT_NE(self->zero_pfn, worker_pfn(&self->w, 0));
+	EXPECT_EQ(self->zero_pfn, worker_pfn(&self->w, 1));
+	EXPECT_EQ(ZERO_PAGES - 1, ksm_get("ksm_zero_pages"));
+	ASSERT_EQ(0, read_ksm_stat(self->w.pid, "ksm_zero_pages", &stat));
+	EXPECT_EQ(ZERO_PAGES - 1, stat);
+
+	/* MADV_UNMERGEABLE gives every page a frame of its own. */
+	ASSERT_EQ(0, worker_madvise(&self->w, 0, ZERO_PAGES, MADV_UNMERGEABLE));
+	worker_pfns(&self->w, pfns);
+	EXPECT_TRUE(pfns_all_distinct(pfns, ZERO_PAGES));
+	EXPECT_NE(self->zero_pfn, pfns[1]);
+	EXPECT_EQ(0, ksm_get("ksm_zero_pages"));
+	EXPECT_EQ(0, worker_check(&self->w));
+}
+
+/* Without use_zero_pages, zeroes are content like any other. */
+TEST_F_TIMEOUT(zero, merged_as_content_without_knob, KSM_TEST_TIMEOUT)
+{
+	struct ksm_counters c;
+
+	ASSERT_EQ(0, ksm_set("use_zero_pages", 0));
+	ASSERT_EQ(0, zero_tags_worker(&self->w));
+	ASSERT_EQ(0, ksm_set("run", 1));
+	ASSERT_EQ(0, ksm_wait_for(all_one_frame, &self->w, KSM_WAIT_SECS))
+		TH_LOG("pages of zeroes were not merged");
+	ASSERT_EQ(0, ksm_wait_scans(KSM_SETTLE_SCANS, KSM_WAIT_SECS));
+	ASSERT_EQ(0, ksm_stop_and_read(&c));
+	EXPECT_NE(self->zero_pfn, worker_pfn(&self->w, 0));
+	EXPECT_EQ(1, c.shared);
+	EXPECT_EQ(ZERO_PAGES - 1, c.sharing);
+	EXPECT_EQ(0, ksm_get("ksm_zero_pages"));
+	EXPECT_EQ(0, worker_check(&self->w));
+}
+
+TEST_HARNESS_MAIN
