@@ -8,8 +8,9 @@
 #   build/tests/ksm/  our selftests (tools/testing/selftests/ksm), every
 #                     program of their TEST_GEN_PROGS
 #   build/tests/tests.list   what the guest runs, one line per program:
-#                     "<timeout-s> <dir-in-guest> <test-id>"; the guest
-#                     runs "cd <dir> && ./<test-id>".  A line "! <group>
+#                     "<timeout-s> <attempts> <dir-in-guest> <test-id>";
+#                     the guest runs "cd <dir> && ./<test-id>", again while
+#                     it fails and attempts remain.  A line "! <group>
 #                     <reason>" stands for a group that could not be built:
 #                     the verdict counts it as a failure.
 #
@@ -56,21 +57,27 @@ check_static "$out/mm/ksm_tests" "$out/mm/ksm_functional_tests"
 # The list of programs; the upstream part is fixed (see README.md).
 # Timeouts: ksm_tests gives up by itself after 120 s (its -l default), so
 # 180 s only catches a hang; on the baseline kernel under TCG each of these
-# programs takes 0-5 s, ksm_functional_tests about 5 s.
+# programs takes 0-15 s, ksm_functional_tests about 8 s.
+# Attempts: 1, except ksm_tests -N -m 1, which races with ksmd on SMP: it
+# madvises its second page while ksmd is running and waits for two more
+# full scans, but the first may be the tail of a scan that had already
+# passed that page, and a page needs two scans to merge.  It fails about 1
+# run in 8 on upstream's KSM; the verdict reports a pass on a later attempt
+# as FLAKY.
 list=$out/tests.list.tmp
 cat > "$list" <<'LIST'
-# timeout-s  dir-in-guest  test-id (the command, run as ./<test-id>)
-180  /tests/mm  ksm_tests -M -p 10
-180  /tests/mm  ksm_tests -U
-180  /tests/mm  ksm_tests -Z -p 10 -z 0
-180  /tests/mm  ksm_tests -Z -p 10 -z 1
-180  /tests/mm  ksm_tests -N -m 1
-180  /tests/mm  ksm_tests -N -m 0
-180  /tests/mm  ksm_tests -P -s 100
-180  /tests/mm  ksm_tests -H -s 100
-180  /tests/mm  ksm_tests -D -s 100
-180  /tests/mm  ksm_tests -C -p 100
-300  /tests/mm  ksm_functional_tests
+# timeout-s  attempts  dir-in-guest  test-id (the command, run as ./<test-id>)
+180  1  /tests/mm  ksm_tests -M -p 10
+180  1  /tests/mm  ksm_tests -U
+180  1  /tests/mm  ksm_tests -Z -p 10 -z 0
+180  1  /tests/mm  ksm_tests -Z -p 10 -z 1
+180  3  /tests/mm  ksm_tests -N -m 1
+180  1  /tests/mm  ksm_tests -N -m 0
+180  1  /tests/mm  ksm_tests -P -s 100
+180  1  /tests/mm  ksm_tests -H -s 100
+180  1  /tests/mm  ksm_tests -D -s 100
+180  1  /tests/mm  ksm_tests -C -p 100
+300  1  /tests/mm  ksm_functional_tests
 LIST
 
 # Our selftests.  Their program list comes from their own Makefile.
@@ -96,7 +103,7 @@ else
 		for p in $progs; do
 			if [[ -x $out/ksm/$p ]]; then
 				check_static "$out/ksm/$p"
-				echo "300  /tests/ksm  $p" >> "$list"
+				echo "300  1  /tests/ksm  $p" >> "$list"
 			else
 				echo "! $p missing: not built by their Makefile" >> "$list"
 			fi

@@ -7,7 +7,8 @@
 #   NAME  ours | baseline: names the log, build/logs/check-NAME-<time>.log
 #         (build/logs/check-NAME.log links to the latest)
 #
-# QEMU's timeout is the sum of the per-program timeouts plus boot time,
+# QEMU's timeout is the sum of the per-program timeouts (times attempts)
+# plus boot time,
 # capped by QEMU_TIMEOUT (default 2400 s) so that a run that hangs in
 # every program still ends well within CI's limit.
 # The last line printed is the verdict's "N passed, N failed, N skipped".
@@ -19,7 +20,7 @@ list=$BUILD/tests/tests.list
 cap=${QEMU_TIMEOUT:-2400}
 
 base_version
-sum=$(awk '$1 ~ /^[0-9]+$/ {s += $1 + 5} END {print s + 120}' "$list")
+sum=$(awk '$1 ~ /^[0-9]+$/ {s += ($1 + 5) * $2} END {print s + 120}' "$list")
 limit=$((sum < cap ? sum : cap))
 
 log_file=$BUILD/logs/check-$name-$(date +%Y%m%d-%H%M%S).log

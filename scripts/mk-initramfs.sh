@@ -53,7 +53,7 @@ fi
 	done
 	echo "file /harness/tests.list $tests/tests.list 0644 0 0"
 	# Every program the list names (upstream ones and ours).
-	awk '$1 ~ /^[0-9]+$/ {print $2, $3}' "$tests/tests.list" | sort -u |
+	awk '$1 ~ /^[0-9]+$/ {print $3, $4}' "$tests/tests.list" | sort -u |
 	while read -r dir prog; do
 		echo "file $dir/$prog $tests/${dir#/tests/}/$prog 0755 0 0"
 	done

@@ -58,6 +58,7 @@ SPLAT_PATTERNS = [
     r'self-detected stall', r'detected stalls', r'RCU stall', r'rcu: INFO',
     r'list_add corruption', r'list_del corruption',
 ]
+KMSG_INSIDE = re.compile(r'(?<=.)\[\s*\d+\.\d{6}\] ')
 SPLAT = re.compile(r'\[\s*\d+\.\d+\].*(' + '|'.join(SPLAT_PATTERNS) + ')')
 
 
@@ -74,6 +75,12 @@ def read_console(path):
             cut = line.index('# [RUN] ', 1)
             lines.append(line[:cut].rstrip())
             line = line[cut:]
+        # A kernel message that starts in the middle of a line of test
+        # output ("ok 1 KSM merging[   1.65] tsc: ...") goes on its own.
+        m = KMSG_INSIDE.search(line)
+        if m:
+            lines.append(line[:m.start()])
+            line = line[m.start():]
         lines.append(line)
     return lines
 
@@ -90,7 +97,7 @@ def read_tests_list(path):
                 group, _, reason = line[1:].strip().partition(' ')
                 broken.append((group, reason))
                 continue
-            limit, _dir, test_id = line.split(None, 2)
+            limit, _attempts, _dir, test_id = line.split(None, 3)
             programs.append((int(limit), test_id))
     return programs, broken
 
@@ -158,12 +165,18 @@ class Report:
 
 
 def split_blocks(lines):
-    """Map program id -> its lines between BEGIN and END, plus END facts."""
+    """Map program id -> its lines between BEGIN and END, plus END facts.
+
+    A program run again (the list allows some more attempts) has several
+    blocks: the last one is judged, 'attempts' says how many there were.
+    """
     blocks, current = {}, None
     for line in lines:
         m = BEGIN.match(line)
         if m:
-            current = {'lines': [], 'rc': None, 'time': None, 'timeout': None}
+            attempts = blocks[m.group(1)]['attempts'] + 1 if m.group(1) in blocks else 1
+            current = {'lines': [], 'rc': None, 'time': None, 'timeout': None,
+                       'attempts': attempts}
             blocks[m.group(1)] = current
             continue
         if current is None:
@@ -333,6 +346,9 @@ def check(args):
         report.test('fail', group, reason)
     for _limit, test_id in programs:
         judge_program(report, test_id, blocks.get(test_id))
+        if test_id in blocks and blocks[test_id]['attempts'] > 1:
+            report.out(f'FLAKY {test_id}: judged on attempt '
+                       f'{blocks[test_id]["attempts"]}, earlier ones failed')
 
     splats = report_splats(report, lines)
     if DONE not in lines:
