@@ -1314,6 +1314,7 @@ static void ksm_mm_free(struct ksm_mm *kmm)
 {
 	struct mm_struct *mm = kmm->slot.mm;
 
+	VM_WARN_ON_ONCE(kmm->items);
 	kmem_cache_free(ksm_mm_cache, kmm);
 	clear_bit(MMF_VM_MERGE_ANY, &mm->flags);
 	clear_bit(MMF_VM_MERGEABLE, &mm->flags);
@@ -1380,6 +1381,7 @@ static struct ksm_item *ksm_next_page(struct page **pagep)
 	struct ksm_mm *kmm = ksm_cursor.kmm;
 	struct vm_area_struct *vma;
 	struct mm_struct *mm;
+	bool dead;
 
 	if (kmm == &ksm_mm_head) {
 		spin_lock(&ksm_mm_lock);
@@ -1450,12 +1452,17 @@ next_mm:
 		}
 	}
 done_mm:
-	/* The rest of the list is for pages that are gone. */
+	/*
+	 * The rest of the list is for pages that are gone; all of it, if the
+	 * mm is, including the items met earlier in this pass.
+	 */
+	dead = ksm_test_exit(mm) || !test_bit(MMF_VM_MERGEABLE, &mm->flags);
+	if (dead)
+		ksm_cursor.link = &kmm->items;
 	cursor_drop_rest();
 	mmap_read_unlock(mm);
 
-	if (cursor_next_mm(kmm, ksm_test_exit(mm) ||
-			   !test_bit(MMF_VM_MERGEABLE, &mm->flags))) {
+	if (cursor_next_mm(kmm, dead)) {
 		ksm_full_scans++;
 		trace_ksm_stop_scan(ksm_cursor.pass, ksm_items);
 		return NULL;
