@@ -347,13 +347,14 @@ bool page_has(const void *page, uint64_t tag)
 }
 
 /*
- * Does the VMA of process @pid (0: this one) that starts at @addr carry
+ * Does the VMA of process @pid (0: this one) that contains @addr carry
  * @flag (e.g. "mg" for VM_MERGEABLE) in the VmFlags line of smaps?
- * Returns 1, 0, or a negative errno (-ENOENT: no VMA starts there).
+ * Returns 1, 0, or a negative errno (-ENOENT: nothing mapped there).
  */
 int vma_flag(pid_t pid, void *addr, const char *flag)
 {
-	char line[512], want[32];
+	unsigned long start, end, a = (unsigned long)addr;
+	char line[512], *tok, *save;
 	bool in_vma = false;
 	int ret = -ENOENT;
 	FILE *f;
@@ -365,23 +366,19 @@ int vma_flag(pid_t pid, void *addr, const char *flag)
 	f = fopen(line, "r");
 	if (!f)
 		return -errno;
-	snprintf(want, sizeof(want), "%lx-", (unsigned long)addr);
 	while (fgets(line, sizeof(line), f)) {
 		if (!in_vma) {
-			in_vma = !strncmp(line, want, strlen(want));
+			in_vma = sscanf(line, "%lx-%lx ", &start, &end) == 2 &&
+				 start <= a && a < end;
 			continue;
 		}
 		if (strncmp(line, "VmFlags:", 8))
 			continue;
-		{
-			char *tok, *save;
-
-			ret = 0;
-			for (tok = strtok_r(line + 8, " \n", &save); tok;
-			     tok = strtok_r(NULL, " \n", &save))
-				if (!strcmp(tok, flag))
-					ret = 1;
-		}
+		ret = 0;
+		for (tok = strtok_r(line + 8, " \n", &save); tok;
+		     tok = strtok_r(NULL, " \n", &save))
+			if (!strcmp(tok, flag))
+				ret = 1;
 		break;
 	}
 	fclose(f);
