@@ -141,6 +141,8 @@
  * @nid: when unstable, the node whose unstable tree holds the item
  * @checksum: checksum of the content when last seen (the key when unstable)
  * @pass: when unstable, the pass that inserted the item (low bits)
+ * @age: passes in a row that the page did not merge (saturating)
+ * @skip: passes smart_scan still lets go by without looking at the page
  * @rb: when unstable, the link in the unstable tree
  * @stable: when stable, the KSM page's node
  * @link: when stable, the link in @stable's list of items
@@ -158,6 +160,8 @@ struct ksm_item {
 	};
 	u32 checksum;
 	u8 pass;
+	u8 age;
+	u8 skip;
 	union {
 		struct rb_node rb;
 		struct {
@@ -175,6 +179,8 @@ struct ksm_item {
  * @nr_items: how many items are on @items
  * @checksum: checksum of the (unchanging) content: the key in the tree
  * @nid: which stable tree holds this node
+ * @dups: the other KSM pages of the same content, when max_page_sharing
+ *	made more than one (a circular list; empty when there are none)
  *
  * The KSM folio's ->mapping points here, tagged with PAGE_MAPPING_KSM.
  */
@@ -185,6 +191,7 @@ struct ksm_stable {
 	unsigned int nr_items;
 	u32 checksum;
 	int nid;
+	struct list_head dups;
 };
 
 /**
@@ -250,6 +257,46 @@ static bool ksm_merge_across_nodes = true;
 static int ksm_max_page_sharing = 256;
 static unsigned int ksm_prune_millisecs = 2000;
 static bool ksm_smart_scan = true;
+static unsigned long ksm_max_kernel_pages;	/* 0: no limit */
+
+/* The scan-time advisor (advisor_mode), see ksm_advise(). */
+enum ksm_advisor_mode {
+	KSM_ADVISOR_NONE,
+	KSM_ADVISOR_SCAN_TIME,
+};
+static enum ksm_advisor_mode ksm_advisor;
+static unsigned int ksm_advisor_max_cpu = 70;		/* percent */
+static unsigned long ksm_advisor_min_pages = 500;
+static unsigned long ksm_advisor_max_pages = 30000;
+static unsigned int ksm_advisor_target_secs = 200;
+static unsigned int ksm_advisor_saved_pages;	/* pages_to_scan before */
+static ktime_t ksm_pass_started;
+static u64 ksm_pass_cpu_ns;
+
+#ifdef CONFIG_MEMORY_HOTREMOVE
+/*
+ * While a memory block goes offline, ksmd and the knobs that walk the
+ * stable trees wait: the pages of the block are on their way elsewhere,
+ * and once it is gone its memory map may not be read.
+ */
+static bool ksm_offlining;		/* under ksm_lock */
+static DECLARE_WAIT_QUEUE_HEAD(ksm_online_wait);
+
+static void ksm_lock_online(void)
+{
+	mutex_lock(&ksm_lock);
+	while (ksm_offlining) {
+		mutex_unlock(&ksm_lock);
+		wait_event(ksm_online_wait, !READ_ONCE(ksm_offlining));
+		mutex_lock(&ksm_lock);
+	}
+}
+#else
+static inline void ksm_lock_online(void)
+{
+	mutex_lock(&ksm_lock);
+}
+#endif
 
 /* Counters (sysfs), under ksm_lock */
 static unsigned long ksm_pages_shared;		/* stable nodes in use */
@@ -257,6 +304,8 @@ static unsigned long ksm_pages_sharing;		/* further mappings of them */
 static unsigned long ksm_pages_unshared;	/* items in unstable trees */
 static unsigned long ksm_items;			/* all items */
 static unsigned long ksm_stable_nodes;		/* all stable nodes */
+static unsigned long ksm_dup_groups;		/* contents with several */
+static unsigned long ksm_dup_nodes;		/* the nodes in those */
 static unsigned long ksm_pages_scanned;
 static unsigned long ksm_pages_skipped;
 static unsigned long ksm_full_scans;
@@ -429,6 +478,40 @@ gone:
 	return NULL;
 }
 
+/*
+ * Leftmost node of @root whose key equals @key: the first of a run of
+ * equal keys, since equal keys are adjacent in the tree's order.
+ */
+static struct rb_node *tree_first_equal(struct rb_root *root, u32 key,
+					u32 (*key_of)(struct rb_node *))
+{
+	struct rb_node *node = root->rb_node, *found = NULL;
+
+	while (node) {
+		u32 k = key_of(node);
+
+		if (key < k) {
+			node = node->rb_left;
+		} else if (key > k) {
+			node = node->rb_right;
+		} else {
+			found = node;
+			node = node->rb_left;
+		}
+	}
+	return found;
+}
+
+static u32 stable_key(struct rb_node *node)
+{
+	return rb_entry(node, struct ksm_stable, rb)->checksum;
+}
+
+static u32 unstable_key(struct rb_node *node)
+{
+	return rb_entry(node, struct ksm_item, rb)->checksum;
+}
+
 /* ---------------------------------------------------------------------- */
 /* Stable nodes and the items linked to them                             */
 /* ---------------------------------------------------------------------- */
@@ -475,6 +558,7 @@ static struct ksm_stable *stable_alloc(u32 checksum, int nid)
 	if (!stable)
 		return NULL;
 	INIT_HLIST_HEAD(&stable->items);
+	INIT_LIST_HEAD(&stable->dups);
 	RB_CLEAR_NODE(&stable->rb);
 	stable->checksum = checksum;
 	stable->nid = nid;
@@ -482,9 +566,25 @@ static struct ksm_stable *stable_alloc(u32 checksum, int nid)
 	return stable;
 }
 
+/* Take @stable out of its group of KSM pages of equal content. */
+static void stable_ungroup(struct ksm_stable *stable)
+{
+	if (list_empty(&stable->dups))
+		return;
+	/* A group of two that loses one is no group any more. */
+	if (list_is_singular(&stable->dups)) {
+		ksm_dup_groups--;
+		ksm_dup_nodes -= 2;
+	} else {
+		ksm_dup_nodes--;
+	}
+	list_del_init(&stable->dups);
+}
+
 static void stable_free(struct ksm_stable *stable)
 {
 	VM_WARN_ON_ONCE(!hlist_empty(&stable->items));
+	stable_ungroup(stable);
 	if (!RB_EMPTY_NODE(&stable->rb))
 		rb_erase(&stable->rb, &ksm_stable_trees[stable->nid]);
 	trace_ksm_remove_ksm_page(stable->pfn);
@@ -518,11 +618,52 @@ static void stable_put_unused(struct ksm_stable *stable, struct folio *folio)
 	stable_free(stable);
 }
 
-/* Insert @stable in its tree, after any node of equal checksum. */
-static void stable_insert(struct ksm_stable *stable)
+/*
+ * A KSM page of the same content as @kpage, among the nodes of equal
+ * checksum, for @stable to group with: there is one when stable_search()
+ * found only full ones and a second KSM page had to be made.
+ */
+static void stable_find_group(struct ksm_stable *stable, struct page *kpage)
+{
+	struct rb_node *node;
+
+	node = tree_first_equal(&ksm_stable_trees[stable->nid],
+				stable->checksum, stable_key);
+	for (; node; node = rb_next(node)) {
+		struct ksm_stable *other = rb_entry(node, struct ksm_stable, rb);
+		struct folio *folio;
+		bool same;
+
+		if (other->checksum != stable->checksum)
+			break;
+		folio = stable_folio_get(other, false);
+		if (!folio)
+			continue;
+		same = pages_identical(kpage, folio_page(folio, 0));
+		folio_put(folio);
+		if (!same)
+			continue;
+		if (list_empty(&other->dups)) {
+			ksm_dup_groups++;
+			ksm_dup_nodes += 2;
+		} else {
+			ksm_dup_nodes++;
+		}
+		list_add(&stable->dups, &other->dups);
+		return;
+	}
+}
+
+/*
+ * Insert @stable, whose KSM page is @kpage, in its tree, after any node
+ * of equal checksum.
+ */
+static void stable_insert(struct ksm_stable *stable, struct page *kpage)
 {
 	struct rb_root *root = &ksm_stable_trees[stable->nid];
 	struct rb_node **link = &root->rb_node, *parent = NULL;
+
+	stable_find_group(stable, kpage);
 
 	while (*link) {
 		struct ksm_stable *other;
@@ -577,40 +718,6 @@ static void unstable_insert(struct ksm_item *item, int nid)
 	item->pass = ksm_pass_tag();
 	item->address |= ITEM_UNSTABLE;
 	ksm_pages_unshared++;
-}
-
-/*
- * Leftmost node of @root whose key equals @key: the first of a run of
- * equal keys, since equal keys are adjacent in the tree's order.
- */
-static struct rb_node *tree_first_equal(struct rb_root *root, u32 key,
-					u32 (*key_of)(struct rb_node *))
-{
-	struct rb_node *node = root->rb_node, *found = NULL;
-
-	while (node) {
-		u32 k = key_of(node);
-
-		if (key < k) {
-			node = node->rb_left;
-		} else if (key > k) {
-			node = node->rb_right;
-		} else {
-			found = node;
-			node = node->rb_left;
-		}
-	}
-	return found;
-}
-
-static u32 stable_key(struct rb_node *node)
-{
-	return rb_entry(node, struct ksm_stable, rb)->checksum;
-}
-
-static u32 unstable_key(struct rb_node *node)
-{
-	return rb_entry(node, struct ksm_item, rb)->checksum;
 }
 
 /* Drop whatever tree @item is in, so that it can be reused or freed. */
@@ -1039,10 +1146,17 @@ restart:
 			stable_drop_stale(stable);
 			goto restart;
 		}
-		if (folio_nid(kfolio) == nid || ksm_merge_across_nodes) {
-			if (pages_identical(page, folio_page(kfolio, 0)))
-				return folio_page(kfolio, 0);
+		if (!ksm_merge_across_nodes && folio_nid(kfolio) != nid) {
+			/* Migrated since: file it in its new node's tree. */
+			rb_erase(&stable->rb, root);
+			stable_ungroup(stable);
+			stable->nid = folio_nid(kfolio);
+			stable_insert(stable, folio_page(kfolio, 0));
+			folio_put(kfolio);
+			goto restart;
 		}
+		if (pages_identical(page, folio_page(kfolio, 0)))
+			return folio_page(kfolio, 0);
 		folio_put(kfolio);
 	}
 	return NULL;
@@ -1129,7 +1243,7 @@ static void ksm_unpair(struct ksm_item *item, struct ksm_stable *stable,
 	if (unshared || !vma)
 		stable_unlink(item);
 	if (stable->nr_items || folio_mapped(kfolio))
-		stable_insert(stable);
+		stable_insert(stable, folio_page(kfolio, 0));
 	else
 		stable_put_unused(stable, kfolio);
 	folio_unlock(kfolio);
@@ -1139,7 +1253,7 @@ static void ksm_unpair(struct ksm_item *item, struct ksm_stable *stable,
  * Merge @page (tracked by @item) with @tpage (tracked by @titem, found in
  * the unstable tree) into a new KSM page.
  */
-static void ksm_pair(struct ksm_item *item, struct page *page,
+static bool ksm_pair(struct ksm_item *item, struct page *page,
 		     struct ksm_item *titem, struct page *tpage, int nid)
 {
 	struct vm_area_struct *vma;
@@ -1149,7 +1263,7 @@ static void ksm_pair(struct ksm_item *item, struct page *page,
 
 	stable = stable_alloc(item->checksum, nid);
 	if (!stable)
-		return;
+		return false;
 
 	vma = item_lock_vma(item);
 	if (vma) {
@@ -1159,7 +1273,7 @@ static void ksm_pair(struct ksm_item *item, struct page *page,
 	trace_ksm_merge_one_page(page_to_pfn(page), item, item->mm, err);
 	if (err) {
 		stable_free(stable);
-		return;
+		return false;
 	}
 
 	/* @page is a KSM page now; it may have left a huge page behind. */
@@ -1175,9 +1289,10 @@ static void ksm_pair(struct ksm_item *item, struct page *page,
 				      titem->mm, err);
 	if (err) {
 		ksm_unpair(item, stable, kfolio);
-		return;
+		return false;
 	}
-	stable_insert(stable);
+	stable_insert(stable, page);
+	return true;
 }
 
 /*
@@ -1185,55 +1300,57 @@ static void ksm_pair(struct ksm_item *item, struct page *page,
  * know about: inherited through fork, or met again after the item was
  * forgotten.  Link the item to it.
  */
-static void ksm_join(struct ksm_item *item, struct page *page)
+static bool ksm_join(struct ksm_item *item, struct page *page)
 {
 	struct folio *folio = page_folio(page);
 	struct vm_area_struct *vma;
 	struct ksm_stable *stable;
+	bool joined = false;
 
 	vma = item_lock_vma(item);
 	if (!vma)
-		return;
+		return false;
 	if (folio_trylock(folio)) {
 		stable = folio_stable(folio);
-		if (stable && !RB_EMPTY_NODE(&stable->rb))
+		if (stable && !RB_EMPTY_NODE(&stable->rb)) {
 			stable_link(stable, item, vma->anon_vma);
+			joined = true;
+		}
 		folio_unlock(folio);
 	}
 	mmap_read_unlock(item->mm);
+	return joined;
+}
+
+/* max_kernel_pages: may ksmd make one more KSM page? */
+static bool ksm_may_make_ksm_page(void)
+{
+	unsigned long limit = READ_ONCE(ksm_max_kernel_pages);
+
+	return !limit || ksm_stable_nodes < limit;
 }
 
 /*
- * ksm_merge_page - everything ksmd does with one page
- * @item: the item for the page's address
+ * ksm_try_merge - try to merge the page @item tracks
+ * @item: the item for the page's address, in no tree
  * @page: the page mapped there, referenced
+ *
+ * Returns true if the page is merged now.
  */
-static void ksm_merge_page(struct ksm_item *item, struct page *page)
+static bool ksm_try_merge(struct ksm_item *item, struct page *page)
 {
-	struct folio *folio = page_folio(page);
 	struct ksm_item *titem;
 	struct page *kpage, *tpage;
+	bool merged;
 	int nid;
 	u32 sum;
 
-	if (item->address & ITEM_STABLE) {
-		/* Still merged: nothing to do, and nothing to read. */
-		if (folio_test_ksm(folio) && folio_stable(folio) == item->stable)
-			return;
-		item_forget(item);
-	} else if (item->address & ITEM_UNSTABLE) {
-		/* Inserted in an earlier pass, whose tree is gone. */
-		item_forget(item);
-	}
-
-	if (folio_test_ksm(folio)) {
-		ksm_join(item, page);
-		return;
-	}
+	if (folio_test_ksm(page_folio(page)))
+		return ksm_join(item, page);
 
 	sum = page_checksum(page);
 	if (ksm_try_zero(item, page, sum))
-		return;
+		return true;
 
 	nid = ksm_tree_nid(page);
 	kpage = stable_search(page, sum, nid);
@@ -1250,21 +1367,74 @@ static void ksm_merge_page(struct ksm_item *item, struct page *page)
 					      item->mm, err);
 		put_page(kpage);
 		if (!err)
-			return;
+			return true;
 	}
 
 	/* A page whose content moved since the last pass is not a candidate. */
 	if (item->checksum != sum) {
 		item->checksum = sum;
+		return false;
+	}
+
+	titem = NULL;
+	if (ksm_may_make_ksm_page())
+		titem = unstable_search(item, page, nid, &tpage);
+	if (!titem) {
+		unstable_insert(item, nid);
+		return false;
+	}
+	merged = ksm_pair(item, page, titem, tpage, nid);
+	put_page(tpage);
+	return merged;
+}
+
+/*
+ * How many passes smart_scan skips a page that failed to merge @age
+ * passes in a row: none for a while, then more and more, up to 8.
+ */
+static u8 smart_scan_skips(u8 age)
+{
+	if (age < 3)
+		return 0;
+	if (age < 6)
+		return 1;
+	if (age < 9)
+		return 2;
+	return age < 12 ? 4 : 8;
+}
+
+/*
+ * ksm_merge_page - everything ksmd does with one page
+ * @item: the item for the page's address
+ * @page: the page mapped there, referenced
+ */
+static void ksm_merge_page(struct ksm_item *item, struct page *page)
+{
+	struct folio *folio = page_folio(page);
+
+	if (item->address & ITEM_STABLE) {
+		/* Still merged: nothing to do, and nothing to read. */
+		if (folio_test_ksm(folio) && folio_stable(folio) == item->stable)
+			return;
+		item_forget(item);
+	} else if (item->address & ITEM_UNSTABLE) {
+		/* Inserted in an earlier pass, whose tree is gone. */
+		item_forget(item);
+	}
+
+	if (item->skip && READ_ONCE(ksm_smart_scan)) {
+		item->skip--;
+		ksm_pages_skipped++;
 		return;
 	}
 
-	titem = unstable_search(item, page, nid, &tpage);
-	if (titem) {
-		ksm_pair(item, page, titem, tpage, nid);
-		put_page(tpage);
+	if (ksm_try_merge(item, page)) {
+		item->age = 0;
+		item->skip = 0;
 	} else {
-		unstable_insert(item, nid);
+		if (item->age < U8_MAX)
+			item->age++;
+		item->skip = smart_scan_skips(item->age);
 	}
 }
 
@@ -1366,7 +1536,43 @@ static void ksm_pass_start(void)
 
 	ksm_cursor.pass++;
 	ksm_reset_unstable_trees();
+	ksm_pass_started = ktime_get();
+	ksm_pass_cpu_ns = current->se.sum_exec_runtime;
 	trace_ksm_start_scan(ksm_cursor.pass, ksm_items);
+}
+
+/*
+ * ksm_advise - the scan-time advisor, at the end of each pass
+ *
+ * Sets pages_to_scan so that a pass takes advisor_target_scan_time
+ * seconds: the pass just finished took some time with the current value,
+ * and the time a pass takes is about inversely proportional to it.  The
+ * CPU ksmd used in that pass bounds the value from above, so that ksmd
+ * stays under advisor_max_cpu percent.  The new value is averaged with
+ * the old (weight 1/4) to ride out passes disturbed by other load, and
+ * kept within advisor_{min,max}_pages_to_scan.
+ */
+static void ksm_advise(void)
+{
+	u64 wall_ns = ktime_to_ns(ktime_sub(ktime_get(), ksm_pass_started));
+	u64 cpu_ns = current->se.sum_exec_runtime - ksm_pass_cpu_ns;
+	u64 target_ns = (u64)ksm_advisor_target_secs * NSEC_PER_SEC;
+	u64 pages = ksm_pages_to_scan, want;
+	unsigned int cpu_pct;
+
+	if (ksm_advisor != KSM_ADVISOR_SCAN_TIME || !wall_ns)
+		return;
+	cpu_pct = div64_u64(cpu_ns * 100, wall_ns);
+
+	want = div64_u64(pages * wall_ns, target_ns) ?: 1;
+	if (cpu_pct)
+		want = min(want, div64_u64(pages * ksm_advisor_max_cpu,
+					    cpu_pct));
+	want = (3 * pages + want) / 4;
+	want = clamp_t(u64, want, ksm_advisor_min_pages,
+		       ksm_advisor_max_pages);
+	WRITE_ONCE(ksm_pages_to_scan, want);
+	trace_ksm_advisor(wall_ns, want, cpu_pct);
 }
 
 /*
@@ -1464,6 +1670,7 @@ done_mm:
 
 	if (cursor_next_mm(kmm, dead)) {
 		ksm_full_scans++;
+		ksm_advise();
 		trace_ksm_stop_scan(ksm_cursor.pass, ksm_items);
 		return NULL;
 	}
@@ -1500,7 +1707,7 @@ static int ksmd_fn(void *unused)
 	set_user_nice(current, 5);
 
 	while (!kthread_should_stop()) {
-		mutex_lock(&ksm_lock);
+		ksm_lock_online();
 		if (ksmd_should_run())
 			ksm_scan(ksm_pages_to_scan);
 		mutex_unlock(&ksm_lock);
@@ -2141,6 +2348,9 @@ static ssize_t pages_to_scan_store(struct kobject *kobj,
 	unsigned int nr;
 	int err;
 
+	/* The advisor owns pages_to_scan while it is on. */
+	if (ksm_advisor != KSM_ADVISOR_NONE)
+		return -EINVAL;
 	err = ksm_parse_uint(buf, &nr);
 	if (err)
 		return err;
@@ -2167,7 +2377,7 @@ static ssize_t run_store(struct kobject *kobj, struct kobj_attribute *attr,
 	if (run > KSM_RUN_UNMERGE)
 		return -EINVAL;
 
-	mutex_lock(&ksm_lock);
+	ksm_lock_online();
 	if (ksm_run != run) {
 		ksm_run = run;
 		if (run == KSM_RUN_UNMERGE) {
@@ -2267,12 +2477,15 @@ static ssize_t merge_across_nodes_store(struct kobject *kobj,
 	unsigned long value;
 	int err = 0;
 
-	if (kstrtoul(buf, 10, &value) || value > 1)
+	err = kstrtoul(buf, 10, &value);
+	if (err)
+		return err;
+	if (value > 1)
 		return -EINVAL;
 	if (value == ksm_merge_across_nodes)
 		return count;
 
-	mutex_lock(&ksm_lock);
+	ksm_lock_online();
 	if (value != ksm_merge_across_nodes) {
 		if (ksm_pages_shared || ksm_drop_stable_nodes() ||
 		    ksm_stable_nodes) {
@@ -2300,13 +2513,16 @@ static ssize_t max_page_sharing_store(struct kobject *kobj,
 {
 	int value, err = 0;
 
+	err = kstrtoint(buf, 10, &value);
+	if (err)
+		return err;
 	/* A KSM page with one mapping saves nothing. */
-	if (kstrtoint(buf, 10, &value) || value < 2)
+	if (value < 2)
 		return -EINVAL;
 	if (value == READ_ONCE(ksm_max_page_sharing))
 		return count;
 
-	mutex_lock(&ksm_lock);
+	ksm_lock_online();
 	if (value != ksm_max_page_sharing) {
 		if (ksm_pages_shared || ksm_drop_stable_nodes() ||
 		    ksm_stable_nodes)
@@ -2360,6 +2576,156 @@ static ssize_t smart_scan_store(struct kobject *kobj,
 }
 KSM_ATTR(smart_scan);
 
+static ssize_t max_kernel_pages_show(struct kobject *kobj,
+				     struct kobj_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%lu\n", ksm_max_kernel_pages);
+}
+
+static ssize_t max_kernel_pages_store(struct kobject *kobj,
+				      struct kobj_attribute *attr,
+				      const char *buf, size_t count)
+{
+	unsigned long value;
+
+	if (kstrtoul(buf, 10, &value))
+		return -EINVAL;
+	WRITE_ONCE(ksm_max_kernel_pages, value);
+	return count;
+}
+KSM_ATTR(max_kernel_pages);
+
+static const char * const ksm_advisor_names[] = {
+	[KSM_ADVISOR_NONE] = "none",
+	[KSM_ADVISOR_SCAN_TIME] = "scan-time",
+};
+
+static ssize_t advisor_mode_show(struct kobject *kobj,
+				 struct kobj_attribute *attr, char *buf)
+{
+	int mode, len = 0;
+
+	for (mode = 0; mode < ARRAY_SIZE(ksm_advisor_names); mode++)
+		len += sysfs_emit_at(buf, len, mode == ksm_advisor ?
+				     "%s[%s]" : "%s%s", mode ? " " : "",
+				     ksm_advisor_names[mode]);
+	len += sysfs_emit_at(buf, len, "\n");
+	return len;
+}
+
+static ssize_t advisor_mode_store(struct kobject *kobj,
+				  struct kobj_attribute *attr,
+				  const char *buf, size_t count)
+{
+	int mode = sysfs_match_string(ksm_advisor_names, buf);
+
+	if (mode < 0)
+		return -EINVAL;
+
+	mutex_lock(&ksm_lock);
+	if (mode != ksm_advisor) {
+		if (mode == KSM_ADVISOR_SCAN_TIME) {
+			ksm_advisor_saved_pages = ksm_pages_to_scan;
+			WRITE_ONCE(ksm_pages_to_scan, ksm_advisor_min_pages);
+		} else {
+			WRITE_ONCE(ksm_pages_to_scan, ksm_advisor_saved_pages);
+		}
+		ksm_advisor = mode;
+	}
+	mutex_unlock(&ksm_lock);
+	return count;
+}
+KSM_ATTR(advisor_mode);
+
+static ssize_t advisor_max_cpu_show(struct kobject *kobj,
+				    struct kobj_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%u\n", ksm_advisor_max_cpu);
+}
+
+static ssize_t advisor_max_cpu_store(struct kobject *kobj,
+				     struct kobj_attribute *attr,
+				     const char *buf, size_t count)
+{
+	unsigned int pct;
+
+	if (ksm_parse_uint(buf, &pct) || !pct || pct > 100)
+		return -EINVAL;
+	WRITE_ONCE(ksm_advisor_max_cpu, pct);
+	return count;
+}
+KSM_ATTR(advisor_max_cpu);
+
+/* Both bounds of the advisor: min <= max, and within pages_to_scan's type. */
+static ssize_t ksm_advisor_bound_store(const char *buf, size_t count,
+				       bool max)
+{
+	unsigned int value;
+	int err = 0;
+
+	if (ksm_parse_uint(buf, &value) || !value)
+		return -EINVAL;
+	mutex_lock(&ksm_lock);
+	if (max ? value < ksm_advisor_min_pages : value > ksm_advisor_max_pages)
+		err = -EINVAL;
+	else if (max)
+		ksm_advisor_max_pages = value;
+	else
+		ksm_advisor_min_pages = value;
+	mutex_unlock(&ksm_lock);
+	return err ? err : count;
+}
+
+static ssize_t advisor_min_pages_to_scan_show(struct kobject *kobj,
+					      struct kobj_attribute *attr,
+					      char *buf)
+{
+	return sysfs_emit(buf, "%lu\n", ksm_advisor_min_pages);
+}
+
+static ssize_t advisor_min_pages_to_scan_store(struct kobject *kobj,
+					       struct kobj_attribute *attr,
+					       const char *buf, size_t count)
+{
+	return ksm_advisor_bound_store(buf, count, false);
+}
+KSM_ATTR(advisor_min_pages_to_scan);
+
+static ssize_t advisor_max_pages_to_scan_show(struct kobject *kobj,
+					      struct kobj_attribute *attr,
+					      char *buf)
+{
+	return sysfs_emit(buf, "%lu\n", ksm_advisor_max_pages);
+}
+
+static ssize_t advisor_max_pages_to_scan_store(struct kobject *kobj,
+					       struct kobj_attribute *attr,
+					       const char *buf, size_t count)
+{
+	return ksm_advisor_bound_store(buf, count, true);
+}
+KSM_ATTR(advisor_max_pages_to_scan);
+
+static ssize_t advisor_target_scan_time_show(struct kobject *kobj,
+					     struct kobj_attribute *attr,
+					     char *buf)
+{
+	return sysfs_emit(buf, "%u\n", ksm_advisor_target_secs);
+}
+
+static ssize_t advisor_target_scan_time_store(struct kobject *kobj,
+					      struct kobj_attribute *attr,
+					      const char *buf, size_t count)
+{
+	unsigned int secs;
+
+	if (ksm_parse_uint(buf, &secs) || !secs)
+		return -EINVAL;
+	WRITE_ONCE(ksm_advisor_target_secs, secs);
+	return count;
+}
+KSM_ATTR(advisor_target_scan_time);
+
 #define KSM_COUNTER(_name, _fmt, _expr)					\
 static ssize_t _name##_show(struct kobject *kobj,			\
 			    struct kobj_attribute *attr, char *buf)	\
@@ -2375,8 +2741,9 @@ KSM_COUNTER(pages_scanned, "%lu", READ_ONCE(ksm_pages_scanned));
 KSM_COUNTER(pages_skipped, "%lu", READ_ONCE(ksm_pages_skipped));
 KSM_COUNTER(full_scans, "%lu", READ_ONCE(ksm_full_scans));
 KSM_COUNTER(ksm_zero_pages, "%ld", atomic_long_read(&ksm_zero_pages));
-KSM_COUNTER(stable_node_chains, "%lu", 0UL);
-KSM_COUNTER(stable_node_dups, "%lu", 0UL);
+KSM_COUNTER(stable_node_chains, "%lu", READ_ONCE(ksm_dup_groups));
+KSM_COUNTER(stable_node_dups, "%lu", READ_ONCE(ksm_dup_nodes));
+KSM_COUNTER(kernel_pages_allocated, "%lu", READ_ONCE(ksm_stable_nodes));
 
 static long ksm_pages_volatile_now(void)
 {
@@ -2418,6 +2785,13 @@ static struct attribute *ksm_attrs[] = {
 	&use_zero_pages_attr.attr,
 	&general_profit_attr.attr,
 	&smart_scan_attr.attr,
+	&advisor_mode_attr.attr,
+	&advisor_max_cpu_attr.attr,
+	&advisor_min_pages_to_scan_attr.attr,
+	&advisor_max_pages_to_scan_attr.attr,
+	&advisor_target_scan_time_attr.attr,
+	&kernel_pages_allocated_attr.attr,
+	&max_kernel_pages_attr.attr,
 	NULL,
 };
 
@@ -2425,6 +2799,55 @@ static const struct attribute_group ksm_attr_group = {
 	.attrs = ksm_attrs,
 	.name = "ksm",
 };
+
+#ifdef CONFIG_MEMORY_HOTREMOVE
+/*
+ * Offlining migrated every KSM page of the block elsewhere, moving its
+ * node's ->pfn along; a node still pointing into the block is stale.
+ */
+static void ksm_drop_nodes_in(unsigned long start_pfn, unsigned long end_pfn)
+{
+	int nid;
+
+	for (nid = 0; nid < (ksm_merge_across_nodes ? 1 : nr_node_ids); nid++) {
+		struct rb_node *node = rb_first(&ksm_stable_trees[nid]);
+
+		while (node) {
+			struct ksm_stable *stable;
+
+			stable = rb_entry(node, struct ksm_stable, rb);
+			node = rb_next(node);
+			if (stable->pfn >= start_pfn && stable->pfn < end_pfn)
+				stable_drop_stale(stable);
+		}
+	}
+}
+
+static int ksm_memory_callback(struct notifier_block *nb,
+			       unsigned long action, void *arg)
+{
+	struct memory_notify *mn = arg;
+
+	switch (action) {
+	case MEM_GOING_OFFLINE:
+		mutex_lock(&ksm_lock);
+		ksm_offlining = true;
+		mutex_unlock(&ksm_lock);
+		break;
+	case MEM_OFFLINE:
+	case MEM_CANCEL_OFFLINE:
+		mutex_lock(&ksm_lock);
+		if (action == MEM_OFFLINE)
+			ksm_drop_nodes_in(mn->start_pfn,
+					  mn->start_pfn + mn->nr_pages);
+		WRITE_ONCE(ksm_offlining, false);
+		mutex_unlock(&ksm_lock);
+		wake_up_all(&ksm_online_wait);
+		break;
+	}
+	return NOTIFY_OK;
+}
+#endif
 
 /* ---------------------------------------------------------------------- */
 /* Start-up                                                               */
@@ -2460,6 +2883,10 @@ static int __init ksm_init(void)
 	}
 #else
 	ksm_run = KSM_RUN_MERGE;	/* no way for user to start it */
+#endif
+#ifdef CONFIG_MEMORY_HOTREMOVE
+	/* After slab's notifier, which must still hold our caches. */
+	hotplug_memory_notifier(ksm_memory_callback, KSM_CALLBACK_PRI);
 #endif
 	return 0;
 
