@@ -18,17 +18,27 @@ initrd=$BUILD/initramfs.cpio.gz
 [[ -f $kernel ]] || die "no kernel image $kernel"
 [[ -f $initrd ]] || die "no initramfs $initrd"
 
-# console=ttyS0: everything on the serial port, which -nographic wires to
-# our stdio.  numa=fake=2: two nodes for ksm_tests -N.  No panic_on_oops:
-# we want to see a splat and carry on; panic=-1 reboots (= QEMU exits) at
-# once should the kernel panic anyway.
+# console=ttyS0: everything on the serial port.  numa=fake=2: two nodes for
+# ksm_tests -N.  No panic_on_oops: we want to see a splat and carry on;
+# panic=-1 reboots (= QEMU exits) at once should the kernel panic anyway.
+# The demo's console shows warnings and worse only (loglevel=5: splats are
+# still seen), the tests' console shows everything.
 append="console=ttyS0 numa=fake=2 panic=-1 harness=$mode"
-qemu=(qemu-system-x86_64 -machine q35 -cpu max -smp 2 -m 2G
-      -nographic -no-reboot -kernel "$kernel" -initrd "$initrd"
-      -append "$append")
+[[ $mode != run ]] || append+=" loglevel=5"
+# -nic none: no network, and no iPXE option ROM to wait for.
+qemu=(qemu-system-x86_64 -machine q35 -cpu max -smp 2 -m 2G -nic none
+      -no-reboot -kernel "$kernel" -initrd "$initrd" -append "$append")
+if [[ $mode == shell ]]; then
+	# Interactive: the terminal in raw mode, QEMU's monitor on Ctrl-A c.
+	qemu+=(-nographic)
+else
+	# Serial console on stdio and nothing else: unlike -nographic this
+	# keeps the firmware from clearing the terminal, and reads no input.
+	qemu+=(-display none -serial stdio -monitor none)
+fi
 
 log "boot: ${kernel#$ROOT/} (QEMU TCG, timeout ${limit}s)"
-echo "${qemu[*]@Q}"
+printf '%q ' "${qemu[@]}"; echo
 
 if [[ $mode == shell ]]; then
 	exec timeout --foreground "$limit" "${qemu[@]}"
@@ -36,7 +46,7 @@ fi
 
 mkdir -p "$(dirname "$log")"
 set +e
-# No stdin: QEMU's -nographic console would otherwise read the terminal.
+# No stdin: nothing to type into a test run.
 timeout --foreground "$limit" "${qemu[@]}" < /dev/null 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e

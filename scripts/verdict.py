@@ -238,7 +238,8 @@ def parse_tap(lines):
         if prev and prev['status'] == 'fail':
             status = 'fail'
         results[num] = {'status': status, 'name': text, 'run': run_name,
-                        'detail': directive if status != 'pass' else ''}
+                        'detail': re.sub(r'^SKIP\s*', '', directive, flags=re.I)
+                        if status != 'pass' else ''}
     return plan, plan_skip, results, bail
 
 
@@ -346,9 +347,14 @@ def check(args):
         report.test('fail', group, reason)
     for _limit, test_id in programs:
         judge_program(report, test_id, blocks.get(test_id))
-        if test_id in blocks and blocks[test_id]['attempts'] > 1:
-            report.out(f'FLAKY {test_id}: judged on attempt '
-                       f'{blocks[test_id]["attempts"]}, earlier ones failed')
+        block = blocks.get(test_id)
+        if block and block['attempts'] > 1:
+            n = block['attempts']
+            if block['rc'] == 0:
+                report.out(f'FLAKY {test_id}: passed on attempt {n}, '
+                           f'after {n - 1} failed attempt(s)')
+            else:
+                report.out(f'NOTE {test_id}: failed all {n} attempts')
 
     splats = report_splats(report, lines)
     if DONE not in lines:
