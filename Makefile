@@ -23,7 +23,12 @@ KERNEL ?= ours
 JOBS ?= $(shell nproc)
 export JOBS
 
-B := build
+# Where everything is built (absolute; a second tree lets you try a cold
+# build without touching build/).
+BUILD ?= $(CURDIR)/build
+override BUILD := $(abspath $(BUILD))
+export BUILD
+B := $(BUILD)
 BASE_STAMP := $(B)/base/.harness-unpacked
 SYNCED := $(B)/src/.harness-state/synced
 TESTS_STAMP := $(B)/tests/.harness-built
@@ -66,6 +71,7 @@ help:
 	@echo 'Variables:'
 	@echo '  KERNEL=ours|baseline  kernel for check/run/shell (default: ours)'
 	@echo '  JOBS=N                parallel build jobs (default: nproc)'
+	@echo '  BUILD=DIR             build tree (default: build/)'
 	@echo '  QEMU_TIMEOUT=S        host-side limit on one boot (check: at most'
 	@echo '                        2400 s by default; run: 600 s; shell: 3600 s)'
 
@@ -86,11 +92,11 @@ $(SYNCED): FORCE | $(BASE_STAMP)
 
 kernel: $(B)/kernel/bzImage
 $(B)/kernel/bzImage: $(SYNCED) $(KCONFIG_DEPS)
-	@scripts/build-kernel.sh $(CURDIR)/$(B)/src $(CURDIR)/$(B)/kernel
+	@scripts/build-kernel.sh $(B)/src $(B)/kernel
 
 baseline: $(B)/baseline/bzImage
 $(B)/baseline/bzImage: $(BASE_STAMP) $(KCONFIG_DEPS)
-	@scripts/build-kernel.sh $(CURDIR)/$(B)/base $(CURDIR)/$(B)/baseline
+	@scripts/build-kernel.sh $(B)/base $(B)/baseline
 
 tests: $(TESTS_STAMP)
 $(TESTS_STAMP): $(SYNCED) scripts/build-tests.sh

@@ -13,6 +13,15 @@ source "$(dirname "$0")/lib.sh"
 src=$1 out=$2
 "$ROOT/scripts/kernel-config.sh" "$src" "$out"
 
+# One kernel build at a time on this machine (2 cores): a second harness
+# run, in this tree or another BUILD, waits here.
+lock=${TMPDIR:-/tmp}/ksm-harness-kernel-build.lock
+exec 9> "$lock"
+if ! flock -n 9; then
+	log "another kernel build is running; waiting for it ($lock)"
+	flock 9
+fi
+
 log "building kernel: $src -> $out (make -j$JOBS bzImage)"
 start=$SECONDS
 make -C "$src" O="$out" ARCH=$KARCH -j"$JOBS" bzImage

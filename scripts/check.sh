@@ -16,14 +16,18 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 kernel=$1 name=$2
-list=$BUILD/tests/tests.list
 cap=${QEMU_TIMEOUT:-2400}
 
 base_version
+log_file=$BUILD/logs/check-$name-$(date +%Y%m%d-%H%M%S).log
+# The list the guest will run, taken from the initramfs and kept beside the
+# log: the verdict judges against it even if the tests are rebuilt meanwhile.
+mkdir -p "$BUILD/logs"
+gzip -dc "$BUILD/initramfs.cpio.gz" |
+	cpio -i --quiet --to-stdout harness/tests.list > "$log_file.list"
+list=$log_file.list
 sum=$(awk '$1 ~ /^[0-9]+$/ {s += ($1 + 5) * $2} END {print s + 120}' "$list")
 limit=$((sum < cap ? sum : cap))
-
-log_file=$BUILD/logs/check-$name-$(date +%Y%m%d-%H%M%S).log
 start=$SECONDS
 set +e
 "$ROOT/scripts/qemu-run.sh" check "$kernel" "$log_file" "$limit"
