@@ -1122,10 +1122,14 @@ static bool ksm_try_zero(struct ksm_item *item, struct page *page, u32 sum)
 }
 
 /*
- * Find a KSM page with the content of @page, among those with checksum
- * @sum, that can take another mapping.  Returns it referenced, or NULL.
+ * Find a KSM page whose content has the checksum @sum, on node @nid if
+ * that matters, that can take another mapping.  Returns it referenced,
+ * or NULL.  The content is not compared here: a KSM page never changes,
+ * so only a checksum collision could make it differ from the page being
+ * merged, and ksm_fold() compares them anyway once that page is
+ * write-protected.
  */
-static struct page *stable_search(struct page *page, u32 sum, int nid)
+static struct page *stable_search(u32 sum, int nid)
 {
 	struct rb_root *root = &ksm_stable_trees[nid];
 	struct rb_node *node;
@@ -1155,9 +1159,7 @@ restart:
 			folio_put(kfolio);
 			goto restart;
 		}
-		if (pages_identical(page, folio_page(kfolio, 0)))
-			return folio_page(kfolio, 0);
-		folio_put(kfolio);
+		return folio_page(kfolio, 0);
 	}
 	return NULL;
 }
@@ -1353,7 +1355,7 @@ static bool ksm_try_merge(struct ksm_item *item, struct page *page)
 		return true;
 
 	nid = ksm_tree_nid(page);
-	kpage = stable_search(page, sum, nid);
+	kpage = stable_search(sum, nid);
 	if (kpage) {
 		struct vm_area_struct *vma = item_lock_vma(item);
 		int err = -EAGAIN;
@@ -1623,9 +1625,6 @@ next_mm:
 
 				if (ksm_test_exit(mm))
 					goto done_mm;
-				addr = ksm_next_table(mm, addr, vma->vm_end);
-				if (addr >= vma->vm_end)
-					break;
 				folio = folio_walk_start(&fw, vma, addr, 0);
 				if (folio) {
 					if (folio_test_anon(folio) &&
@@ -1636,7 +1635,9 @@ next_mm:
 					folio_walk_end(&fw, vma);
 				}
 				if (!page) {
-					addr += PAGE_SIZE;
+					/* Skip holes a page table at a time. */
+					addr = ksm_next_table(mm, addr + PAGE_SIZE,
+							      vma->vm_end);
 					cond_resched();
 					continue;
 				}
