@@ -45,7 +45,8 @@ else
 $(error KERNEL must be "ours" or "baseline", not "$(KERNEL)")
 endif
 
-.PHONY: help deps base src kernel baseline tests initramfs check run shell clean distclean FORCE
+.PHONY: help deps base src kernel baseline tests initramfs check run shell \
+	harness-test clean distclean FORCE
 .DEFAULT_GOAL := help
 
 help:
@@ -65,6 +66,7 @@ help:
 	@echo '  make baseline   build upstream KSM, same config: build/baseline/bzImage'
 	@echo '  make tests      headers, upstream ksm tests, our selftests: build/tests/'
 	@echo '  make initramfs  build/initramfs.cpio.gz'
+	@echo '  make harness-test  self-test of the log verdict on made-up logs (no VM)'
 	@echo '  make clean      remove build outputs, keep build/base'
 	@echo '  make distclean  remove build/ entirely'
 	@echo
@@ -121,11 +123,17 @@ run: $(KIMAGE) $(INITRAMFS)
 shell: $(KIMAGE) $(INITRAMFS)
 	@scripts/qemu-run.sh shell $(KIMAGE) - $${QEMU_TIMEOUT:-3600}
 
+harness-test:
+	@scripts/test-verdict.sh
+
 clean:
 	rm -rf $(B)/src $(B)/src.tmp $(B)/kernel $(B)/baseline $(B)/headers \
 		$(B)/tests $(B)/demo $(B)/tools $(B)/logs $(B)/initramfs.*
 
-distclean:
+distharness-test:
+	@scripts/test-verdict.sh
+
+clean:
 	rm -rf $(B)
 
 FORCE:

@@ -1,0 +1,127 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Self-test of scripts/verdict.py on made-up console logs: every way a run
+# can fail must fail, skips must not pass, known failures must be excused
+# only where they may be.  No VM needed; "make harness-test" runs it.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+
+# expect NAME "SUMMARY" EXIT_STATUS [grep patterns that must appear...]
+expect() {
+	local name=$1 summary=$2 status=$3 out rc
+	shift 3
+	set +e
+	out=$(python3 "$ROOT/scripts/verdict.py" check "$tmp/log" "$tmp/list" \
+	      "$tmp/known" --qemu-rc "${QEMU_RC:-0}")
+	rc=$?
+	set -e
+	local ok=1
+	[[ $(tail -n 1 <<< "$out") == "$summary" ]] || ok=0
+	[[ $rc == "$status" ]] || ok=0
+	for pat in "$@"; do
+		grep -qF -- "$pat" <<< "$out" || ok=0
+	done
+	if ((ok)); then
+		echo "ok   $name"
+	else
+		echo "FAIL $name (rc=$rc)"
+		sed 's/^/     | /' <<< "$out"
+		failures=$((failures + 1))
+	fi
+}
+
+# A console log from printf lines, with the serial line's \r\n.
+console() { printf '%s\r\n' "$@" > "$tmp/log"; }
+
+cat > "$tmp/list" <<'EOF'
+# timeout attempts dir id
+180 1 /tests/mm ksm_tests -M -p 10
+300 1 /tests/mm multi
+EOF
+: > "$tmp/known"
+
+good=("[    0.100000] Linux version 6.12.117"
+      "### BEGIN ksm_tests -M -p 10" "TAP version 13" "1..1" "ok 1 KSM merging"
+      "### END ksm_tests -M -p 10 rc=0 time=1s"
+      "### BEGIN multi" "1..2" "# [RUN] test_a" "ok 1 first"
+      "# [RUN] test_b" "ok 2 second" "### END multi rc=0 time=2s"
+      "### HARNESS DONE")
+
+console "${good[@]}"
+expect "all pass" "3 passed, 0 failed, 0 skipped" 0 "PASS ksm_tests -M -p 10" \
+	"PASS multi:first" "PASS multi:second" "0 xfailed"
+
+QEMU_RC=124 expect "host timeout fails" "3 passed, 1 failed, 0 skipped" 1 \
+	"FAIL host: QEMU timed out"
+
+console "${good[@]:0:13}"
+expect "no completion marker fails" "3 passed, 1 failed, 0 skipped" 1 \
+	"FAIL guest: harness did not finish"
+
+console "${good[@]:0:11}" "### HARNESS DONE"
+expect "missing END fails" "1 passed, 1 failed, 0 skipped" 1 \
+	"FAIL multi  -- no END marker"
+
+console "${good[@]:0:9}" "### TIMEOUT multi after 300s" \
+	"### END multi rc=143 time=300s" "### HARNESS DONE"
+expect "timeout fails" "1 passed, 1 failed, 0 skipped" 1 "FAIL multi  -- timed out"
+
+console "${good[@]:0:11}" "### END multi rc=0 time=2s" "### HARNESS DONE"
+expect "incomplete plan fails" "2 passed, 1 failed, 0 skipped" 1 \
+	"no result for [2]"
+
+console "${good[@]:0:6}" "### BEGIN multi" "1..2" "ok 1 first" \
+	"ok 2 # SKIP no feature" "### END multi rc=0 time=2s" "### HARNESS DONE"
+expect "skip is not a pass" "2 passed, 0 failed, 1 skipped" 0 "SKIP multi:no feature"
+
+console "${good[@]:0:2}" "1..1" "ok 1 KSM merging" \
+	"### END ksm_tests -M -p 10 rc=1 time=1s" "${good[@]:6}"
+expect "bad exit status fails" "2 passed, 1 failed, 0 skipped" 1 \
+	"FAIL ksm_tests -M -p 10"
+
+console "${good[@]:0:12}" "[   12.345678] WARNING: CPU: 1 PID: 42 at mm/ksm.c:1 x" \
+	"${good[@]:12}"
+expect "splat fails even when all pass" "3 passed, 1 failed, 0 skipped" 1 \
+	"FAIL kernel splat during multi"
+
+console "${good[@]:0:10}" "# [RUN] test_b" \
+	"not ok 2 'x' updated# [RUN] test_c" "### END multi rc=1 time=2s" "### HARNESS DONE"
+echo "multi:test_b not written yet" > "$tmp/known"
+expect "known failure by [RUN] name is xfail" "2 passed, 0 failed, 0 skipped" 0 \
+	"XFAIL multi:'x' updated (not written yet)" "1 xfailed"
+
+console "${good[@]}"
+echo "ksm_tests -M -p 10 not written yet" > "$tmp/known"
+expect "known failure that passes is xpass" "3 passed, 0 failed, 0 skipped" 0 \
+	"XPASS ksm_tests -M -p 10" "remove it from tests/known-failures"
+
+echo "multi:first listed" > "$tmp/known"
+console "${good[@]:0:12}" "[   12.345678] BUG: unable to handle page fault" "${good[@]:12}"
+expect "splats are never excused" "3 passed, 1 failed, 0 skipped" 1 "FAIL kernel splat"
+: > "$tmp/known"
+
+console "${good[@]:0:3}" "1..1" "not ok 1 KSM merging" \
+	"### END ksm_tests -M -p 10 rc=1 time=1s" "### RETRY ksm_tests -M -p 10 attempt 2 of 3" \
+	"${good[@]:1}"
+expect "pass on retry is flaky, counted once" "3 passed, 0 failed, 0 skipped" 0 \
+	"FLAKY ksm_tests -M -p 10: passed on attempt 2"
+
+console "${good[@]:0:6}" "### BEGIN multi" "1..2" "ok 1 first" "ok 2 second" \
+	"# Totals: pass:2" "ok 2 second" "### END multi rc=0 time=2s" "### HARNESS DONE"
+expect "duplicate numbers from a forked child count once" \
+	"3 passed, 0 failed, 0 skipped" 0
+
+printf '%s\n' "! our-selftests missing: no Makefile" >> "$tmp/list"
+console "${good[@]}"
+expect "an unbuildable group fails" "3 passed, 1 failed, 0 skipped" 1 \
+	"FAIL our-selftests"
+
+if ((failures)); then
+	echo "verdict self-test: $failures case(s) failed"
+	exit 1
+fi
+echo "verdict self-test: all cases passed"
