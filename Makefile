@@ -130,10 +130,7 @@ clean:
 	rm -rf $(B)/src $(B)/src.tmp $(B)/kernel $(B)/baseline $(B)/headers \
 		$(B)/tests $(B)/demo $(B)/tools $(B)/logs $(B)/initramfs.*
 
-distharness-test:
-	@scripts/test-verdict.sh
-
-clean:
+distclean:
 	rm -rf $(B)
 
 FORCE:
