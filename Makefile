@@ -28,6 +28,9 @@ export JOBS
 BUILD ?= $(CURDIR)/build
 override BUILD := $(abspath $(BUILD))
 export BUILD
+ifneq ($(filter / $(CURDIR) $(HOME),$(BUILD)),)
+$(error BUILD=$(BUILD) would let "make clean" remove too much)
+endif
 B := $(BUILD)
 BASE_STAMP := $(B)/base/.harness-unpacked
 SYNCED := $(B)/src/.harness-state/synced
