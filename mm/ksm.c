@@ -23,8 +23,9 @@
  * the stable tree is exact, and a hit is merged at once.
  *
  * Else, has another page had this content since this pass began?  The
- * *unstable tree* holds the items of pages that ksmd has seen twice with
- * the same checksum, a sign that they are not being written.  Nothing
+ * *unstable tree* holds the items of pages met for the first time, and
+ * of pages whose checksum held since the last pass, a sign that they are
+ * not being written (a page whose checksum moved is left out).  Nothing
  * stops their owners from writing them later, so the tree is only a
  * hint: a candidate is compared byte for byte under the page lock before
  * it is merged, and the whole tree is thrown away at the end of every
@@ -131,6 +132,7 @@
 #define ITEM_UNSTABLE	BIT(0)	/* linked in an unstable tree */
 #define ITEM_STABLE	BIT(1)	/* linked to a stable node */
 #define ITEM_STATE	(ITEM_UNSTABLE | ITEM_STABLE)
+#define ITEM_SEEN	BIT(2)	/* @checksum holds a page seen before */
 
 /**
  * struct ksm_item - what ksmd knows of one page of one mm
@@ -1372,11 +1374,17 @@ static bool ksm_try_merge(struct ksm_item *item, struct page *page)
 			return true;
 	}
 
-	/* A page whose content moved since the last pass is not a candidate. */
-	if (item->checksum != sum) {
+	/*
+	 * A page whose content moved since the last pass is not a candidate:
+	 * it is being written.  A page seen for the first time is one, so
+	 * that memory that was just filled merges in one pass, not two.
+	 */
+	if ((item->address & ITEM_SEEN) && item->checksum != sum) {
 		item->checksum = sum;
 		return false;
 	}
+	item->checksum = sum;
+	item->address |= ITEM_SEEN;
 
 	titem = NULL;
 	if (ksm_may_make_ksm_page())
