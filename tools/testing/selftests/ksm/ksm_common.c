@@ -375,8 +375,8 @@ int vma_flag(pid_t pid, void *addr, const char *flag)
 		if (strncmp(line, "VmFlags:", 8))
 			continue;
 		ret = 0;
-		for (tok = strtok_r(line + 8, " \n", &save); tok;
-		     tok = strtok_r(NULL, " \n", &save))
+		for (tok = strtok_r(line + 8, "\t\n ", &save); tok;
+		     tok = strtok_r(NULL, "\t\n ", &save))
 			if (!strcmp(tok, flag))
 				ret = 1;
 		break;
@@ -418,19 +418,21 @@ int read_ksm_stat(pid_t pid, const char *key, long *val)
 unsigned long zero_pfn(void)
 {
 	unsigned long pfn = 0;
-	volatile char *p;
+	char *p;
 	int fd;
 
-	p = (volatile char *)map_anon(1, false);
+	p = map_anon(1, false);
 	if (!p)
 		return 0;
-	(void)*p;
+	/* A read the compiler keeps: it faults the zero page in. */
+	if (__atomic_load_n(p, __ATOMIC_RELAXED))
+		ksft_print_msg("a new anonymous page is not zero\n");
 	fd = pagemap_open(0);
 	if (fd >= 0) {
-		pfn = pagemap_pfn(fd, (const void *)p);
+		pfn = pagemap_pfn(fd, p);
 		close(fd);
 	}
-	munmap((void *)p, page_size);
+	munmap(p, page_size);
 	return pfn;
 }
 

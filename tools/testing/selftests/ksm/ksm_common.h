@@ -6,6 +6,11 @@
  *
  * Helpers never assert; they return 0 or a negative errno and leave the
  * verdict to the test.
+ *
+ * A note for readers of the tests: EXPECT_*() and ASSERT_*() of
+ * kselftest_harness.h end in a for() that takes the next statement as its
+ * failure handler (for TH_LOG()), so a loop or an if around one of them
+ * needs braces, whatever checkpatch says.
  */
 #ifndef KSM_COMMON_H
 #define KSM_COMMON_H

@@ -37,17 +37,15 @@ static const char * const read_only_counters[] = {
 
 FIXTURE(knobs) {
 	struct ksm_saved saved;
-	char *keeper;
-	size_t keeper_pages;
-	int pagemap_fd;
+	struct own_range keeper;	/* mergeable memory: work for ksmd */
 };
 
 FIXTURE_SETUP(knobs)
 {
 	const char *skip = ksm_skip_reason(true);
 
-	self->keeper = NULL;
-	self->pagemap_fd = -1;
+	self->keeper.p = NULL;
+	self->keeper.pagemap_fd = -1;
 	if (skip)
 		SKIP(return, "%s", skip);
 	ksm_save(&self->saved);
@@ -57,47 +55,25 @@ FIXTURE_SETUP(knobs)
 FIXTURE_TEARDOWN(knobs)
 {
 	ksm_restore(&self->saved);
-	if (self->keeper)
-		munmap(self->keeper, self->keeper_pages * page_size);
-	if (self->pagemap_fd >= 0)
-		close(self->pagemap_fd);
+	if (self->keeper.p)
+		munmap(self->keeper.p, self->keeper.nr * page_size);
+	if (self->keeper.pagemap_fd >= 0)
+		close(self->keeper.pagemap_fd);
 }
 
 /*
  * ksmd only scans while some mm has mergeable memory: map @npages identical
  * pages, MADV_MERGEABLE, to give it work.
  */
-static int map_keeper(FIXTURE_DATA(knobs) *self, size_t npages)
+static int map_keeper(struct own_range *keeper, size_t npages)
 {
-	size_t i;
-
-	self->keeper = map_anon(npages, false);
-	if (!self->keeper)
+	keeper->p = map_same(npages, 0x6b6565706572);
+	if (!keeper->p)
 		return -ENOMEM;
-	self->keeper_pages = npages;
-	for (i = 0; i < npages; i++)
-		fill_page(self->keeper + i * page_size, 0x6b6565706572);
-	if (madvise(self->keeper, npages * page_size, MADV_MERGEABLE))
-		return -errno;
-	self->pagemap_fd = pagemap_open(0);
-	return self->pagemap_fd < 0 ? -errno : 0;
-}
-
-static bool keeper_merged(void *arg)
-{
-	FIXTURE_DATA(knobs) *self = arg;
-	unsigned long first, pfn;
-	size_t i;
-
-	first = pagemap_pfn(self->pagemap_fd, self->keeper);
-	if (!first)
-		return false;
-	for (i = 1; i < self->keeper_pages; i++) {
-		pfn = pagemap_pfn(self->pagemap_fd, self->keeper + i * page_size);
-		if (pfn != first)
-			return false;
-	}
-	return true;
+	keeper->first = 0;
+	keeper->nr = npages;
+	keeper->pagemap_fd = pagemap_open(0);
+	return keeper->pagemap_fd < 0 ? -errno : 0;
 }
 
 /*
@@ -333,11 +309,11 @@ TEST_F_TIMEOUT(knobs, run_starts_and_stops_ksmd, KSM_TEST_TIMEOUT)
 {
 	unsigned long scans, scanned;
 
-	ASSERT_EQ(0, map_keeper(self, 64));
+	ASSERT_EQ(0, map_keeper(&self->keeper, 64));
 	ASSERT_EQ(0, ksm_set("run", 1));
 	ASSERT_EQ(0, ksm_wait_scans(2, KSM_WAIT_SECS))
 		TH_LOG("run=1: full_scans did not advance");
-	ASSERT_EQ(0, ksm_wait_for(keeper_merged, self, KSM_WAIT_SECS))
+	ASSERT_EQ(0, ksm_wait_for(own_one_frame, &self->keeper, KSM_WAIT_SECS))
 		TH_LOG("run=1: identical pages not merged");
 
 	ASSERT_EQ(0, ksm_set("run", 0));
@@ -347,7 +323,7 @@ TEST_F_TIMEOUT(knobs, run_starts_and_stops_ksmd, KSM_TEST_TIMEOUT)
 	EXPECT_EQ(scans, ksm_get("full_scans")) TH_LOG("run=0 still scans");
 	EXPECT_EQ(scanned, ksm_get("pages_scanned"));
 	/* run=0 keeps what was merged. */
-	EXPECT_TRUE(keeper_merged(self));
+	EXPECT_TRUE(own_one_frame(&self->keeper));
 
 	ASSERT_EQ(0, ksm_set("run", 1));
 	ASSERT_EQ(0, ksm_wait_scans(2, KSM_WAIT_SECS))
@@ -361,7 +337,7 @@ TEST_F_TIMEOUT(knobs, run_starts_and_stops_ksmd, KSM_TEST_TIMEOUT)
 	EXPECT_EQ(scanned, ksm_get("pages_scanned"));
 	EXPECT_EQ(0, ksm_get("pages_shared"));
 	EXPECT_EQ(0, ksm_get("pages_sharing"));
-	EXPECT_FALSE(keeper_merged(self)) TH_LOG("run=2 left pages merged");
+	EXPECT_FALSE(own_one_frame(&self->keeper)) TH_LOG("run=2 left pages merged");
 }
 
 /* pages_to_scan=0 is accepted, and a running ksmd then scans nothing. */
@@ -369,7 +345,7 @@ TEST_F_TIMEOUT(knobs, pages_to_scan_zero_scans_nothing, KSM_TEST_TIMEOUT)
 {
 	unsigned long scans, scanned;
 
-	ASSERT_EQ(0, map_keeper(self, 64));
+	ASSERT_EQ(0, map_keeper(&self->keeper, 64));
 	ASSERT_EQ(0, ksm_set("pages_to_scan", 0));
 	ASSERT_EQ(0, ksm_set("run", 1));
 	scans = ksm_get("full_scans");
@@ -391,7 +367,7 @@ TEST_F_TIMEOUT(knobs, pages_to_scan_bounds_each_wakeup, KSM_TEST_TIMEOUT)
 	unsigned long grown, elapsed;
 	size_t i;
 
-	ASSERT_EQ(0, map_keeper(self, KEEPER_PAGES));
+	ASSERT_EQ(0, map_keeper(&self->keeper, KEEPER_PAGES));
 	ASSERT_EQ(0, ksm_set("sleep_millisecs", sleep_ms));
 	for (i = 0; i < ARRAY_SIZE(batches); i++) {
 		ASSERT_EQ(0, ksm_set("run", 0));
@@ -417,7 +393,7 @@ TEST_F_TIMEOUT(knobs, sleep_millisecs_bounds_rate, KSM_TEST_TIMEOUT)
 	const unsigned long batch = 8, long_sleep = 60000;
 	unsigned long grown, elapsed;
 
-	ASSERT_EQ(0, map_keeper(self, KEEPER_PAGES));
+	ASSERT_EQ(0, map_keeper(&self->keeper, KEEPER_PAGES));
 	ASSERT_EQ(0, ksm_set("pages_to_scan", batch));
 	ASSERT_EQ(0, ksm_set("sleep_millisecs", 10));
 	ASSERT_EQ(0, ksm_set("run", 1));

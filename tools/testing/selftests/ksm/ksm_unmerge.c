@@ -43,17 +43,17 @@ FIXTURE_TEARDOWN(unmerge)
 }
 
 /* Start two workers alike, with @n distinct pages, and wait for the merge. */
-static int start_merged_pair(FIXTURE_DATA(unmerge) *self, size_t n)
+static int start_merged_pair(struct ksm_worker w[2], size_t n)
 {
-	struct same_frames all = { self->w, 2, 0, n };
+	struct same_frames all = { w, 2, 0, n };
 	uint64_t *tags = make_tags(n, 0x6000);
 	int ret;
 
 	if (!tags)
 		return -ENOMEM;
-	ret = worker_start(&self->w[0], tags, n);
+	ret = worker_start(&w[0], tags, n);
 	if (!ret)
-		ret = worker_start(&self->w[1], tags, n);
+		ret = worker_start(&w[1], tags, n);
 	free(tags);
 	if (!ret)
 		ret = ksm_set("run", 1);
@@ -76,7 +76,7 @@ TEST_F_TIMEOUT(unmerge, madv_unmergeable, KSM_TEST_TIMEOUT)
 	struct ksm_counters c;
 	size_t i;
 
-	ASSERT_EQ(0, start_merged_pair(self, n))
+	ASSERT_EQ(0, start_merged_pair(self->w, n))
 		TH_LOG("identical pages of two processes were not merged");
 	worker_pfns(b, ksm_pfn);
 	EXPECT_EQ(1, vma_flag(a->pid, a->addr, "mg"));
@@ -118,7 +118,7 @@ TEST_F_TIMEOUT(unmerge, madv_unmergeable_part, KSM_TEST_TIMEOUT)
 	unsigned long ksm_pfn[32], pfn;
 	size_t i;
 
-	ASSERT_EQ(0, start_merged_pair(self, n))
+	ASSERT_EQ(0, start_merged_pair(self->w, n))
 		TH_LOG("identical pages of two processes were not merged");
 	ASSERT_EQ(0, ksm_set("run", 0));
 	worker_pfns(b, ksm_pfn);
@@ -158,7 +158,7 @@ TEST_F_TIMEOUT(unmerge, run_2_unmerges_everything, KSM_TEST_TIMEOUT)
 	for (i = 0; i < nsame; i++)
 		same[i] = 0x7777;
 	ASSERT_EQ(0, worker_start(s, same, nsame));
-	ASSERT_EQ(0, start_merged_pair(self, n))
+	ASSERT_EQ(0, start_merged_pair(self->w, n))
 		TH_LOG("identical pages of two processes were not merged");
 	ASSERT_EQ(0, ksm_wait_for(all_one_frame, s, KSM_WAIT_SECS))
 		TH_LOG("identical pages of one process were not merged");
