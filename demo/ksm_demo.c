@@ -42,8 +42,8 @@
 static int nproc = 4;
 static long image_mib = 32;
 static long unique_mib = 4;
-static long pages_to_scan = 2000;
-static long sleep_ms = 10;
+static long pages_to_scan = 1000;
+static long sleep_ms = 20;
 static long timeout_s = 300;
 
 static long page_size;
