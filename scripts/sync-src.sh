@@ -113,7 +113,7 @@ if ((full)); then
 		old_touched=$(cat <(awk '{print $2}' "$state/overlay.manifest") \
 				  "$state/patched.list" 2>/dev/null || true)
 	fi
-	log "copying build/base to build/src"
+	log "copying ${base#$ROOT/} to ${src#$ROOT/}"
 	rm -rf "$src.tmp"
 	cp -a "$base" "$src.tmp"
 	rm -f "$src.tmp/.harness-unpacked"
