@@ -749,14 +749,13 @@ static void item_forget(struct ksm_item *item)
 static struct vm_area_struct *ksm_vma_at(struct mm_struct *mm,
 					 unsigned long addr)
 {
-	struct vm_area_struct *vma;
+	struct vm_area_struct *vma = NULL;
 
-	if (ksm_test_exit(mm))
-		return NULL;
-	vma = vma_lookup(mm, addr);
-	if (!vma || !(vma->vm_flags & VM_MERGEABLE) || !vma->anon_vma)
-		return NULL;
-	return vma;
+	if (!ksm_test_exit(mm))
+		vma = vma_lookup(mm, addr);
+	if (vma && (vma->vm_flags & VM_MERGEABLE) && vma->anon_vma)
+		return vma;
+	return NULL;
 }
 
 /*
@@ -1847,19 +1846,14 @@ static bool vma_ksm_compatible(struct vm_area_struct *vma)
 			 VM_DONTEXPAND | VM_HUGETLB | VM_MIXEDMAP |
 			 VM_DROPPABLE;
 
-	if (vma->vm_flags & bad)
-		return false;
-	if (vma_is_dax(vma))
-		return false;
+	/* Architecture flags that give the page a meaning beyond its bytes. */
 #ifdef VM_SAO
-	if (vma->vm_flags & VM_SAO)
-		return false;
+	bad |= VM_SAO;
 #endif
 #ifdef VM_SPARC_ADI
-	if (vma->vm_flags & VM_SPARC_ADI)
-		return false;
+	bad |= VM_SPARC_ADI;
 #endif
-	return true;
+	return !(vma->vm_flags & bad) && !vma_is_dax(vma);
 }
 
 /**
@@ -2015,6 +2009,16 @@ void ksm_add_vma(struct vm_area_struct *vma)
 		vm_flags_set(vma, VM_MERGEABLE);
 }
 
+/* merge-any: VM_MERGEABLE on every compatible VMA of @mm. */
+static void ksm_mark_all_vmas(struct mm_struct *mm)
+{
+	VMA_ITERATOR(vmi, mm, 0);
+	struct vm_area_struct *vma;
+
+	for_each_vma(vmi, vma)
+		ksm_add_vma(vma);
+}
+
 /* Unmerge and clear VM_MERGEABLE on every VMA of @mm. */
 static int ksm_clear_all_vmas(struct mm_struct *mm)
 {
@@ -2044,21 +2048,17 @@ static int ksm_clear_all_vmas(struct mm_struct *mm)
  */
 int ksm_enable_merge_any(struct mm_struct *mm)
 {
-	VMA_ITERATOR(vmi, mm, 0);
-	struct vm_area_struct *vma;
-	int err;
+	int err = 0;
 
 	if (test_bit(MMF_VM_MERGE_ANY, &mm->flags))
 		return 0;
-	if (!test_bit(MMF_VM_MERGEABLE, &mm->flags)) {
+	if (!test_bit(MMF_VM_MERGEABLE, &mm->flags))
 		err = __ksm_enter(mm);
-		if (err)
-			return err;
+	if (!err) {
+		set_bit(MMF_VM_MERGE_ANY, &mm->flags);
+		ksm_mark_all_vmas(mm);
 	}
-	set_bit(MMF_VM_MERGE_ANY, &mm->flags);
-	for_each_vma(vmi, vma)
-		ksm_add_vma(vma);
-	return 0;
+	return err;
 }
 
 /**
@@ -2067,7 +2067,8 @@ int ksm_enable_merge_any(struct mm_struct *mm)
  *
  * Unmerges every area of @mm and stops marking new ones.
  *
- * Return: 0, or an error from unmerging (merge-any then stays on).
+ * Return: 0, or an error from unmerging; merge-any then stays on, with
+ * every compatible area mergeable again.
  */
 int ksm_disable_merge_any(struct mm_struct *mm)
 {
@@ -2076,10 +2077,11 @@ int ksm_disable_merge_any(struct mm_struct *mm)
 	if (!test_bit(MMF_VM_MERGE_ANY, &mm->flags))
 		return 0;
 	err = ksm_clear_all_vmas(mm);
-	if (err)
-		return err;
-	clear_bit(MMF_VM_MERGE_ANY, &mm->flags);
-	return 0;
+	if (!err)
+		clear_bit(MMF_VM_MERGE_ANY, &mm->flags);
+	else
+		ksm_mark_all_vmas(mm);	/* as it was: all mergeable */
+	return err;
 }
 
 /**
@@ -2092,11 +2094,10 @@ int ksm_disable(struct mm_struct *mm)
 {
 	mmap_assert_write_locked(mm);
 
-	if (!test_bit(MMF_VM_MERGEABLE, &mm->flags))
-		return 0;
 	if (test_bit(MMF_VM_MERGE_ANY, &mm->flags))
 		return ksm_disable_merge_any(mm);
-	return ksm_clear_all_vmas(mm);
+	return test_bit(MMF_VM_MERGEABLE, &mm->flags) ?
+	       ksm_clear_all_vmas(mm) : 0;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -2166,6 +2167,20 @@ struct folio *ksm_might_need_to_copy(struct folio *folio,
 	return copy;
 }
 
+/* Lock @anon_vma for read, unless @rwc only tries and it is contended. */
+static bool ksm_anon_vma_lock(struct anon_vma *anon_vma,
+			      struct rmap_walk_control *rwc)
+{
+	if (anon_vma_trylock_read(anon_vma))
+		return true;
+	if (rwc->try_lock) {
+		rwc->contended = true;
+		return false;
+	}
+	anon_vma_lock_read(anon_vma);
+	return true;
+}
+
 /**
  * rmap_walk_ksm - rmap_walk() for a KSM page
  * @folio: the KSM page, locked
@@ -2193,13 +2208,8 @@ void rmap_walk_ksm(struct folio *folio, struct rmap_walk_control *rwc)
 			struct anon_vma_chain *avc;
 
 			cond_resched();
-			if (!anon_vma_trylock_read(anon_vma)) {
-				if (rwc->try_lock) {
-					rwc->contended = true;
-					return;
-				}
-				anon_vma_lock_read(anon_vma);
-			}
+			if (!ksm_anon_vma_lock(anon_vma, rwc))
+				return;
 			anon_vma_interval_tree_foreach(avc, &anon_vma->rb_root,
 						       0, ULONG_MAX) {
 				struct vm_area_struct *vma = avc->vma;
@@ -2317,16 +2327,20 @@ static int ksm_parse_uint(const char *buf, unsigned int *value)
 	return kstrtouint(buf, 10, value) ? -EINVAL : 0;
 }
 
+/* A show function that prints one value. */
+#define KSM_SHOW(_name, _fmt, _expr)					\
+static ssize_t _name##_show(struct kobject *kobj,			\
+			    struct kobj_attribute *attr, char *buf)	\
+{									\
+	return sysfs_emit(buf, _fmt "\n", (_expr));			\
+}
+
 #define KSM_ATTR_RO(_name) \
 	static struct kobj_attribute _name##_attr = __ATTR_RO(_name)
 #define KSM_ATTR(_name) \
 	static struct kobj_attribute _name##_attr = __ATTR_RW(_name)
 
-static ssize_t sleep_millisecs_show(struct kobject *kobj,
-				    struct kobj_attribute *attr, char *buf)
-{
-	return sysfs_emit(buf, "%u\n", ksm_sleep_millisecs);
-}
+KSM_SHOW(sleep_millisecs, "%u", ksm_sleep_millisecs)
 
 static ssize_t sleep_millisecs_store(struct kobject *kobj,
 				     struct kobj_attribute *attr,
@@ -2344,11 +2358,7 @@ static ssize_t sleep_millisecs_store(struct kobject *kobj,
 }
 KSM_ATTR(sleep_millisecs);
 
-static ssize_t pages_to_scan_show(struct kobject *kobj,
-				  struct kobj_attribute *attr, char *buf)
-{
-	return sysfs_emit(buf, "%u\n", ksm_pages_to_scan);
-}
+KSM_SHOW(pages_to_scan, "%u", ksm_pages_to_scan)
 
 static ssize_t pages_to_scan_store(struct kobject *kobj,
 				   struct kobj_attribute *attr,
@@ -2368,11 +2378,7 @@ static ssize_t pages_to_scan_store(struct kobject *kobj,
 }
 KSM_ATTR(pages_to_scan);
 
-static ssize_t run_show(struct kobject *kobj, struct kobj_attribute *attr,
-			char *buf)
-{
-	return sysfs_emit(buf, "%u\n", ksm_run);
-}
+KSM_SHOW(run, "%u", ksm_run)
 
 static ssize_t run_store(struct kobject *kobj, struct kobj_attribute *attr,
 			 const char *buf, size_t count)
@@ -2412,11 +2418,7 @@ static ssize_t run_store(struct kobject *kobj, struct kobj_attribute *attr,
 }
 KSM_ATTR(run);
 
-static ssize_t use_zero_pages_show(struct kobject *kobj,
-				   struct kobj_attribute *attr, char *buf)
-{
-	return sysfs_emit(buf, "%u\n", ksm_use_zero_pages);
-}
+KSM_SHOW(use_zero_pages, "%u", ksm_use_zero_pages)
 
 static ssize_t use_zero_pages_store(struct kobject *kobj,
 				    struct kobj_attribute *attr,
@@ -2433,11 +2435,7 @@ static ssize_t use_zero_pages_store(struct kobject *kobj,
 }
 KSM_ATTR(use_zero_pages);
 
-static ssize_t merge_across_nodes_show(struct kobject *kobj,
-				       struct kobj_attribute *attr, char *buf)
-{
-	return sysfs_emit(buf, "%u\n", ksm_merge_across_nodes);
-}
+KSM_SHOW(merge_across_nodes, "%u", ksm_merge_across_nodes)
 
 /*
  * Per-node trees come in nr_node_ids pairs, allocated on first use and
@@ -2510,11 +2508,7 @@ static ssize_t merge_across_nodes_store(struct kobject *kobj,
 }
 KSM_ATTR(merge_across_nodes);
 
-static ssize_t max_page_sharing_show(struct kobject *kobj,
-				     struct kobj_attribute *attr, char *buf)
-{
-	return sysfs_emit(buf, "%d\n", ksm_max_page_sharing);
-}
+KSM_SHOW(max_page_sharing, "%d", ksm_max_page_sharing)
 
 static ssize_t max_page_sharing_store(struct kobject *kobj,
 				      struct kobj_attribute *attr,
@@ -2544,11 +2538,7 @@ static ssize_t max_page_sharing_store(struct kobject *kobj,
 }
 KSM_ATTR(max_page_sharing);
 
-static ssize_t stable_node_chains_prune_millisecs_show(struct kobject *kobj,
-		struct kobj_attribute *attr, char *buf)
-{
-	return sysfs_emit(buf, "%u\n", ksm_prune_millisecs);
-}
+KSM_SHOW(stable_node_chains_prune_millisecs, "%u", ksm_prune_millisecs)
 
 static ssize_t stable_node_chains_prune_millisecs_store(struct kobject *kobj,
 		struct kobj_attribute *attr, const char *buf, size_t count)
@@ -2564,11 +2554,7 @@ static ssize_t stable_node_chains_prune_millisecs_store(struct kobject *kobj,
 }
 KSM_ATTR(stable_node_chains_prune_millisecs);
 
-static ssize_t smart_scan_show(struct kobject *kobj,
-			       struct kobj_attribute *attr, char *buf)
-{
-	return sysfs_emit(buf, "%u\n", ksm_smart_scan);
-}
+KSM_SHOW(smart_scan, "%u", ksm_smart_scan)
 
 static ssize_t smart_scan_store(struct kobject *kobj,
 				struct kobj_attribute *attr,
@@ -2585,11 +2571,7 @@ static ssize_t smart_scan_store(struct kobject *kobj,
 }
 KSM_ATTR(smart_scan);
 
-static ssize_t max_kernel_pages_show(struct kobject *kobj,
-				     struct kobj_attribute *attr, char *buf)
-{
-	return sysfs_emit(buf, "%lu\n", ksm_max_kernel_pages);
-}
+KSM_SHOW(max_kernel_pages, "%lu", ksm_max_kernel_pages)
 
 static ssize_t max_kernel_pages_store(struct kobject *kobj,
 				      struct kobj_attribute *attr,
@@ -2646,11 +2628,7 @@ static ssize_t advisor_mode_store(struct kobject *kobj,
 }
 KSM_ATTR(advisor_mode);
 
-static ssize_t advisor_max_cpu_show(struct kobject *kobj,
-				    struct kobj_attribute *attr, char *buf)
-{
-	return sysfs_emit(buf, "%u\n", ksm_advisor_max_cpu);
-}
+KSM_SHOW(advisor_max_cpu, "%u", ksm_advisor_max_cpu)
 
 static ssize_t advisor_max_cpu_store(struct kobject *kobj,
 				     struct kobj_attribute *attr,
@@ -2685,12 +2663,7 @@ static ssize_t ksm_advisor_bound_store(const char *buf, size_t count,
 	return err ? err : count;
 }
 
-static ssize_t advisor_min_pages_to_scan_show(struct kobject *kobj,
-					      struct kobj_attribute *attr,
-					      char *buf)
-{
-	return sysfs_emit(buf, "%lu\n", ksm_advisor_min_pages);
-}
+KSM_SHOW(advisor_min_pages_to_scan, "%lu", ksm_advisor_min_pages)
 
 static ssize_t advisor_min_pages_to_scan_store(struct kobject *kobj,
 					       struct kobj_attribute *attr,
@@ -2700,12 +2673,7 @@ static ssize_t advisor_min_pages_to_scan_store(struct kobject *kobj,
 }
 KSM_ATTR(advisor_min_pages_to_scan);
 
-static ssize_t advisor_max_pages_to_scan_show(struct kobject *kobj,
-					      struct kobj_attribute *attr,
-					      char *buf)
-{
-	return sysfs_emit(buf, "%lu\n", ksm_advisor_max_pages);
-}
+KSM_SHOW(advisor_max_pages_to_scan, "%lu", ksm_advisor_max_pages)
 
 static ssize_t advisor_max_pages_to_scan_store(struct kobject *kobj,
 					       struct kobj_attribute *attr,
@@ -2715,12 +2683,7 @@ static ssize_t advisor_max_pages_to_scan_store(struct kobject *kobj,
 }
 KSM_ATTR(advisor_max_pages_to_scan);
 
-static ssize_t advisor_target_scan_time_show(struct kobject *kobj,
-					     struct kobj_attribute *attr,
-					     char *buf)
-{
-	return sysfs_emit(buf, "%u\n", ksm_advisor_target_secs);
-}
+KSM_SHOW(advisor_target_scan_time, "%u", ksm_advisor_target_secs)
 
 static ssize_t advisor_target_scan_time_store(struct kobject *kobj,
 					      struct kobj_attribute *attr,
@@ -2735,24 +2698,27 @@ static ssize_t advisor_target_scan_time_store(struct kobject *kobj,
 }
 KSM_ATTR(advisor_target_scan_time);
 
-#define KSM_COUNTER(_name, _fmt, _expr)					\
-static ssize_t _name##_show(struct kobject *kobj,			\
-			    struct kobj_attribute *attr, char *buf)	\
-{									\
-	return sysfs_emit(buf, _fmt "\n", (_expr));			\
-}									\
-KSM_ATTR_RO(_name)
 
-KSM_COUNTER(pages_shared, "%lu", READ_ONCE(ksm_pages_shared));
-KSM_COUNTER(pages_sharing, "%lu", READ_ONCE(ksm_pages_sharing));
-KSM_COUNTER(pages_unshared, "%lu", READ_ONCE(ksm_pages_unshared));
-KSM_COUNTER(pages_scanned, "%lu", READ_ONCE(ksm_pages_scanned));
-KSM_COUNTER(pages_skipped, "%lu", READ_ONCE(ksm_pages_skipped));
-KSM_COUNTER(full_scans, "%lu", READ_ONCE(ksm_full_scans));
-KSM_COUNTER(ksm_zero_pages, "%ld", atomic_long_read(&ksm_zero_pages));
-KSM_COUNTER(stable_node_chains, "%lu", READ_ONCE(ksm_dup_groups));
-KSM_COUNTER(stable_node_dups, "%lu", READ_ONCE(ksm_dup_nodes));
-KSM_COUNTER(kernel_pages_allocated, "%lu", READ_ONCE(ksm_stable_nodes));
+KSM_SHOW(pages_shared, "%lu", READ_ONCE(ksm_pages_shared))
+KSM_ATTR_RO(pages_shared);
+KSM_SHOW(pages_sharing, "%lu", READ_ONCE(ksm_pages_sharing))
+KSM_ATTR_RO(pages_sharing);
+KSM_SHOW(pages_unshared, "%lu", READ_ONCE(ksm_pages_unshared))
+KSM_ATTR_RO(pages_unshared);
+KSM_SHOW(pages_scanned, "%lu", READ_ONCE(ksm_pages_scanned))
+KSM_ATTR_RO(pages_scanned);
+KSM_SHOW(pages_skipped, "%lu", READ_ONCE(ksm_pages_skipped))
+KSM_ATTR_RO(pages_skipped);
+KSM_SHOW(full_scans, "%lu", READ_ONCE(ksm_full_scans))
+KSM_ATTR_RO(full_scans);
+KSM_SHOW(ksm_zero_pages, "%ld", atomic_long_read(&ksm_zero_pages))
+KSM_ATTR_RO(ksm_zero_pages);
+KSM_SHOW(stable_node_chains, "%lu", READ_ONCE(ksm_dup_groups))
+KSM_ATTR_RO(stable_node_chains);
+KSM_SHOW(stable_node_dups, "%lu", READ_ONCE(ksm_dup_nodes))
+KSM_ATTR_RO(stable_node_dups);
+KSM_SHOW(kernel_pages_allocated, "%lu", READ_ONCE(ksm_stable_nodes))
+KSM_ATTR_RO(kernel_pages_allocated);
 
 static long ksm_pages_volatile_now(void)
 {
@@ -2762,7 +2728,8 @@ static long ksm_pages_volatile_now(void)
 	/* The counters are read without the lock: never show a negative. */
 	return max(n, 0L);
 }
-KSM_COUNTER(pages_volatile, "%ld", ksm_pages_volatile_now());
+KSM_SHOW(pages_volatile, "%ld", ksm_pages_volatile_now())
+KSM_ATTR_RO(pages_volatile);
 
 static long ksm_general_profit_now(void)
 {
@@ -2770,37 +2737,40 @@ static long ksm_general_profit_now(void)
 		      atomic_long_read(&ksm_zero_pages)) * PAGE_SIZE -
 	       (long)(READ_ONCE(ksm_items) * sizeof(struct ksm_item));
 }
-KSM_COUNTER(general_profit, "%ld", ksm_general_profit_now());
+KSM_SHOW(general_profit, "%ld", ksm_general_profit_now())
+KSM_ATTR_RO(general_profit);
 
 static struct attribute *ksm_attrs[] = {
-	&sleep_millisecs_attr.attr,
-	&pages_to_scan_attr.attr,
+	/* controls */
 	&run_attr.attr,
-	&pages_scanned_attr.attr,
-	&pages_shared_attr.attr,
-	&pages_sharing_attr.attr,
-	&pages_unshared_attr.attr,
-	&pages_volatile_attr.attr,
-	&pages_skipped_attr.attr,
-	&ksm_zero_pages_attr.attr,
-	&full_scans_attr.attr,
+	&pages_to_scan_attr.attr,
+	&sleep_millisecs_attr.attr,
+	&use_zero_pages_attr.attr,
 #ifdef CONFIG_NUMA
 	&merge_across_nodes_attr.attr,
 #endif
 	&max_page_sharing_attr.attr,
-	&stable_node_chains_attr.attr,
-	&stable_node_dups_attr.attr,
 	&stable_node_chains_prune_millisecs_attr.attr,
-	&use_zero_pages_attr.attr,
-	&general_profit_attr.attr,
 	&smart_scan_attr.attr,
+	&max_kernel_pages_attr.attr,
 	&advisor_mode_attr.attr,
 	&advisor_max_cpu_attr.attr,
 	&advisor_min_pages_to_scan_attr.attr,
 	&advisor_max_pages_to_scan_attr.attr,
 	&advisor_target_scan_time_attr.attr,
+	/* counters */
+	&pages_shared_attr.attr,
+	&pages_sharing_attr.attr,
+	&pages_unshared_attr.attr,
+	&pages_volatile_attr.attr,
+	&pages_scanned_attr.attr,
+	&pages_skipped_attr.attr,
+	&full_scans_attr.attr,
+	&ksm_zero_pages_attr.attr,
+	&stable_node_chains_attr.attr,
+	&stable_node_dups_attr.attr,
+	&general_profit_attr.attr,
 	&kernel_pages_allocated_attr.attr,
-	&max_kernel_pages_attr.attr,
 	NULL,
 };
 
