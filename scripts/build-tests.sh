@@ -45,7 +45,7 @@ check_static() {
 	done
 }
 
-log "installing uapi headers of build/src into $hdr"
+log "installing uapi headers of ${src#$ROOT/} into ${hdr#$ROOT/}"
 make -s -C "$src" O="$BUILD/kernel" ARCH=$KARCH headers_install \
 	INSTALL_HDR_PATH="$hdr"
 
