@@ -305,16 +305,17 @@ def judge_program(report, test_id, block):
         report.test('fail', test_id, f'exit status {rc} with no failing test')
 
 
-def find_splats(lines, blocks_order):
-    """[(where, line)] for every splat line, where = program running then."""
-    splats, where = [], 'boot'
+def find_splats(lines):
+    """[(where, line)] for every splat line; where: "during <program>" etc."""
+    splats, where = [], 'during boot'
     for line in lines:
         m = BEGIN.match(line)
         if m:
-            where = m.group(1)
+            where = f'during {m.group(1)}'
             continue
-        if END.match(line):
-            where = f'after {where}'
+        m = END.match(line)
+        if m:
+            where = f'after {m.group(1)}'
             continue
         if SPLAT.search(line):
             splats.append((where, line.strip()))
@@ -322,12 +323,12 @@ def find_splats(lines, blocks_order):
 
 
 def report_splats(report, lines):
-    splats = find_splats(lines, None)
+    splats = find_splats(lines)
     by_where = {}
     for where, line in splats:
         by_where.setdefault(where, []).append(line)
     for where, found in by_where.items():
-        report.test('fail', f'kernel splat during {where}',
+        report.test('fail', f'kernel splat {where}',
                     f'{len(found)} line(s), first: {found[0]}', excusable=False)
     return splats
 
@@ -384,7 +385,7 @@ def run(args):
     if not any(line.startswith('### DEMO rc=0') for line in lines):
         print('FAIL demo: no "### DEMO rc=0" on the console')
         ok = False
-    for where, line in find_splats(lines, None):
+    for where, line in find_splats(lines):
         print(f'FAIL kernel splat: {line}')
         ok = False
     if args.qemu_rc == 124:
