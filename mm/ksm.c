@@ -273,6 +273,7 @@ static unsigned long ksm_advisor_max_pages = 30000;
 static unsigned int ksm_advisor_target_secs = 200;
 static unsigned int ksm_advisor_saved_pages;	/* pages_to_scan before */
 static ktime_t ksm_pass_started;
+static unsigned long ksm_last_sweep;	/* jiffies */
 static u64 ksm_pass_cpu_ns;
 
 #ifdef CONFIG_MEMORY_HOTREMOVE
@@ -408,15 +409,6 @@ static u32 page_checksum(struct page *page)
 
 	kunmap_local(addr);
 	return (u32)hash ^ (u32)(hash >> 32);
-}
-
-static bool page_is_zero(struct page *page)
-{
-	void *addr = kmap_local_page(page);
-	bool zero = !memchr_inv(addr, 0, PAGE_SIZE);
-
-	kunmap_local(addr);
-	return zero;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -947,6 +939,20 @@ static unsigned long ksm_next_table(struct mm_struct *mm, unsigned long addr,
 	return end;
 }
 
+/* Is @page mapped at @addr of @vma? */
+static bool ksm_maps_page(struct vm_area_struct *vma, unsigned long addr,
+			  struct page *page)
+{
+	struct folio_walk fw;
+	bool ret = false;
+
+	if (folio_walk_start(&fw, vma, addr, 0)) {
+		ret = fw.page == page;
+		folio_walk_end(&fw, vma);
+	}
+	return ret;
+}
+
 /* Is a KSM page, or a KSM-placed zero page, mapped at @addr? */
 static bool ksm_mapped_at(struct vm_area_struct *vma, unsigned long addr)
 {
@@ -1015,6 +1021,19 @@ static int ksm_unshare(struct vm_area_struct *vma, unsigned long start,
 /* ---------------------------------------------------------------------- */
 
 /*
+ * A KSM page is kept dirty, under its lock, whenever it gains a mapping.
+ * MADV_FREE by a process that maps it alone makes it clean and lazily
+ * freeable, and reclaim then drops a clean lazyfree page with all its
+ * mappings: it must not drop those that other processes gained since.
+ * MADV_FREE leaves a dirty page mapped more than once alone.
+ */
+static void folio_ksm_dirty(struct folio *folio)
+{
+	if (!folio_test_dirty(folio))
+		folio_mark_dirty(folio);
+}
+
+/*
  * ksm_fold - merge the page that @item tracks
  * @vma: @item's VMA, its mm's mmap_lock held for read
  * @page: the page mapped at @item's address, referenced by the caller
@@ -1065,6 +1084,7 @@ static int ksm_fold(struct ksm_item *item, struct vm_area_struct *vma,
 		fresh->checksum = page_checksum(page);
 		fresh->pfn = folio_pfn(folio);
 		folio_set_stable(folio, fresh);
+		folio_ksm_dirty(folio);
 		folio_mark_accessed(folio);
 		stable_link(fresh, item, anon_vma);
 		goto unlock;
@@ -1079,8 +1099,10 @@ static int ksm_fold(struct ksm_item *item, struct vm_area_struct *vma,
 		goto unlock_k;
 
 	err = ksm_replace_pte(vma, addr, page, kpage, orig);
-	if (!err)
+	if (!err) {
+		folio_ksm_dirty(kfolio);
 		stable_link(folio_stable(kfolio), item, vma->anon_vma);
+	}
 unlock_k:
 	folio_unlock(kfolio);
 unlock:
@@ -1113,7 +1135,7 @@ static bool ksm_try_zero(struct ksm_item *item, struct page *page, u32 sum)
 		if (!folio_test_large(folio) && folio_test_anon(folio) &&
 		    !folio_test_ksm(folio) &&
 		    !ksm_wrprotect(vma, item_address(item), folio, &orig) &&
-		    page_is_zero(page))
+		    pages_identical(page, ZERO_PAGE(0)))
 			merged = !ksm_replace_pte(vma, item_address(item), page,
 						  NULL, orig);
 		folio_unlock(folio);
@@ -1229,12 +1251,12 @@ static struct ksm_item *unstable_search(struct ksm_item *item,
  * not be merged into it.  Give @item its private copy back, and dissolve
  * the node if nothing else maps the page.
  */
-static void ksm_unpair(struct ksm_item *item, struct ksm_stable *stable,
-		       struct folio *kfolio)
+static void ksm_unpair(struct ksm_item *item, struct ksm_stable *stable)
 {
 	struct vm_area_struct *vma;
 	unsigned long addr = item_address(item);
-	bool unshared = false;
+	struct folio *kfolio;
+	bool unshared = true;
 
 	vma = item_lock_vma(item);
 	if (vma) {
@@ -1242,14 +1264,20 @@ static void ksm_unpair(struct ksm_item *item, struct ksm_stable *stable,
 		mmap_read_unlock(item->mm);
 	}
 
-	folio_lock(kfolio);
-	if (unshared || !vma)
+	/* Look the page up again: migration may have moved it meanwhile. */
+	kfolio = stable_folio_get(stable, true);
+	if (!kfolio) {
+		stable_drop_stale(stable);
+		return;
+	}
+	if (unshared)
 		stable_unlink(item);
 	if (stable->nr_items || folio_mapped(kfolio))
 		stable_insert(stable, folio_page(kfolio, 0));
 	else
 		stable_put_unused(stable, kfolio);
 	folio_unlock(kfolio);
+	folio_put(kfolio);
 }
 
 /*
@@ -1279,23 +1307,30 @@ static bool ksm_pair(struct ksm_item *item, struct page *page,
 		return false;
 	}
 
-	/* @page is a KSM page now; it may have left a huge page behind. */
-	kfolio = page_folio(page);
+	/*
+	 * @page is a KSM page now, unlocked: by the time @titem's mm is
+	 * locked, migration may have moved it, so find it through its node.
+	 */
 	unstable_erase(titem);
+	kfolio = stable_folio_get(stable, false);
+	if (!kfolio) {
+		stable_drop_stale(stable);
+		return false;
+	}
 	err = -EAGAIN;
 	vma = item_lock_vma(titem);
 	if (vma) {
-		err = ksm_fold(titem, vma, tpage, page, NULL);
+		err = ksm_fold(titem, vma, tpage, folio_page(kfolio, 0), NULL);
 		mmap_read_unlock(titem->mm);
 	}
 	trace_ksm_merge_with_ksm_page(kfolio, page_to_pfn(tpage), titem,
 				      titem->mm, err);
-	if (err) {
-		ksm_unpair(item, stable, kfolio);
-		return false;
-	}
-	stable_insert(stable, page);
-	return true;
+	if (!err)
+		stable_insert(stable, folio_page(kfolio, 0));
+	folio_put(kfolio);
+	if (err)
+		ksm_unpair(item, stable);
+	return !err;
 }
 
 /*
@@ -1315,7 +1350,8 @@ static bool ksm_join(struct ksm_item *item, struct page *page)
 		return false;
 	if (folio_trylock(folio)) {
 		stable = folio_stable(folio);
-		if (stable && !RB_EMPTY_NODE(&stable->rb)) {
+		if (stable && !RB_EMPTY_NODE(&stable->rb) &&
+		    ksm_maps_page(vma, item_address(item), page)) {
 			stable_link(stable, item, vma->anon_vma);
 			joined = true;
 		}
@@ -1447,6 +1483,45 @@ static void ksm_merge_page(struct ksm_item *item, struct page *page)
 	}
 }
 
+/*
+ * Remove the stable nodes whose page nothing maps any more, or is gone;
+ * with @idle_only, only those no item links to, without looking at the
+ * others.  Returns -EBUSY if some node had to stay.
+ */
+static int ksm_sweep_stable_nodes(bool idle_only)
+{
+	int nid, busy = 0;
+
+	for (nid = 0; nid < nr_node_ids; nid++) {
+		struct rb_node *node;
+
+		if (ksm_merge_across_nodes && nid)
+			break;
+		node = rb_first(&ksm_stable_trees[nid]);
+		while (node) {
+			struct ksm_stable *stable;
+			struct folio *folio;
+
+			stable = rb_entry(node, struct ksm_stable, rb);
+			node = rb_next(node);
+			if (idle_only && stable->nr_items)
+				continue;
+			folio = stable_folio_get(stable, true);
+			if (!folio) {
+				stable_drop_stale(stable);
+				continue;
+			}
+			if (stable->nr_items || folio_mapped(folio))
+				busy++;
+			else
+				stable_put_unused(stable, folio);
+			folio_unlock(folio);
+			folio_put(folio);
+		}
+	}
+	return busy ? -EBUSY : 0;
+}
+
 /* ---------------------------------------------------------------------- */
 /* The scanner                                                            */
 /* ---------------------------------------------------------------------- */
@@ -1545,6 +1620,17 @@ static void ksm_pass_start(void)
 
 	ksm_cursor.pass++;
 	ksm_reset_unstable_trees();
+
+	/*
+	 * A node no item links to stays only for a page still mapped by a
+	 * child forked after the merge; once that is gone too, nothing would
+	 * ever look at the node again.  Sweep such nodes now and then.
+	 */
+	if (time_after(jiffies, ksm_last_sweep +
+		       msecs_to_jiffies(READ_ONCE(ksm_prune_millisecs)))) {
+		ksm_sweep_stable_nodes(true);
+		ksm_last_sweep = jiffies;
+	}
 	ksm_pass_started = ktime_get();
 	ksm_pass_cpu_ns = current->se.sum_exec_runtime;
 	trace_ksm_start_scan(ksm_cursor.pass, ksm_items);
@@ -1573,7 +1659,7 @@ static void ksm_advise(void)
 		return;
 	cpu_pct = div64_u64(cpu_ns * 100, wall_ns);
 
-	want = div64_u64(pages * wall_ns, target_ns) ?: 1;
+	want = mul_u64_u64_div_u64(pages, wall_ns, target_ns) ?: 1;
 	if (cpu_pct)
 		want = min(want, div64_u64(pages * ksm_advisor_max_cpu,
 					    cpu_pct));
@@ -1584,16 +1670,23 @@ static void ksm_advise(void)
 	trace_ksm_advisor(wall_ns, want, cpu_pct);
 }
 
+/* Addresses without a page that weigh as much as one page scanned. */
+#define KSM_MISSES_PER_PAGE	512
+
 /*
  * ksm_next_page - advance the cursor to the next anonymous page
  * @pagep: the page, referenced
  *
- * Returns its item, or NULL at the end of a pass or when there is nothing
- * to scan.  Drops stale items and reaps exited mms on the way.
+ * Returns its item; NULL at the end of a pass or when there is nothing to
+ * scan; ERR_PTR(-EAGAIN) after looking at KSM_MISSES_PER_PAGE addresses
+ * without a page, which counts as one page of work.  Drops stale items
+ * and reaps exited mms on the way.
  */
+
 static struct ksm_item *ksm_next_page(struct page **pagep)
 {
 	struct ksm_mm *kmm = ksm_cursor.kmm;
+	unsigned int misses = 0;
 	struct vm_area_struct *vma;
 	struct mm_struct *mm;
 	bool dead;
@@ -1645,8 +1738,16 @@ next_mm:
 					/* Skip holes a page table at a time. */
 					addr = ksm_next_table(mm, addr + PAGE_SIZE,
 							      vma->vm_end);
-					cond_resched();
-					continue;
+					/*
+					 * Page tables full of swap entries hold
+					 * no page either: count them as work,
+					 * and let go of the locks now and then.
+					 */
+					if (++misses < KSM_MISSES_PER_PAGE)
+						continue;
+					ksm_cursor.address = addr;
+					mmap_read_unlock(mm);
+					return ERR_PTR(-EAGAIN);
 				}
 				flush_anon_page(vma, page, addr);
 				flush_dcache_page(page);
@@ -1695,6 +1796,8 @@ static void ksm_scan(unsigned int nr)
 
 		cond_resched();
 		item = ksm_next_page(&page);
+		if (IS_ERR(item))
+			continue;
 		if (!item)
 			return;
 		ksm_merge_page(item, page);
@@ -1763,6 +1866,7 @@ static int ksm_unmerge_all(void)
 	while (kmm != &ksm_mm_head) {
 		struct mm_struct *mm = kmm->slot.mm;
 		struct vm_area_struct *vma;
+		int failed = 0;
 		bool dead;
 
 		mmap_read_lock(mm);
@@ -1777,15 +1881,23 @@ static int ksm_unmerge_all(void)
 					continue;
 				ret = ksm_unshare(vma, vma->vm_start,
 						  vma->vm_end);
-				if (ret && !err)
-					err = ret;
+				if (ret && !failed)
+					failed = ret;
 			}
 		}
-		ksm_cursor.link = &kmm->items;
-		cursor_drop_rest();
 		dead = ksm_test_exit(mm) ||
 		       !test_bit(MMF_VM_MERGEABLE, &mm->flags);
+		/*
+		 * Items of pages still merged stay, so that rmap walks find
+		 * those mappings until a later run unmerges them.
+		 */
+		if (!failed || dead) {
+			ksm_cursor.link = &kmm->items;
+			cursor_drop_rest();
+		}
 		mmap_read_unlock(mm);
+		if (failed && !err)
+			err = failed;
 
 		cursor_next_mm(kmm, dead);
 		kmm = ksm_cursor.kmm;
@@ -1802,38 +1914,6 @@ static int ksm_unmerge_all(void)
 	return err;
 }
 
-/* Remove every stable node whose page nothing maps. */
-static int ksm_drop_stable_nodes(void)
-{
-	int nid, busy = 0;
-
-	for (nid = 0; nid < nr_node_ids; nid++) {
-		struct rb_node *node;
-
-		if (ksm_merge_across_nodes && nid)
-			break;
-		node = rb_first(&ksm_stable_trees[nid]);
-		while (node) {
-			struct ksm_stable *stable;
-			struct folio *folio;
-
-			stable = rb_entry(node, struct ksm_stable, rb);
-			node = rb_next(node);
-			folio = stable_folio_get(stable, true);
-			if (!folio) {
-				stable_drop_stale(stable);
-				continue;
-			}
-			if (stable->nr_items || folio_mapped(folio))
-				busy++;
-			else
-				stable_put_unused(stable, folio);
-			folio_unlock(folio);
-			folio_put(folio);
-		}
-	}
-	return busy ? -EBUSY : 0;
-}
 
 /* ---------------------------------------------------------------------- */
 /* Registration: madvise, prctl, fork, exec, exit                         */
@@ -1882,7 +1962,16 @@ int __ksm_enter(struct mm_struct *mm)
 	slot = &kmm->slot;
 	mm_slot_insert(ksm_mm_hash, mm, slot);
 	wake = list_empty(&ksm_mm_head.slot.mm_node);
-	list_add_tail(&kmm->slot.mm_node, &ksm_cursor.kmm->slot.mm_node);
+	/*
+	 * While run=2 walks the list, a child forked from an mm it has not
+	 * reached yet inherits merged pages: it goes at the end, ahead of
+	 * the walk, which then unmerges it too.
+	 */
+	if (READ_ONCE(ksm_run) == KSM_RUN_UNMERGE)
+		list_add_tail(&kmm->slot.mm_node, &ksm_mm_head.slot.mm_node);
+	else
+		list_add_tail(&kmm->slot.mm_node,
+			      &ksm_cursor.kmm->slot.mm_node);
 	spin_unlock(&ksm_mm_lock);
 
 	if (wake)
@@ -1907,7 +1996,7 @@ void __ksm_exit(struct mm_struct *mm)
 
 	spin_lock(&ksm_mm_lock);
 	kmm = ksm_mm_lookup(mm);
-	if (kmm && !kmm->items && ksm_cursor.kmm != kmm) {
+	if (kmm && ksm_cursor.kmm != kmm && !kmm->items) {
 		hash_del(&kmm->slot.hash);
 		list_del(&kmm->slot.mm_node);
 		now = true;
@@ -2114,6 +2203,12 @@ static bool swapin_page_fits(struct folio *folio, struct vm_area_struct *vma,
 {
 	struct anon_vma *anon_vma;
 
+	/*
+	 * KSM pages are never large, and the callers map the right page of
+	 * a large folio themselves: only a small one needs the checks below.
+	 */
+	if (folio_test_large(folio))
+		return true;
 	if (folio_test_ksm(folio))
 		return folio_stable(folio) && ksm_run != KSM_RUN_UNMERGE;
 	anon_vma = folio_anon_vma(folio);
@@ -2296,9 +2391,11 @@ void folio_migrate_ksm(struct folio *newfolio, struct folio *folio)
 	stable = folio_stable(folio);
 	if (!stable)
 		return;
-	WRITE_ONCE(stable->pfn, folio_pfn(newfolio));
-	/* Pairs with smp_rmb() in stable_folio_get(). */
+	/* The new page's ->mapping, set by migration, is seen first ... */
 	smp_wmb();
+	WRITE_ONCE(stable->pfn, folio_pfn(newfolio));
+	/* ... and the new ->pfn before the old page lets go. */
+	smp_wmb();	/* both pair with smp_rmb() in stable_folio_get() */
 	folio_set_stable(folio, NULL);
 }
 
@@ -2400,7 +2497,7 @@ static ssize_t run_store(struct kobject *kobj, struct kobj_attribute *attr,
 			set_current_oom_origin();
 			err = ksm_unmerge_all();
 			if (!err)
-				err = ksm_drop_stable_nodes();
+				err = ksm_sweep_stable_nodes(false);
 			clear_current_oom_origin();
 			if (err == -EBUSY)
 				err = 0;	/* pages still swapped out */
@@ -2460,12 +2557,26 @@ static int ksm_alloc_node_trees(void)
 
 /*
  * Switch between one pair of trees and a pair per node; the stable trees
- * are empty.  The unstable trees start afresh, and the pass number moves
- * on so that the items of this pass no longer count as being in one.
+ * are empty.  The unstable trees start afresh.
  */
 static void ksm_switch_trees(bool across)
 {
-	ksm_cursor.pass++;
+	struct ksm_mm *kmm;
+
+	/* No item may think it is in a tree that is about to be dropped. */
+	spin_lock(&ksm_mm_lock);
+	list_for_each_entry(kmm, &ksm_mm_head.slot.mm_node, slot.mm_node) {
+		struct ksm_item *item;
+
+		for (item = kmm->items; item; item = item->next) {
+			if (item->address & ITEM_UNSTABLE) {
+				item->address &= ~ITEM_UNSTABLE;
+				ksm_pages_unshared--;
+			}
+		}
+	}
+	spin_unlock(&ksm_mm_lock);
+
 	ksm_merge_across_nodes = across;
 	if (across) {
 		ksm_stable_trees = &ksm_one_stable_tree;
@@ -2494,7 +2605,7 @@ static ssize_t merge_across_nodes_store(struct kobject *kobj,
 
 	ksm_lock_online();
 	if (value != ksm_merge_across_nodes) {
-		if (ksm_pages_shared || ksm_drop_stable_nodes() ||
+		if (ksm_pages_shared || ksm_sweep_stable_nodes(false) ||
 		    ksm_stable_nodes) {
 			err = -EBUSY;
 		} else if (!value) {
@@ -2527,7 +2638,7 @@ static ssize_t max_page_sharing_store(struct kobject *kobj,
 
 	ksm_lock_online();
 	if (value != ksm_max_page_sharing) {
-		if (ksm_pages_shared || ksm_drop_stable_nodes() ||
+		if (ksm_pages_shared || ksm_sweep_stable_nodes(false) ||
 		    ksm_stable_nodes)
 			err = -EBUSY;
 		else
