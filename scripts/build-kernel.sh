@@ -13,14 +13,8 @@ source "$(dirname "$0")/lib.sh"
 src=$1 out=$2
 "$ROOT/scripts/kernel-config.sh" "$src" "$out"
 
-# One kernel build at a time on this machine (2 cores): a second harness
-# run, in this tree or another BUILD, waits here.
-lock=${TMPDIR:-/tmp}/ksm-harness-kernel-build.lock
-exec 9> "$lock"
-if ! flock -n 9; then
-	log "another kernel build is running; waiting for it ($lock)"
-	flock 9
-fi
+# One heavy job at a time on this machine (see harness_lock in lib.sh).
+harness_lock "kernel build in $out"
 
 log "building kernel: $src -> $out (make -j$JOBS bzImage)"
 start=$SECONDS

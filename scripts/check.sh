@@ -28,6 +28,7 @@ gzip -dc "$BUILD/initramfs.cpio.gz" |
 list=$log_file.list
 sum=$(awk '$1 ~ /^[0-9]+$/ {s += ($1 + 5) * $2} END {print s + 120}' "$list")
 limit=$((sum < cap ? sum : cap))
+harness_lock "make check on $kernel"
 start=$SECONDS
 set +e
 "$ROOT/scripts/qemu-run.sh" check "$kernel" "$log_file" "$limit"

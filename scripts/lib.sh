@@ -44,3 +44,19 @@ install_if_changed() {
 		mv -f "$dst.tmp.$$" "$dst"
 	fi
 }
+
+# Take the machine-wide harness lock on fd 9 for the rest of the calling
+# script: one heavy job at a time on this 2-core machine.  Kernel builds
+# and test boots both take it: a boot beside a kernel build or another
+# boot gets so little CPU that ksm_tests' own 120 s limits fire (seen:
+# ksm_tests -P -s 100 at 1 s alone, over 120 s beside a second VM).
+# WHAT says what we are about to do, for whoever waits for us.
+harness_lock() {
+	local what=$1 lock=${TMPDIR:-/tmp}/ksm-harness.lock
+	exec 9>> "$lock"
+	if ! flock -n 9; then
+		log "waiting for another harness job: $(cat "$lock.who" 2>/dev/null || echo '?')"
+		flock 9
+	fi
+	echo "$what (pid $$, $(date +%H:%M:%S), ${BUILD:-?})" > "$lock.who"
+}

@@ -12,6 +12,7 @@ kernel=$1 name=$2
 log_file=$BUILD/logs/run-$name.log
 
 base_version
+harness_lock "make run on $kernel"
 set +e
 "$ROOT/scripts/qemu-run.sh" run "$kernel" "$log_file" "${QEMU_TIMEOUT:-600}"
 qemu_rc=$?
