@@ -24,6 +24,8 @@ hdr=$BUILD/headers
 out=$BUILD/tests
 logs=$BUILD/logs
 mkdir -p "$out/mm" "$out/ksm" "$logs"
+# Not while build/src changes under us (see harness_lock in lib.sh).
+harness_lock "test build in $out"
 
 # Common make arguments for a kselftest directory (lib.mk): out-of-tree
 # OUTPUT, our exported headers, static binaries (the initramfs carries no

@@ -47,9 +47,11 @@ install_if_changed() {
 
 # Take the machine-wide harness lock on fd 9 for the rest of the calling
 # script: one heavy job at a time on this 2-core machine.  Kernel builds
-# and test boots both take it: a boot beside a kernel build or another
+# and test boots take it because a boot beside a kernel build or another
 # boot gets so little CPU that ksm_tests' own 120 s limits fire (seen:
-# ksm_tests -P -s 100 at 1 s alone, over 120 s beside a second VM).
+# ksm_tests -P -s 100 at 1 s alone, over 120 s beside a second VM); the
+# sync of build/src and the test build take it so that two make runs in
+# one tree never change build/src while the other compiles from it.
 # WHAT says what we are about to do, for whoever waits for us.
 harness_lock() {
 	local what=$1 lock=${TMPDIR:-/tmp}/ksm-harness.lock

@@ -35,6 +35,8 @@ UPSTREAM_REMOVED=(
 OVERLAY_DIRS=(mm include Documentation tools/testing/selftests/ksm)
 
 [[ -f $base/.harness-unpacked ]] || die "build/base missing (scripts/unpack-base.sh)"
+# Not while another job builds from build/src (see harness_lock in lib.sh).
+harness_lock "sync of $src"
 
 # Our overlay files, relative to the repo root, sorted.
 overlay_files() {
