@@ -31,6 +31,11 @@ static const char * const knob_names[NR_KSM_KNOBS] = {
 	[KNOB_MAX_PAGE_SHARING]		= "max_page_sharing",
 	[KNOB_MERGE_ACROSS_NODES]	= "merge_across_nodes",
 	[KNOB_MAX_KERNEL_PAGES]		= "max_kernel_pages",
+	[KNOB_PRUNE_MILLISECS]		= "stable_node_chains_prune_millisecs",
+	[KNOB_ADVISOR_MAX_CPU]		= "advisor_max_cpu",
+	[KNOB_ADVISOR_MIN_PAGES]	= "advisor_min_pages_to_scan",
+	[KNOB_ADVISOR_MAX_PAGES]	= "advisor_max_pages_to_scan",
+	[KNOB_ADVISOR_TARGET_SCAN_TIME]	= "advisor_target_scan_time",
 };
 
 static void __attribute__((constructor)) ksm_common_init(void)
@@ -119,6 +124,49 @@ int ksm_write_str(const char *name, const char *str)
 	return ret;
 }
 
+/* The contents of a knob, NUL-terminated; its length or a negative errno. */
+int ksm_read_str(const char *name, char *buf, size_t len)
+{
+	char path[PATH_MAX];
+	ssize_t ret;
+	int fd;
+
+	knob_path(path, sizeof(path), name);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -errno;
+	ret = read(fd, buf, len - 1);
+	if (ret < 0)
+		ret = -errno;
+	else
+		buf[ret] = '\0';
+	close(fd);
+	return ret;
+}
+
+/* The advisor in force (enum ksm_advisor_mode), or a negative errno. */
+int ksm_advisor_mode(void)
+{
+	char buf[64];
+	int ret = ksm_read_str("advisor_mode", buf, sizeof(buf));
+
+	if (ret == -ENOENT)
+		return ADVISOR_ABSENT;
+	if (ret < 0)
+		return ret;
+	if (!strcmp(buf, "[none] scan-time\n"))
+		return ADVISOR_NONE;
+	if (!strcmp(buf, "none [scan-time]\n"))
+		return ADVISOR_SCAN_TIME;
+	return -EBADMSG;
+}
+
+int ksm_set_advisor_mode(int mode)
+{
+	return ksm_write_str("advisor_mode",
+			     mode == ADVISOR_SCAN_TIME ? "scan-time" : "none");
+}
+
 int ksm_set(const char *name, unsigned long val)
 {
 	char buf[32];
@@ -133,6 +181,33 @@ void ksm_save(struct ksm_saved *saved)
 
 	for (i = 0; i < NR_KSM_KNOBS; i++)
 		saved->present[i] = !ksm_read(knob_names[i], &saved->value[i]);
+	saved->advisor_mode = ksm_advisor_mode();
+}
+
+/*
+ * Our KSM keeps advisor_min_pages_to_scan <= advisor_max_pages_to_scan at
+ * every write: put the pair back in whichever order works.
+ */
+static void restore_advisor_bounds(const struct ksm_saved *saved)
+{
+	static const int pair[] = { KNOB_ADVISOR_MAX_PAGES,
+				    KNOB_ADVISOR_MIN_PAGES };
+	unsigned long cur;
+	int i, round;
+
+	for (round = 0; round < 2; round++) {
+		for (i = 0; i < 2; i++) {
+			int k = pair[i];
+
+			if (!saved->present[k] ||
+			    (!ksm_read(knob_names[k], &cur) &&
+			     cur == saved->value[k]))
+				continue;
+			if (ksm_set(knob_names[k], saved->value[k]) && round)
+				ksft_print_msg("restore: cannot write %s=%lu\n",
+					       knob_names[k], saved->value[k]);
+		}
+	}
 }
 
 /*
@@ -146,8 +221,14 @@ void ksm_restore(const struct ksm_saved *saved)
 
 	if (ksm_set("run", 2))
 		ksft_print_msg("restore: cannot write run=2\n");
+	/* First: pages_to_scan is not writable while an advisor is on. */
+	if (saved->advisor_mode >= 0 && ksm_advisor_mode() != ADVISOR_NONE &&
+	    ksm_set_advisor_mode(ADVISOR_NONE))
+		ksft_print_msg("restore: cannot write advisor_mode=none\n");
+	restore_advisor_bounds(saved);
 	for (i = 0; i < NR_KSM_KNOBS; i++) {
-		if (i == KNOB_RUN || !saved->present[i])
+		if (i == KNOB_RUN || i == KNOB_ADVISOR_MIN_PAGES ||
+		    i == KNOB_ADVISOR_MAX_PAGES || !saved->present[i])
 			continue;
 		if (!ksm_read(knob_names[i], &cur) && cur == saved->value[i])
 			continue;
@@ -155,6 +236,10 @@ void ksm_restore(const struct ksm_saved *saved)
 			ksft_print_msg("restore: cannot write %s=%lu\n",
 				       knob_names[i], saved->value[i]);
 	}
+	/* Last: it sets pages_to_scan. */
+	if (saved->advisor_mode == ADVISOR_SCAN_TIME &&
+	    ksm_set_advisor_mode(ADVISOR_SCAN_TIME))
+		ksft_print_msg("restore: cannot write advisor_mode=scan-time\n");
 	if (saved->present[KNOB_RUN] && saved->value[KNOB_RUN] != 2 &&
 	    ksm_set("run", saved->value[KNOB_RUN]))
 		ksft_print_msg("restore: cannot write run=%lu\n",
@@ -447,8 +532,16 @@ int pagemap_open(pid_t pid)
 	return open(path, O_RDONLY);
 }
 
-#define PM_PRESENT	(1ULL << 63)
-#define PM_PFN_MASK	((1ULL << 55) - 1)
+/* The pagemap entry of @addr (PM_* bits), 0 if it cannot be read. */
+uint64_t pagemap_entry(int fd, const void *addr)
+{
+	uint64_t ent;
+	off_t off = (unsigned long)addr / page_size * sizeof(ent);
+
+	if (pread(fd, &ent, sizeof(ent), off) != sizeof(ent))
+		return 0;
+	return ent;
+}
 
 /*
  * The page frame number mapped at @addr, or 0 when no page is present (or
@@ -457,14 +550,181 @@ int pagemap_open(pid_t pid)
  */
 unsigned long pagemap_pfn(int fd, const void *addr)
 {
-	uint64_t ent;
-	off_t off = (unsigned long)addr / page_size * sizeof(ent);
+	uint64_t ent = pagemap_entry(fd, addr);
 
-	if (pread(fd, &ent, sizeof(ent), off) != sizeof(ent))
-		return 0;
 	if (!(ent & PM_PRESENT))
 		return 0;
 	return ent & PM_PFN_MASK;
+}
+
+/* The /proc/kpageflags word of @pfn (KPF_* bits); 0 if it cannot be read. */
+uint64_t kpageflags(unsigned long pfn)
+{
+	uint64_t flags = 0;
+	int fd = open("/proc/kpageflags", O_RDONLY);
+
+	if (fd < 0)
+		return 0;
+	if (pread(fd, &flags, sizeof(flags), pfn * sizeof(flags)) !=
+	    sizeof(flags))
+		flags = 0;
+	close(fd);
+	return flags;
+}
+
+/*
+ * The NUMA node of the page at @addr in process @pid (0: this one), from
+ * move_pages() without targets: a node, or a negative errno (-ENOENT: no
+ * page there, -EFAULT: nothing mapped).
+ */
+int page_node(pid_t pid, void *addr)
+{
+	int status = -1;
+
+	if (syscall(SYS_move_pages, pid, 1UL, &addr, NULL, &status, 0))
+		return -errno;
+	return status;
+}
+
+/* A counter of /proc/vmstat; ULONG_MAX if it cannot be read. */
+unsigned long vmstat_get(const char *name)
+{
+	unsigned long val = ULONG_MAX, v;
+	char key[128];
+	FILE *f = fopen("/proc/vmstat", "r");
+
+	if (!f)
+		return ULONG_MAX;
+	while (fscanf(f, "%127s %lu", key, &v) == 2) {
+		if (!strcmp(key, name)) {
+			val = v;
+			break;
+		}
+	}
+	fclose(f);
+	return val;
+}
+
+/* tracefs */
+
+static int tracefs_write(const char *file, const char *str)
+{
+	char path[PATH_MAX];
+	ssize_t ret;
+	int fd;
+
+	snprintf(path, sizeof(path), TRACEFS_DIR "%s", file);
+	fd = open(path, O_WRONLY | O_TRUNC);
+	if (fd < 0)
+		return -errno;
+	ret = write(fd, str, strlen(str));
+	ret = ret < 0 ? -errno : 0;
+	close(fd);
+	return ret;
+}
+
+/*
+ * Start tracing the events/ksm/ events named in the NULL-terminated
+ * @events (NULL: all of them) into an empty buffer.  0 or a negative
+ * errno (-ENOENT: no tracefs, or no such event).
+ */
+int trace_ksm_start(const char * const *events)
+{
+	char file[PATH_MAX];
+	int ret;
+
+	ret = tracefs_write("tracing_on", "0");
+	if (!ret)
+		ret = tracefs_write("events/ksm/enable", "0");
+	if (!ret)
+		ret = tracefs_write("trace", "");
+	if (!ret)
+		ret = tracefs_write("buffer_size_kb", "2048");
+	for (; !ret && events && *events; events++) {
+		snprintf(file, sizeof(file), "events/ksm/%s/enable", *events);
+		ret = tracefs_write(file, "1");
+	}
+	if (!ret && !events)
+		ret = tracefs_write("events/ksm/enable", "1");
+	if (!ret)
+		ret = tracefs_write("tracing_on", "1");
+	return ret;
+}
+
+/* Stop the KSM events, keep the buffer; tracing_on as at boot. */
+int trace_ksm_stop(void)
+{
+	int ret = tracefs_write("events/ksm/enable", "0");
+
+	tracefs_write("tracing_on", "1");
+	return ret;
+}
+
+/* The text of the trace buffer, to be freed; NULL on error. */
+char *trace_read(void)
+{
+	size_t len = 0, size = 1 << 16;
+	char *buf = malloc(size), *tmp;
+	ssize_t ret;
+	int fd;
+
+	fd = open(TRACEFS_DIR "trace", O_RDONLY);
+	if (fd < 0 || !buf)
+		goto fail;
+	for (;;) {
+		if (size - len < 4096) {
+			size *= 2;
+			tmp = realloc(buf, size);
+			if (!tmp)
+				goto fail;
+			buf = tmp;
+		}
+		ret = read(fd, buf + len, size - len - 1);
+		if (ret < 0)
+			goto fail;
+		if (!ret)
+			break;
+		len += ret;
+	}
+	buf[len] = '\0';
+	close(fd);
+	return buf;
+fail:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return NULL;
+}
+
+/*
+ * Lines of the trace @text for @event ("ksm_enter") that also contain
+ * @match (NULL: any).
+ */
+int trace_count(const char *text, const char *event, const char *match)
+{
+	char pat[128];
+	const char *line, *end;
+	int n = 0;
+
+	snprintf(pat, sizeof(pat), " %s: ", event);
+	for (line = text; line && *line; line = end ? end + 1 : NULL) {
+		const char *hit;
+
+		end = strchr(line, '\n');
+		if (*line == '#')
+			continue;
+		hit = strstr(line, pat);
+		if (!hit || (end && hit > end))
+			continue;
+		if (match) {
+			const char *m = strstr(hit, match);
+
+			if (!m || (end && m > end))
+				continue;
+		}
+		n++;
+	}
+	return n;
 }
 
 /*

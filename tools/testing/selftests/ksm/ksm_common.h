@@ -48,12 +48,25 @@ enum ksm_knob {
 	KNOB_MAX_PAGE_SHARING,
 	KNOB_MERGE_ACROSS_NODES,
 	KNOB_MAX_KERNEL_PAGES,
+	KNOB_PRUNE_MILLISECS,
+	KNOB_ADVISOR_MAX_CPU,
+	KNOB_ADVISOR_MIN_PAGES,
+	KNOB_ADVISOR_MAX_PAGES,
+	KNOB_ADVISOR_TARGET_SCAN_TIME,
 	NR_KSM_KNOBS,
+};
+
+/* advisor_mode, the one knob that is a word: "[none] scan-time" */
+enum ksm_advisor_mode {
+	ADVISOR_ABSENT = -1,
+	ADVISOR_NONE,
+	ADVISOR_SCAN_TIME,
 };
 
 struct ksm_saved {
 	bool present[NR_KSM_KNOBS];
 	unsigned long value[NR_KSM_KNOBS];
+	int advisor_mode;	/* enum ksm_advisor_mode */
 };
 
 /* The counters of one moment, read while ksmd is stopped. */
@@ -74,6 +87,9 @@ bool ksm_knob_exists(const char *name);
 int ksm_read(const char *name, unsigned long *val);
 unsigned long ksm_get(const char *name);
 int ksm_write_str(const char *name, const char *str);
+int ksm_read_str(const char *name, char *buf, size_t len);
+int ksm_advisor_mode(void);
+int ksm_set_advisor_mode(int mode);
 int ksm_set(const char *name, unsigned long val);
 void ksm_save(struct ksm_saved *saved);
 void ksm_restore(const struct ksm_saved *saved);
@@ -93,9 +109,30 @@ void fill_page(void *page, uint64_t tag);
 bool page_has(const void *page, uint64_t tag);
 int vma_flag(pid_t pid, void *addr, const char *flag);
 
+/* /proc/vmstat; ULONG_MAX if @name is missing */
+unsigned long vmstat_get(const char *name);
+
+/* tracefs: events/ksm/ */
+#define TRACEFS_DIR		"/sys/kernel/tracing/"
+int trace_ksm_start(const char * const *events);
+int trace_ksm_stop(void);
+char *trace_read(void);
+int trace_count(const char *text, const char *event, const char *match);
+
 /* pagemap */
 int pagemap_open(pid_t pid);
 unsigned long pagemap_pfn(int fd, const void *addr);
+uint64_t pagemap_entry(int fd, const void *addr);
+#define PM_PRESENT		(1ULL << 63)
+#define PM_SWAP			(1ULL << 62)
+#define PM_PFN_MASK		((1ULL << 55) - 1)
+/* /proc/kpageflags */
+#define KPF_HUGE		17
+#define KPF_KSM			21
+#define KPF_THP			22
+#define KPF_HWPOISON		19
+uint64_t kpageflags(unsigned long pfn);
+int page_node(pid_t pid, void *addr);
 bool pfns_visible(void);
 bool pfns_all_distinct(const unsigned long *pfns, size_t n);
 unsigned long zero_pfn(void);
