@@ -60,6 +60,9 @@ help:
 	@echo '  make check      build, boot once, run the KSM test suite; the last line is'
 	@echo '                  "N passed, N failed, N skipped", exit status 1 on failure'
 	@echo '  make shell      boot to an interactive busybox shell (exit: power off)'
+	@echo '  make bench      our KSM against upstream, side by side (QEMU -icount):'
+	@echo '                  one table; raw figures and chart in build/bench/'
+	@echo '                  (BENCH_ROUNDS=3 BENCH_REALTIME=1 BENCH_ONLY="ids")'
 	@echo
 	@echo 'Stages (each also runs what it needs):'
 	@echo '  make deps       install missing Debian packages (apt only if needed)'
@@ -137,3 +140,8 @@ distclean:
 	rm -rf $(B)
 
 FORCE:
+
+# Our KSM against upstream's, side by side (scripts/bench.sh, bench/).
+.PHONY: bench
+bench: $(B)/kernel/bzImage $(B)/baseline/bzImage $(TESTS_STAMP)
+	@scripts/bench.sh

@@ -1,0 +1,124 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# "make bench": our KSM against upstream's (the baseline kernel: same tree,
+# same config), side by side.  See README.md, "make bench".
+#
+#   1. builds bench/ksm_bench.c (static, against build/headers) and an
+#      initramfs of its own, build/bench/initramfs.cpio.gz: busybox,
+#      bench/bench-init as /init, bench/workloads, ksm_tests, ksm_bench;
+#   2. boots the two kernels alternately, ours then baseline, BENCH_ROUNDS
+#      times each (default 3), under QEMU TCG with -icount shift=0,sleep=off
+#      (guest time counts guest instructions: the figures repeat on a busy
+#      host); then, unless BENCH_REALTIME=0, once more each without
+#      -icount, as a real-time check;
+#   3. scripts/bench-report.py: medians, ratios, the table, raw figures in
+#      build/bench/raw.csv, the chart build/bench/convergence.png.
+#
+# Each boot takes the machine-wide harness lock (lib.sh), one boot at a
+# time, so that other harness jobs can run between boots.
+#
+# Variables: BENCH_ROUNDS=N, BENCH_REALTIME=0|1, BENCH_ONLY="id ..." (run
+# only these workloads of bench/workloads), QEMU_TIMEOUT (per boot, s).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+rounds=${BENCH_ROUNDS:-3}
+realtime=${BENCH_REALTIME:-1}
+only=${BENCH_ONLY:-}
+limit=${QEMU_TIMEOUT:-3600}
+out=$BUILD/bench
+bin=$out/bin
+logs=$out/logs
+kernels=(ours:$BUILD/kernel/bzImage baseline:$BUILD/baseline/bzImage)
+
+for k in "${kernels[@]}"; do
+	[[ -f ${k#*:} ]] || die "no ${k#*:} (make kernel baseline)"
+done
+ksm_tests=$BUILD/tests/mm/ksm_tests
+[[ -x $ksm_tests ]] || die "no $ksm_tests (make tests)"
+busybox=${BUSYBOX:-/bin/busybox}
+
+# gnuplot for the chart (Debian's gnuplot-nox), installed only if missing.
+if ! command -v gnuplot > /dev/null; then
+	log "installing gnuplot-nox"
+	if ! { apt-get install -y -q gnuplot-nox > /dev/null ||
+	       { apt-get update -q > /dev/null &&
+		 apt-get install -y -q gnuplot-nox > /dev/null; }; }; then
+		warn "gnuplot-nox could not be installed: no chart"
+	fi
+fi
+
+mkdir -p "$bin" "$logs"
+log "building bench/ksm_bench.c"
+gcc -static -O2 -Wall -Werror -isystem "$BUILD/headers/include" \
+	-o "$bin/ksm_bench" "$ROOT/bench/ksm_bench.c"
+
+# The workload list, filtered by BENCH_ONLY.
+awk -v only=" $only " '/^#/ || NF == 0 {next}
+	only == "  " || index(only, " " $2 " ") {print}' \
+	"$ROOT/bench/workloads" > "$out/workloads"
+[[ -s $out/workloads ]] || die "no workload left (BENCH_ONLY=$only)"
+
+gen=$bin/gen_init_cpio
+if [[ ! -x $gen || $BUILD/base/usr/gen_init_cpio.c -nt $gen ]]; then
+	gcc -O2 -o "$gen" "$BUILD/base/usr/gen_init_cpio.c"
+fi
+{
+	for d in /bin /sbin /usr /usr/bin /usr/sbin /dev /proc /sys /tmp \
+		 /bench; do
+		echo "dir $d 0755 0 0"
+	done
+	echo "nod /dev/console 0600 0 0 c 5 1"
+	echo "nod /dev/null 0666 0 0 c 1 3"
+	echo "file /init $ROOT/bench/bench-init 0755 0 0"
+	echo "file /bin/busybox $busybox 0755 0 0"
+	"$busybox" --list-full | while read -r applet; do
+		[[ $applet == bin/busybox ]] && continue
+		echo "slink /$applet /bin/busybox 0777 0 0"
+	done
+	echo "file /bench/workloads $out/workloads 0644 0 0"
+	echo "file /bench/ksm_tests $ksm_tests 0755 0 0"
+	echo "file /bench/ksm_bench $bin/ksm_bench 0755 0 0"
+} > "$out/initramfs.spec"
+"$gen" "$out/initramfs.spec" | gzip -n -6 > "$out/initramfs.cpio.gz"
+
+# One boot: bench_boot NAME KERNEL ICOUNT(0|1) LOG
+bench_boot() {
+	local name=$1 kernel=$2 icount=$3 log_file=$4 rc
+	local qemu=(qemu-system-x86_64 -machine q35 -cpu max -smp 2 -m 2G
+		    -nic none -no-reboot -display none -serial stdio
+		    -monitor none -kernel "$kernel"
+		    -initrd "$out/initramfs.cpio.gz"
+		    -append "console=ttyS0 numa=fake=2 panic=-1")
+	((icount)) && qemu+=(-icount shift=0,sleep=off)
+	(
+		harness_lock "make bench: $name"
+		log "boot $name: ${kernel#$ROOT/}$( ((icount)) && echo ', -icount')"
+		printf '%q ' "${qemu[@]}"; echo
+		start=$SECONDS
+		set +e
+		timeout --foreground "$limit" "${qemu[@]}" < /dev/null \
+			> "$log_file" 2>&1
+		rc=$?
+		set -e
+		log "$name: QEMU exit $rc after $((SECONDS - start)) s;" \
+		    "$(grep -c '^BENCH ' "$log_file" || true) figures"
+	)
+}
+
+rm -f "$logs"/*.log
+start_all=$SECONDS
+for ((r = 1; r <= rounds; r++)); do
+	for k in "${kernels[@]}"; do
+		bench_boot "icount round $r ${k%%:*}" "${k#*:}" 1 \
+			"$logs/icount-${k%%:*}-$r.log"
+	done
+done
+if ((realtime)); then
+	for k in "${kernels[@]}"; do
+		bench_boot "real-time ${k%%:*}" "${k#*:}" 0 \
+			"$logs/realtime-${k%%:*}-1.log"
+	done
+fi
+log "all boots took $((SECONDS - start_all)) s; logs in ${logs#$ROOT/}/"
+exec python3 "$ROOT/scripts/bench-report.py" "$out"
