@@ -9,6 +9,7 @@
 #   src        build/src/            base - upstream KSM + our files + patches/
 #   kernel     build/kernel/bzImage  our kernel   (O=build/kernel)
 #   baseline   build/baseline/bzImage upstream KSM, same config (O=build/baseline)
+#   kernel-debug  build/kernel-debug/bzImage  ours + configs/debug.config
 #   tests      build/tests/          uapi headers, upstream ksm tests, our selftests
 #   initramfs  build/initramfs.cpio.gz busybox, tests, demo, scripts/guest-init
 #   check, run, shell                boot it in QEMU (TCG)
@@ -19,6 +20,11 @@ SHELL := /bin/bash
 
 # Which kernel check/run/shell boot: ours, or baseline (upstream KSM).
 KERNEL ?= ours
+# DEBUG=1: check/run/shell on the debug flavour (configs/debug.config).
+DEBUG ?=
+# make stress: seconds of stress in total (ksm_stress, stress-ng, trinity).
+STRESS_SECS ?= 120
+export STRESS_SECS
 # Parallel jobs for kbuild and the tests' builds.
 JOBS ?= $(shell nproc)
 export JOBS
@@ -37,19 +43,26 @@ SYNCED := $(B)/src/.harness-state/synced
 TESTS_STAMP := $(B)/tests/.harness-built
 DEMO := $(B)/demo/ksm_demo
 INITRAMFS := $(B)/initramfs.cpio.gz
-CONFIGS := $(wildcard configs/*.config)
+# configs/debug.config is the debug flavour's only (kernel-config.sh).
+CONFIGS := $(filter-out configs/debug.config,$(wildcard configs/*.config))
 KCONFIG_DEPS := $(CONFIGS) scripts/kernel-config.sh scripts/build-kernel.sh
+DEBUG_KCONFIG_DEPS := $(KCONFIG_DEPS) configs/debug.config
+STRESS_INITRAMFS := $(B)/initramfs-stress.cpio.gz
 
-ifeq ($(KERNEL),ours)
-KIMAGE := $(B)/kernel/bzImage
-else ifeq ($(KERNEL),baseline)
-KIMAGE := $(B)/baseline/bzImage
-else
+ifeq ($(filter $(KERNEL),ours baseline),)
 $(error KERNEL must be "ours" or "baseline", not "$(KERNEL)")
 endif
+ifneq ($(filter-out 0,$(DEBUG)),)
+FLAVOUR := debug
+KDIR := $(if $(filter ours,$(KERNEL)),kernel,baseline)-debug
+else
+FLAVOUR :=
+KDIR := $(if $(filter ours,$(KERNEL)),kernel,baseline)
+endif
+KIMAGE := $(B)/$(KDIR)/bzImage
 
-.PHONY: help deps base src kernel baseline tests initramfs check run shell \
-	harness-test clean distclean FORCE
+.PHONY: help deps base src kernel baseline kernel-debug baseline-debug tests \
+	initramfs check run shell stress harness-test clean distclean FORCE
 .DEFAULT_GOAL := help
 
 help:
@@ -63,6 +76,8 @@ help:
 	@echo '  make bench      our KSM against upstream, side by side (QEMU -icount):'
 	@echo '                  one table; raw figures and chart in build/bench/'
 	@echo '                  (BENCH_ROUNDS=3 BENCH_REALTIME=1 BENCH_ONLY="ids")'
+	@echo '  make stress     boot the debug kernel: ksm_stress, stress-ng, trinity'
+	@echo '                  under aggressive ksmd for STRESS_SECS; fails on a splat'
 	@echo
 	@echo 'Stages (each also runs what it needs):'
 	@echo '  make deps       install missing Debian packages (apt only if needed)'
@@ -70,6 +85,8 @@ help:
 	@echo '  make src        bring build/src up to date (overlay + patches)'
 	@echo '  make kernel     build our kernel: build/kernel/bzImage'
 	@echo '  make baseline   build upstream KSM, same config: build/baseline/bzImage'
+	@echo '  make kernel-debug  ours + configs/debug.config: build/kernel-debug/bzImage'
+	@echo '  make baseline-debug  the same for upstream KSM: build/baseline-debug/'
 	@echo '  make tests      headers, upstream ksm tests, our selftests: build/tests/'
 	@echo '  make initramfs  build/initramfs.cpio.gz'
 	@echo '  make harness-test  self-test of the log verdict on made-up logs (no VM)'
@@ -77,11 +94,15 @@ help:
 	@echo '  make distclean  remove build/ entirely'
 	@echo
 	@echo 'Variables:'
-	@echo '  KERNEL=ours|baseline  kernel for check/run/shell (default: ours)'
+	@echo '  KERNEL=ours|baseline  kernel for check/run/shell/stress (default: ours)'
+	@echo '  DEBUG=1               check/run/shell on the debug kernel (KASAN, lockdep,'
+	@echo '                        DEBUG_VM, ...); test timeouts x4 (TIMEOUT_SCALE)'
+	@echo '  STRESS_SECS=S         make stress: total stress time (default 120)'
 	@echo '  JOBS=N                parallel build jobs (default: nproc)'
 	@echo '  BUILD=DIR             build tree (default: build/)'
 	@echo '  QEMU_TIMEOUT=S        host-side limit on one boot (check: at most'
-	@echo '                        2400 s by default; run: 600 s; shell: 3600 s)'
+	@echo '                        2400 s by default, debug 3600 s; run: 600 s;'
+	@echo '                        shell: 3600 s; stress: STRESS_SECS + 900 s)'
 
 deps:
 	@scripts/install-deps.sh
@@ -106,6 +127,14 @@ baseline: $(B)/baseline/bzImage
 $(B)/baseline/bzImage: $(BASE_STAMP) $(KCONFIG_DEPS)
 	@scripts/build-kernel.sh $(B)/base $(B)/baseline
 
+kernel-debug: $(B)/kernel-debug/bzImage
+$(B)/kernel-debug/bzImage: $(SYNCED) $(DEBUG_KCONFIG_DEPS)
+	@scripts/build-kernel.sh $(B)/src $(B)/kernel-debug debug
+
+baseline-debug: $(B)/baseline-debug/bzImage
+$(B)/baseline-debug/bzImage: $(BASE_STAMP) $(DEBUG_KCONFIG_DEPS)
+	@scripts/build-kernel.sh $(B)/base $(B)/baseline-debug debug
+
 tests: $(TESTS_STAMP)
 $(TESTS_STAMP): $(SYNCED) scripts/build-tests.sh
 	@scripts/build-tests.sh
@@ -120,20 +149,31 @@ initramfs: $(INITRAMFS)
 $(INITRAMFS): $(TESTS_STAMP) $(DEMO) scripts/guest-init scripts/mk-initramfs.sh
 	@scripts/mk-initramfs.sh
 
+# The stress tools (Debian's stress-ng and trinity, with their libraries)
+# and scripts/guest-stress, appended to the test initramfs.
+$(STRESS_INITRAMFS): $(INITRAMFS) scripts/mk-stress-initramfs.sh \
+		scripts/guest-stress scripts/merge-exec.c
+	@scripts/mk-stress-initramfs.sh
+
 check: $(KIMAGE) $(INITRAMFS)
-	@scripts/check.sh $(KIMAGE) $(KERNEL)
+	@scripts/check.sh $(KIMAGE) $(KERNEL) $(FLAVOUR)
 
 run: $(KIMAGE) $(INITRAMFS)
-	@scripts/run.sh $(KIMAGE) $(KERNEL)
+	@scripts/run.sh $(KIMAGE) $(KERNEL)$(if $(FLAVOUR),-$(FLAVOUR))
 
 shell: $(KIMAGE) $(INITRAMFS)
 	@scripts/qemu-run.sh shell $(KIMAGE) - $${QEMU_TIMEOUT:-3600}
+
+# Always on the debug kernel.
+stress: $(B)/$(patsubst %-debug,%,$(KDIR))-debug/bzImage $(STRESS_INITRAMFS)
+	@scripts/stress.sh $< $(KERNEL)
 
 harness-test:
 	@scripts/test-verdict.sh
 
 clean:
-	rm -rf $(B)/src $(B)/src.tmp $(B)/kernel $(B)/baseline $(B)/headers \
+	rm -rf $(B)/src $(B)/src.tmp $(B)/kernel $(B)/baseline \
+		$(B)/kernel-debug $(B)/baseline-debug $(B)/headers \
 		$(B)/tests $(B)/demo $(B)/tools $(B)/logs $(B)/initramfs.*
 
 distclean:

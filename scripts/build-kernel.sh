@@ -3,20 +3,21 @@
 # Configure (if needed) and build a kernel out of tree, then leave a copy of
 # the image as OUTDIR/bzImage.
 #
-# usage: build-kernel.sh SRCDIR OUTDIR
+# usage: build-kernel.sh SRCDIR OUTDIR [FLAVOUR]
+#   FLAVOUR  debug: with configs/debug.config (see kernel-config.sh)
 #
 # kbuild's own output is shown (make's progress lines), so a long cold build
 # is never silent.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-src=$1 out=$2
-"$ROOT/scripts/kernel-config.sh" "$src" "$out"
+src=$1 out=$2 flavour=${3:-}
+"$ROOT/scripts/kernel-config.sh" "$src" "$out" "$flavour"
 
 # One heavy job at a time on this machine (see harness_lock in lib.sh).
 harness_lock "kernel build in $out"
 
-log "building kernel: $src -> $out (make -j$JOBS bzImage)"
+log "building ${flavour:+$flavour }kernel: $src -> $out (make -j$JOBS bzImage)"
 start=$SECONDS
 make -C "$src" O="$out" ARCH=$KARCH -j"$JOBS" bzImage
 # A plain copy: its fresh mtime tells make this stage is done.

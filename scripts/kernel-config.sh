@@ -5,7 +5,10 @@
 # then check that every option a fragment asks for survived with the value
 # asked (a dependency we missed makes olddefconfig drop an option quietly).
 #
-# usage: kernel-config.sh SRCDIR OUTDIR
+# usage: kernel-config.sh SRCDIR OUTDIR [FLAVOUR]
+#   FLAVOUR  debug: configs/debug.config too, merged last.  A flavour's
+#            fragment (configs/<flavour>.config) is used by that flavour
+#            only; every other configs/*.config is used by every kernel.
 #
 # The .config is regenerated only when the fragments or this script change
 # (hash kept in OUTDIR/.harness-config-hash), so an unchanged config does
@@ -13,11 +16,21 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-src=$1 out=$2
+src=$1 out=$2 flavour=${3:-}
+FLAVOURS=(debug)
 mkdir -p "$out"
 shopt -s nullglob
-fragments=("$ROOT"/configs/*.config)
+fragments=()
+for f in "$ROOT"/configs/*.config; do
+	name=$(basename "$f" .config)
+	[[ " ${FLAVOURS[*]} " == *" $name "* ]] || fragments+=("$f")
+done
 ((${#fragments[@]})) || die "no configs/*.config fragments"
+if [[ -n $flavour ]]; then
+	[[ " ${FLAVOURS[*]} " == *" $flavour "* ]] || die "unknown flavour $flavour"
+	[[ -f $ROOT/configs/$flavour.config ]] || die "no configs/$flavour.config"
+	fragments+=("$ROOT/configs/$flavour.config")
+fi
 
 hash=$(cat "$0" "${fragments[@]}" | sha256sum | cut -d' ' -f1)
 if [[ -f $out/.config && -f $out/.harness-config-hash &&

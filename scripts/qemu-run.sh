@@ -4,8 +4,11 @@
 # keep a copy of the console.
 #
 # usage: qemu-run.sh MODE BZIMAGE LOG [TIMEOUT_S]
-#   MODE     check | run | shell (passed as harness=MODE to the guest init)
-#   LOG      console copy (check/run only; the shell is not logged)
+#   MODE     check | run | stress | shell (harness=MODE for the guest init)
+#   LOG      console copy (not for the shell, which is not logged)
+#
+# Environment: INITRD, another initramfs (default build/initramfs.cpio.gz);
+# QEMU_APPEND, more words for the kernel command line.
 #
 # The guest powers off with "reboot -f"; -no-reboot turns that into a QEMU
 # exit.  QEMU always runs under timeout(1), so a hung guest cannot hang the
@@ -14,7 +17,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 mode=$1 kernel=$2 log=$3 limit=${4:-600}
-initrd=$BUILD/initramfs.cpio.gz
+initrd=${INITRD:-$BUILD/initramfs.cpio.gz}
 [[ -f $kernel ]] || die "no kernel image $kernel"
 [[ -f $initrd ]] || die "no initramfs $initrd"
 
@@ -25,6 +28,7 @@ initrd=$BUILD/initramfs.cpio.gz
 # still seen), the tests' console shows everything.
 append="console=ttyS0 numa=fake=2 panic=-1 harness=$mode"
 [[ $mode != run ]] || append+=" loglevel=5"
+[[ -z ${QEMU_APPEND:-} ]] || append+=" $QEMU_APPEND"
 # -nic none: no network, and no iPXE option ROM to wait for.
 qemu=(qemu-system-x86_64 -machine q35 -cpu max -smp 2 -m 2G -nic none
       -no-reboot -kernel "$kernel" -initrd "$initrd" -append "$append")

@@ -53,7 +53,7 @@ good=("[    0.100000] Linux version 6.12.117"
 
 console "${good[@]}"
 expect "all pass" "3 passed, 0 failed, 0 skipped" 0 "PASS ksm_tests -M -p 10" \
-	"PASS multi:first" "PASS multi:second" "0 xfailed"
+	"PASS multi:first" "PASS multi:second" "0 xfailed" "0 flaky"
 
 QEMU_RC=124 expect "host timeout fails" "3 passed, 1 failed, 0 skipped" 1 \
 	"FAIL host: QEMU timed out"
@@ -108,7 +108,8 @@ console "${good[@]:0:3}" "1..1" "not ok 1 KSM merging" \
 	"### END ksm_tests -M -p 10 rc=1 time=1s" "### RETRY ksm_tests -M -p 10 attempt 2 of 3" \
 	"${good[@]:1}"
 expect "pass on retry is flaky, counted once" "3 passed, 0 failed, 0 skipped" 0 \
-	"FLAKY ksm_tests -M -p 10: passed on attempt 2"
+	"FLAKY ksm_tests -M -p 10: passed on attempt 2" \
+	"1 flaky (passed only on a retry): ksm_tests -M -p 10"
 
 console "${good[@]:0:6}" "### BEGIN multi" "1..2" "ok 1 first" "ok 2 second" \
 	"# Totals: pass:2" "ok 2 second" "### END multi rc=0 time=2s" "### HARNESS DONE"
@@ -119,6 +120,61 @@ printf '%s\n' "! our-selftests missing: no Makefile" >> "$tmp/list"
 console "${good[@]}"
 expect "an unbuildable group fails" "3 passed, 1 failed, 0 skipped" 1 \
 	"FAIL our-selftests"
+
+# make stress: verdict.py stress.
+# expect_stress NAME KSM_STRESS_STATE "SUMMARY" EXIT_STATUS [patterns...]
+expect_stress() {
+	local name=$1 state=$2 summary=$3 status=$4 out rc
+	shift 4
+	set +e
+	out=$(python3 "$ROOT/scripts/verdict.py" stress "$tmp/log" \
+	      --ksm-stress "$state" --qemu-rc "${QEMU_RC:-0}")
+	rc=$?
+	set -e
+	local ok=1
+	[[ $(tail -n 1 <<< "$out") == "$summary" ]] || ok=0
+	[[ $rc == "$status" ]] || ok=0
+	for pat in "$@"; do
+		grep -qF -- "$pat" <<< "$out" || ok=0
+	done
+	if ((ok)); then
+		echo "ok   stress: $name"
+	else
+		echo "FAIL stress: $name (rc=$rc)"
+		sed 's/^/     | /' <<< "$out"
+		failures=$((failures + 1))
+	fi
+}
+
+sgood=("[    0.100000] Linux version 6.12.117" "### HARNESS START stress"
+       "### BEGIN ksm_stress" "1..2" "ok 1 no mismatch" "ok 2 counters back"
+       "### END ksm_stress rc=0 time=40s"
+       "### BEGIN stress-ng" "stress-ng: info: passed: 10: vm (2)"
+       "### KSM after run=1 full_scans=3 pages_shared=10 pages_sharing=90"
+       "### END stress-ng rc=0 time=41s"
+       "### BEGIN trinity" "### END trinity rc=124 time=40s"
+       "### KSM AFTER run=2 pages_shared=0 pages_sharing=0" "### HARNESS DONE")
+console "${sgood[@]}"
+expect_stress "all pass" present "5 passed, 0 failed, 0 skipped" 0 \
+	"PASS ksm_stress:no mismatch" "PASS trinity ran to its end" \
+	"INFO trinity: exit status 124" "PASS counters zero after run=2"
+expect_stress "ksm_stress absent is a skip" absent "3 passed, 0 failed, 1 skipped" 0 \
+	"SKIP ksm_stress"
+expect_stress "ksm_stress broken fails" "broken not built" \
+	"3 passed, 1 failed, 0 skipped" 1 "FAIL ksm_stress"
+console "${sgood[@]:0:5}" "not ok 2 counters back" "${sgood[@]:6}"
+expect_stress "ksm_stress not ok fails" present "4 passed, 1 failed, 0 skipped" 1 \
+	"FAIL ksm_stress:counters back"
+console "${sgood[@]:0:12}" "[  99.000000] Kernel panic - not syncing: x"
+expect_stress "kernel died in trinity fails" present "3 passed, 4 failed, 0 skipped" 1 \
+	"FAIL trinity" "FAIL kernel splat during trinity" "FAIL guest: harness did not finish"
+console "${sgood[@]:0:13}" "### KSM AFTER run=2 pages_shared=0 pages_sharing=7" \
+	"### HARNESS DONE"
+expect_stress "merged pages after run=2 fail" present "4 passed, 1 failed, 0 skipped" 1 \
+	"FAIL counters zero after run=2"
+console "${sgood[@]:0:8}" "[  50.000000] BUG: KASAN: use-after-free in x" "${sgood[@]:8}"
+expect_stress "a splat fails" present "5 passed, 1 failed, 0 skipped" 1 \
+	"FAIL kernel splat during stress-ng"
 
 if ((failures)); then
 	echo "verdict self-test: $failures case(s) failed"

@@ -4,6 +4,7 @@
 
 usage: verdict.py check LOG TESTS_LIST KNOWN_FAILURES [--qemu-rc N]
        verdict.py run LOG [--qemu-rc N]
+       verdict.py stress LOG --ksm-stress STATE [--qemu-rc N]
 
 The guest only reports; the host judges, and the default is failure:
 
@@ -25,8 +26,15 @@ pass into an XPASS, counted as passed).  Splats, timeouts and a guest that
 did not finish are never excused.
 
 Output: one line per test (PASS/FAIL/SKIP/XFAIL/XPASS <id>), then
-"N xfailed", then, last, "N passed, N failed, N skipped".  Exit status 1 if
+"N xfailed", "N flaky" (with their ids: passed only on a retry), then, last, "N passed, N failed, N skipped".  Exit status 1 if
 anything failed.
+
+"make stress" (scripts/guest-stress) is judged the same way, with these
+tests: ksm_stress (its TAP must pass; STATE "absent" makes it a skip,
+"broken ..." a failure), stress-ng and trinity (they must reach their END
+marker: the kernel survived them; their exit status and complaints are
+printed as INFO, not judged), "counters zero after run=2", and as above
+every splat, a guest that did not finish, and a QEMU timeout.
 """
 
 import argparse
@@ -346,6 +354,7 @@ def check(args):
 
     for group, reason in broken:
         report.test('fail', group, reason)
+    flaky = []
     for _limit, test_id in programs:
         judge_program(report, test_id, blocks.get(test_id))
         block = blocks.get(test_id)
@@ -354,6 +363,7 @@ def check(args):
             if block['rc'] == 0:
                 report.out(f'FLAKY {test_id}: passed on attempt {n}, '
                            f'after {n - 1} failed attempt(s)')
+                flaky.append(test_id)
             else:
                 report.out(f'NOTE {test_id}: failed all {n} attempts')
 
@@ -374,6 +384,8 @@ def check(args):
 
     print('\n'.join(report.lines))
     print(f'{report.xfailed} xfailed')
+    print(f'{len(flaky)} flaky' + (f' (passed only on a retry): {", ".join(flaky)}'
+                                   if flaky else ''))
     print(f'{report.passed} passed, {report.failed} failed, {report.skipped} skipped')
     return 1 if report.failed else 0
 
@@ -395,6 +407,79 @@ def run(args):
     return 0 if ok else 1
 
 
+STRESS_TOOLS = ('stress-ng', 'trinity')
+AFTER = re.compile(r'^### KSM AFTER run=2 pages_shared=(\d+) pages_sharing=(\d+)')
+TOOL_NOTE = re.compile(r'(fail|error|FAIL|ERROR|abort|taint|Segmentation|'
+                       r'passed:|skipped:|untrustworthy|killed)')
+
+
+def stress(args):
+    """make stress: ksm_stress passed, the tools ran to their end, clean kernel."""
+    lines = read_console(args.log)
+    report = Report(Known([]))
+    blocks = split_blocks(lines)
+
+    for test_id in ('ksm_stress',) + STRESS_TOOLS:
+        block = blocks.get(test_id)
+        if block and block['time'] is not None:
+            report.out(f'TIME {block["time"]:4d}s {test_id}')
+
+    state = args.ksm_stress
+    if state == 'absent':
+        report.test('skip', 'ksm_stress', 'not in the tree yet (no ksm_stress.c)')
+    elif state.startswith('broken'):
+        report.test('fail', 'ksm_stress', state[len('broken'):].strip())
+    else:
+        judge_program(report, 'ksm_stress', blocks.get('ksm_stress'))
+
+    for tool in STRESS_TOOLS:
+        block = blocks.get(tool)
+        if block is None or block['rc'] is None:
+            # never started, or the guest died or hung in it
+            judge_program(report, tool, block)
+            continue
+        report.test('pass', f'{tool} ran to its end (kernel survived it)')
+        notes = [line for line in block['lines']
+                 if TOOL_NOTE.search(line) and not line.startswith('### KSM')]
+        report.out(f'INFO {tool}: exit status {block["rc"]}'
+                   + (' (stopped by its time limit)' if block['rc'] == 124 else '')
+                   + (f'; {len(notes)} line(s) of note:' if notes else ''))
+        for line in notes[:15]:
+            report.out(f'INFO   {line.strip()}')
+        if len(notes) > 15:
+            report.out(f'INFO   ... {len(notes) - 15} more in the log')
+
+    for line in lines:
+        if line.startswith('### KSM '):
+            report.out(f'INFO {line[4:]}')
+
+    after = [AFTER.match(line) for line in lines]
+    after = [m for m in after if m]
+    if not after:
+        report.test('fail', 'counters zero after run=2', 'no "### KSM AFTER" line',
+                    excusable=False)
+    else:
+        shared, sharing = int(after[-1].group(1)), int(after[-1].group(2))
+        report.test('pass' if shared == 0 and sharing == 0 else 'fail',
+                    'counters zero after run=2',
+                    f'pages_shared={shared} pages_sharing={sharing}', excusable=False)
+
+    splats = report_splats(report, lines)
+    if DONE not in lines:
+        report.test('fail', 'guest: harness did not finish', 'no "### HARNESS DONE"',
+                    excusable=False)
+    if args.qemu_rc == 124:
+        report.test('fail', 'host: QEMU timed out', '', excusable=False)
+    if splats:
+        report.out(f'NOTE kernel splats (first {min(len(splats), 20)} lines):')
+        for where, line in splats[:20]:
+            report.out(f'     [{where}] {line}')
+
+    print('\n'.join(report.lines))
+    print(f'{report.passed} passed, {report.failed} failed, {report.skipped} skipped')
+    return 1 if report.failed else 0
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     sub = parser.add_subparsers(dest='mode', required=True)
@@ -406,8 +491,13 @@ def main():
     p = sub.add_parser('run')
     p.add_argument('log')
     p.add_argument('--qemu-rc', type=int, default=0)
+    p = sub.add_parser('stress')
+    p.add_argument('log')
+    p.add_argument('--ksm-stress', required=True,
+                   help='present | absent | "broken <why>"')
+    p.add_argument('--qemu-rc', type=int, default=0)
     args = parser.parse_args()
-    return check(args) if args.mode == 'check' else run(args)
+    return {'check': check, 'run': run, 'stress': stress}[args.mode](args)
 
 
 if __name__ == '__main__':
