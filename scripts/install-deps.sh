@@ -13,6 +13,7 @@ PACKAGES=(
 	qemu-system-x86					# the test VM (TCG)
 	busybox-static					# guest userspace
 	libnuma-dev					# ksm_tests (static libnuma.a)
+	stress-ng trinity				# make stress (copied into the VM)
 )
 
 missing=()
