@@ -50,7 +50,7 @@ echo "$state" > "$work/ksm_stress.state"
 # "/path (addr)"); each file at its path, parent directories first.
 mapfile -t libs < <(ldd "${tools[@]}" | awk '
 	$2 == "=>" && $3 ~ /^\// {print $3}
-	$1 ~ /^\// {print $1}' | sort -u)
+	$1 ~ /^\// && $1 !~ /:$/ {print $1}  # not the "PROGRAM:" headers' | sort -u)
 files=("${tools[@]}" "${libs[@]}")
 
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' \
