@@ -36,7 +36,7 @@ git_s() {
 
 git_s init -q
 log "committing the base (takes a minute)"
-git_s add -A
+git_s add -A -f .
 git_s commit -q -m "base: $(base_version | sed 's/^base: //')"
 git_s tag base
 
@@ -52,7 +52,7 @@ lay() {
 
 commit() {
 	local msg=$1
-	git_s add -A
+	git_s add -A -f .
 	git_s commit -q -s -F - <<<"$msg"
 }
 
