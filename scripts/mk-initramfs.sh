@@ -58,9 +58,9 @@ fi
 		echo "file $dir/$prog $tests/${dir#/tests/}/$prog 0755 0 0"
 	done
 	echo "file /demo/ksm_demo $demo 0755 0 0"
-} > "$spec.tmp"
-mv -f "$spec.tmp" "$spec"
+} > "$spec.tmp.$$"
+mv -f "$spec.tmp.$$" "$spec"
 
-"$gen" "$spec" | gzip -n -6 > "$out.tmp"
-mv -f "$out.tmp" "$out"
+"$gen" "$spec" | gzip -n -6 > "$out.tmp.$$"
+mv -f "$out.tmp.$$" "$out"
 log "initramfs ready: ${out#$ROOT/} ($(du -h "$out" | cut -f1))"

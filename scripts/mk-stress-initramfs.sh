@@ -74,8 +74,8 @@ printf 'root:x:0:\nnogroup:x:65534:\n' > "$work/group"
 	done
 } > "$spec"
 
-"$gen" "$spec" | gzip -n -6 > "$work/extra.cpio.gz"
-cat "$base" "$work/extra.cpio.gz" > "$out.tmp"
-mv -f "$out.tmp" "$out"
+"$gen" "$spec" | gzip -n -6 > "$work/extra.cpio.gz.$$"
+cat "$base" "$work/extra.cpio.gz.$$" > "$out.tmp.$$"
+mv -f "$out.tmp.$$" "$out"
 log "stress initramfs ready: ${out#$ROOT/} ($(du -h "$out" | cut -f1));" \
     "ksm_stress: $state"
