@@ -77,5 +77,6 @@ printf 'root:x:0:\nnogroup:x:65534:\n' > "$work/group"
 "$gen" "$spec" | gzip -n -6 > "$work/extra.cpio.gz.$$"
 cat "$base" "$work/extra.cpio.gz.$$" > "$out.tmp.$$"
 mv -f "$out.tmp.$$" "$out"
+mv -f "$work/extra.cpio.gz.$$" "$work/extra.cpio.gz"
 log "stress initramfs ready: ${out#$ROOT/} ($(du -h "$out" | cut -f1));" \
     "ksm_stress: $state"
