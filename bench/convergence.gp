@@ -5,7 +5,7 @@
 if (!exists("dir")) dir = 'build/bench'
 set terminal pngcairo size 960,400 font ",10"
 set output dir.'/convergence.png'
-set multiplot layout 1,2 title "8 processes x 16 MiB, 70% shared, shuffled: pages\\_sharing over time (QEMU -icount: virtual seconds)"
+set multiplot layout 1,2 title "8 processes x 64 MiB, 70% shared, shuffled: pages\\_sharing over time (QEMU -icount: virtual seconds)"
 set xlabel "seconds since run=1"
 set ylabel "pages\\_sharing"
 set key bottom right

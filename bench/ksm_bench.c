@@ -16,7 +16,8 @@
  *	ksmd CPU until 99% of the final value; slab growth per tracked page.
  *   ksm_bench sparse GIB TOUCHED LIMIT_S
  *	A GIB GiB MAP_NORESERVE mergeable area with TOUCHED pages touched,
- *	evenly spread: time and ksmd CPU for two full scans (LIMIT_S at most).
+ *	evenly spread: time and ksmd CPU per full scan, over at least two
+ *	(LIMIT_S at most).
  *   ksm_bench rmap NPAGES NKSM
  *	NPAGES pages faulted in one VMA (one anon_vma), then every other page
  *	mprotect()ed so the area is NPAGES VMAs on that anon_vma; NKSM KSM
@@ -455,13 +456,16 @@ static int bench_sparse(int argc, char **argv)
 	c = ksmd_cpu_ns(pid) - c0;
 	s = ksm_read("full_scans") - s0;
 	ksm_write("run", 0);
-	/* ms per full scan; a lower bound when the scans did not finish */
+	/*
+	 * ms per full scan (more than two may have ended by the time we
+	 * look); when not even one did, the time so far: a lower bound.
+	 */
 	printf("BENCH sparse_%luG_done %d\n", gib, done);
 	printf("BENCH sparse_%luG_scans %lu\n", gib, s);
 	printf("BENCH sparse_%luG_time_ms_per_pass %.3f\n", gib,
-	       t / 1e6 / (done ? 2 : 1));
+	       t / 1e6 / (s ? s : 1));
 	printf("BENCH sparse_%luG_cpu_ms_per_pass %.3f\n", gib,
-	       c / 1e6 / (done ? 2 : 1));
+	       c / 1e6 / (s ? s : 1));
 	return 0;
 }
 

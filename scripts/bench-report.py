@@ -7,6 +7,8 @@ the boots in BENCH_DIR/logs/<mode>-<kernel>-<round>.log, and write
   BENCH_DIR/conv-<kernel>-<tag>.dat   pages_sharing over time (round 1)
   BENCH_DIR/table.md        the table (also printed)
   BENCH_DIR/convergence.png the chart (bench/convergence.gp), if gnuplot
+  BENCH_DIR/profile.txt     with BENCH_PROFILE=1: the kernel functions
+                            that executed the most instructions in round 1
 
 usage: bench-report.py BENCH_DIR
 Exit status 1 if a boot did not finish, a workload failed, or a kernel
@@ -42,7 +44,7 @@ TABLE = [
      "<= 0.5x", lambda r, o: r <= 0.5),
     ("conv_aggressive_cpu99_ms", "3 ksmd CPU to 99%, 1000 pages/0 ms", "ms",
      "lo", "<= 0.5x", lambda r, o: r <= 0.5),
-    ("conv_default_final_sharing", "3 final pages_sharing (of 20069)",
+    ("conv_default_final_sharing", "3 final pages_sharing (100 pages/20 ms)",
      "pages", "hi", "", None),
     ("cow_merged_ms", "4 COW break, ksm_tests -C -p 100 (merged)", "ms",
      "lo", "<= 1.05x", lambda r, o: r <= 1.05),
@@ -122,6 +124,38 @@ def parse_log(path):
         elif wid == "unmerge" and times:
             figs["unmerge_ms"] = times[0] * 1e3
     return figs, samples, problems
+
+
+def profile(bdir, kernel, top=25):
+    """Instructions per kernel function, from BENCH_DIR/prof/KERNEL.txt
+    (bench/qemu-prof.c) and the kernel's System.map."""
+    prof = os.path.join(bdir, "prof", kernel + ".txt")
+    smap = os.path.join(bdir, kernel + ".System.map")
+    if not os.path.exists(prof) or not os.path.exists(smap):
+        return []
+    import bisect
+    syms = []
+    with open(smap) as f:
+        for line in f:
+            a, t, name = line.split()[:3]
+            if t in "tTwW":
+                syms.append((int(a, 16), name))
+    syms.sort()
+    addrs = [a for a, _ in syms]
+    per = {}
+    total = 0
+    with open(prof) as f:
+        for line in f:
+            a, n = line.split()
+            a, n = int(a, 16), int(n)
+            i = bisect.bisect_right(addrs, a) - 1
+            name = syms[i][1] if i >= 0 else "?"
+            per[name] = per.get(name, 0) + n
+            total += n
+    out = [f"{kernel}: {total / 1e6:.1f} M kernel instructions in all"]
+    for name, n in sorted(per.items(), key=lambda x: -x[1])[:top]:
+        out.append(f"  {n / 1e6:10.2f} M {100 * n / total:5.1f}%  {name}")
+    return out
 
 
 def fmt(v):
@@ -232,6 +266,12 @@ def main():
             bad.append("gnuplot: " + r.stderr.strip())
         else:
             print(f"chart: {os.path.join(bdir, 'convergence.png')}")
+    prof = profile(bdir, "ours") + profile(bdir, "baseline")
+    if prof:
+        with open(os.path.join(bdir, "profile.txt"), "w") as f:
+            f.write("\n".join(prof) + "\n")
+        print("\nkernel profile of round 1 (instructions per function):")
+        print("\n".join(prof))
     for b in bad:
         print("PROBLEM:", b)
     return 1 if bad else 0

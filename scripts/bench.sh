@@ -14,17 +14,24 @@
 #   3. scripts/bench-report.py: medians, ratios, the table, raw figures in
 #      build/bench/raw.csv, the chart build/bench/convergence.png.
 #
-# Each boot takes the machine-wide harness lock (lib.sh), one boot at a
-# time, so that other harness jobs can run between boots.
+# The boots run under the machine-wide harness lock (lib.sh), taken once
+# for all of them: one heavy job at a time.
 #
 # Variables: BENCH_ROUNDS=N, BENCH_REALTIME=0|1, BENCH_ONLY="id ..." (run
-# only these workloads of bench/workloads), QEMU_TIMEOUT (per boot, s).
+# only these workloads of bench/workloads), QEMU_TIMEOUT (per boot, s),
+# BENCH_PROFILE=1: round 1 runs under bench/qemu-prof.c, a TCG plugin that
+# counts the kernel's instructions per function (the report prints the
+# top functions of each kernel; with -icount the figures do not change).
+# The whole script is one block, read before it runs: editing this file
+# does not disturb a bench that is running.
+{
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 rounds=${BENCH_ROUNDS:-3}
 realtime=${BENCH_REALTIME:-1}
 only=${BENCH_ONLY:-}
+profile=${BENCH_PROFILE:-0}
 limit=${QEMU_TIMEOUT:-3600}
 out=$BUILD/bench
 bin=$out/bin
@@ -59,6 +66,13 @@ awk -v only=" $only " '/^#/ || NF == 0 {next}
 	"$ROOT/bench/workloads" > "$out/workloads"
 [[ -s $out/workloads ]] || die "no workload left (BENCH_ONLY=$only)"
 
+rm -rf "$out/prof"
+if ((profile)); then
+	mkdir -p "$out/prof"
+	gcc -shared -fPIC -O2 -Wall -Werror -o "$bin/libqemu-prof.so" \
+		"$ROOT/bench/qemu-prof.c"
+fi
+
 gen=$bin/gen_init_cpio
 if [[ ! -x $gen || $BUILD/base/usr/gen_init_cpio.c -nt $gen ]]; then
 	gcc -O2 -o "$gen" "$BUILD/base/usr/gen_init_cpio.c"
@@ -82,17 +96,24 @@ fi
 } > "$out/initramfs.spec"
 "$gen" "$out/initramfs.spec" | gzip -n -6 > "$out/initramfs.cpio.gz"
 
-# One boot: bench_boot NAME KERNEL ICOUNT(0|1) LOG
+# One boot: bench_boot NAME KERNEL ICOUNT(0|1) LOG [PROFILE-OUT]
 bench_boot() {
-	local name=$1 kernel=$2 icount=$3 log_file=$4 rc
-	local qemu=(qemu-system-x86_64 -machine q35 -cpu max -smp 2 -m 2G
+	local name=$1 kernel=$2 icount=$3 log_file=$4 prof=${5:-} rc
+	# -icount runs every vCPU in one host thread, in turn; with two, an
+	# IPI waits for the other vCPU's turn: ksmd's TLB flushes
+	# (smp_call_function_many_cond under ksm_pte_take) were seen waiting
+	# 20 s of guest time, RCU stalls and all, which made the merge times
+	# a measure of QEMU's scheduling.  So one vCPU under -icount; the
+	# real-time check keeps two, like make check.
+	local cpus=$((icount ? 1 : 2))
+	local qemu=(qemu-system-x86_64 -machine q35 -cpu max -smp $cpus -m 2G
 		    -nic none -no-reboot -display none -serial stdio
 		    -monitor none -kernel "$kernel"
 		    -initrd "$out/initramfs.cpio.gz"
 		    -append "console=ttyS0 numa=fake=2 panic=-1")
 	((icount)) && qemu+=(-icount shift=0,sleep=off)
+	[[ -z $prof ]] || qemu+=(-plugin "$bin/libqemu-prof.so,out=$prof")
 	(
-		harness_lock "make bench: $name"
 		log "boot $name: ${kernel#$ROOT/}$( ((icount)) && echo ', -icount')"
 		printf '%q ' "${qemu[@]}"; echo
 		start=$SECONDS
@@ -107,11 +128,30 @@ bench_boot() {
 }
 
 rm -f "$logs"/*.log
+harness_lock "make bench"
+# What is measured: a copy of each image (and its System.map, for the
+# profile) taken under the lock, so that a rebuild meanwhile cannot mix
+# two versions into one table.
+{
+	echo "bench of $(date -u +%FT%TZ); tree: $(git -C "$ROOT" describe \
+		--always --dirty 2>/dev/null || echo '?')"
+	echo "mm/ksm.c of ours: sha256 $(sha256sum < "$BUILD/src/mm/ksm.c" |
+		cut -c1-16) (build/src)"
+} > "$out/kernels.txt"
+for k in "${kernels[@]}"; do
+	cp "${k#*:}" "$out/${k%%:*}.bzImage"
+	cp "$(dirname "${k#*:}")/System.map" "$out/${k%%:*}.System.map"
+	echo "${k%%:*}: ${k#*:} $(sha256sum < "${k#*:}" | cut -c1-16)" \
+		>> "$out/kernels.txt"
+done
+kernels=(ours:$out/ours.bzImage baseline:$out/baseline.bzImage)
+cat "$out/kernels.txt"
 start_all=$SECONDS
 for ((r = 1; r <= rounds; r++)); do
 	for k in "${kernels[@]}"; do
 		bench_boot "icount round $r ${k%%:*}" "${k#*:}" 1 \
-			"$logs/icount-${k%%:*}-$r.log"
+			"$logs/icount-${k%%:*}-$r.log" \
+			"$( ((profile && r == 1)) && echo "$out/prof/${k%%:*}.txt")"
 	done
 done
 if ((realtime)); then
@@ -122,3 +162,4 @@ if ((realtime)); then
 fi
 log "all boots took $((SECONDS - start_all)) s; logs in ${logs#$ROOT/}/"
 exec python3 "$ROOT/scripts/bench-report.py" "$out"
+}
