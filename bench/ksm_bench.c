@@ -441,6 +441,9 @@ static int bench_sparse(int argc, char **argv)
 	len = gib << 30;
 	step = len / touched & ~(PAGE - 1);
 	area = map_anon(len, MAP_NORESERVE);
+	/* else one touch faults in a THP: 512 pages to scan */
+	if (madvise(area, len, MADV_NOHUGEPAGE))
+		die("madvise");
 	for (i = 0; i < touched; i++)
 		fill_page(area + i * step, 5000000 + i);
 	if (madvise(area, len, MADV_MERGEABLE))
