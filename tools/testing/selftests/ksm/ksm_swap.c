@@ -1,0 +1,302 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * KSM pages and swap, on a zram swap device the test sets up.  Merged
+ * pages of two processes are reclaimed through their memory cgroup's
+ * memory.reclaim (MADV_PAGEOUT leaves alone a page mapped more than
+ * once, as every KSM page of two processes is): reclaim must find both
+ * mappings through rmap_walk_ksm(), the pages must come back intact, the
+ * swap-in copies be counted in ksm_swpin_copy, and ksmd merge them
+ * again.  A write to a KSM page counts one cow_ksm.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/swap.h>
+#include <sys/syscall.h>
+
+#include "../kselftest_harness.h"
+#include "ksm_common.h"
+
+#define NPAGES		32
+#define ZRAM		"/sys/block/zram0/"
+#define ZRAM_DEV	"/dev/zram0"
+#define ZRAM_SIZE	(32UL << 20)
+#define CGROOT		"/sys/fs/cgroup/"
+
+static int write_file(const char *path, const char *str)
+{
+	ssize_t ret;
+	int fd = open(path, O_WRONLY);
+
+	if (fd < 0)
+		return -errno;
+	ret = write(fd, str, strlen(str));
+	ret = ret < 0 ? -errno : 0;
+	close(fd);
+	return ret;
+}
+
+static bool file_has(const char *path, const char *word)
+{
+	char buf[4096];
+	ssize_t len;
+	int fd = open(path, O_RDONLY);
+
+	if (fd < 0)
+		return false;
+	len = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (len <= 0)
+		return false;
+	buf[len] = '\0';
+	return strstr(buf, word);
+}
+
+/* mkswap: a version-1 swap header on the first page of @dev. */
+static int make_swap(const char *dev, unsigned long size)
+{
+	char *hdr = calloc(1, page_size);
+	uint32_t *info = (uint32_t *)(hdr + 1024);
+	int fd, ret = 0;
+
+	if (!hdr)
+		return -ENOMEM;
+	info[0] = 1;				/* version */
+	info[1] = size / page_size - 1;		/* last_page */
+	info[2] = 0;				/* nr_badpages */
+	memcpy(hdr + page_size - 10, "SWAPSPACE2", 10);
+	fd = open(dev, O_WRONLY);
+	if (fd < 0 || pwrite(fd, hdr, page_size, 0) != (ssize_t)page_size)
+		ret = -errno;
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+	free(hdr);
+	return ret;
+}
+
+FIXTURE(swap) {
+	struct ksm_saved saved;
+	struct ksm_worker w[2];
+	bool own_swap;		/* we set zram0 up, and take it down */
+	char cg[256];		/* our memory cgroup, "" if none */
+};
+
+FIXTURE_SETUP(swap)
+{
+	const char *skip = ksm_skip_reason(true);
+	char path[PATH_MAX];
+	unsigned long disksize;
+	int ret;
+
+	memset(self->w, 0, sizeof(self->w));
+	self->own_swap = false;
+	self->cg[0] = '\0';
+	if (skip)
+		SKIP(return, "%s", skip);
+	if (access(ZRAM "disksize", F_OK))
+		SKIP(return, "no %s (CONFIG_ZRAM)", ZRAM);
+	if (!file_has(CGROOT "cgroup.controllers", "memory"))
+		SKIP(return, "no memory controller in %s (cgroup2, CONFIG_MEMCG)",
+		     CGROOT);
+	ksm_save(&self->saved);
+	ASSERT_EQ(0, ksm_prepare(1000, 10));
+
+	/* zram0 as swap, unless it already is. */
+	if (!file_has("/proc/swaps", ZRAM_DEV)) {
+		FILE *f = fopen(ZRAM "disksize", "r");
+
+		ASSERT_NE(NULL, f);
+		ASSERT_EQ(1, fscanf(f, "%lu", &disksize));
+		fclose(f);
+		if (disksize)
+			SKIP(return, "zram0 is in use, and not as swap");
+		snprintf(path, sizeof(path), "%lu", ZRAM_SIZE);
+		ASSERT_EQ(0, write_file(ZRAM "disksize", path));
+		self->own_swap = true;
+		ASSERT_EQ(0, make_swap(ZRAM_DEV, ZRAM_SIZE));
+		ret = swapon(ZRAM_DEV, 0);
+		ASSERT_EQ(0, ret) TH_LOG("swapon(%s): %s", ZRAM_DEV,
+					 strerror(errno));
+	}
+
+	/* This test process, and the workers it forks, in a memory cgroup. */
+	if (!file_has(CGROOT "cgroup.subtree_control", "memory"))
+		ASSERT_EQ(0, write_file(CGROOT "cgroup.subtree_control",
+					"+memory"));
+	snprintf(self->cg, sizeof(self->cg), CGROOT "ksm_swap.%d", getpid());
+	ASSERT_EQ(0, mkdir(self->cg, 0755));
+	snprintf(path, sizeof(path), "%s/cgroup.procs", self->cg);
+	ASSERT_EQ(0, write_file(path, "0"));
+}
+
+FIXTURE_TEARDOWN(swap)
+{
+	int i;
+
+	for (i = 0; i < 2; i++)
+		worker_stop(&self->w[i]);
+	if (self->cg[0]) {
+		write_file(CGROOT "cgroup.procs", "0");
+		if (rmdir(self->cg))
+			TH_LOG("rmdir(%s): %s", self->cg, strerror(errno));
+	}
+	if (self->own_swap) {
+		if (swapoff(ZRAM_DEV))
+			TH_LOG("swapoff(%s): %s", ZRAM_DEV, strerror(errno));
+		write_file(ZRAM "reset", "1");
+	}
+	ksm_restore(&self->saved);
+}
+
+/* How many of @w's pages are swapped out (not present, PM_SWAP). */
+static size_t swapped(struct ksm_worker *w)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < w->npages; i++) {
+		uint64_t ent = pagemap_entry(w->pagemap_fd,
+					     w->addr + i * page_size);
+
+		if (!(ent & PM_PRESENT) && (ent & PM_SWAP))
+			n++;
+	}
+	return n;
+}
+
+/* Reclaim the cgroup until both workers are all out; 0 or -EAGAIN. */
+static int reclaim_workers(const char *cg, struct ksm_worker *w)
+{
+	char path[PATH_MAX];
+	int round;
+
+	snprintf(path, sizeof(path), "%s/memory.reclaim", cg);
+	for (round = 0; round < 20; round++) {
+		if (swapped(&w[0]) == NPAGES && swapped(&w[1]) == NPAGES)
+			return 0;
+		/* EAGAIN when less than asked for could be reclaimed. */
+		write_file(path, "16M");
+	}
+	return -EAGAIN;
+}
+
+/*
+ * Merge, swap out, swap in: contents intact and merged again.  With
+ * @counters, also check ksm_swpin_copy and cow_ksm in /proc/vmstat.
+ */
+static void swap_cycle(struct __test_metadata *_metadata,
+		       FIXTURE_DATA(swap) *self, bool counters)
+{
+	struct same_frames sf = { self->w, 2, 0, NPAGES };
+	unsigned long copies_before = 0, copies, cow_before;
+	uint64_t *tags = make_tags(NPAGES, 0x5a0000);
+	size_t i, apart = 0;
+
+	ASSERT_NE(NULL, tags);
+	ASSERT_EQ(0, worker_start(&self->w[0], tags, NPAGES));
+	ASSERT_EQ(0, worker_start(&self->w[1], tags, NPAGES));
+	free(tags);
+	ASSERT_EQ(0, ksm_set("run", 1));
+	ASSERT_EQ(0, ksm_wait_for(frames_shared, &sf, KSM_WAIT_SECS))
+		TH_LOG("not merged before swapping");
+	ASSERT_EQ(0, ksm_set("run", 0));
+
+	ASSERT_EQ(0, reclaim_workers(self->cg, self->w))
+		TH_LOG("reclaim left %zu + %zu of 2 x %d KSM pages in memory",
+		       NPAGES - swapped(&self->w[0]),
+		       NPAGES - swapped(&self->w[1]), NPAGES);
+
+	/* Back in, one process after the other. */
+	if (counters)
+		copies_before = vmstat_get("ksm_swpin_copy");
+	EXPECT_EQ(0, worker_check(&self->w[0]));
+	EXPECT_EQ(0, worker_check(&self->w[1]));
+	EXPECT_EQ(0, swapped(&self->w[0]));
+	EXPECT_EQ(0, swapped(&self->w[1]));
+	if (counters) {
+		/*
+		 * A page read back from swap belongs to the first process
+		 * that faults it in; the second gets a copy, counted, unless
+		 * the page was still a KSM page in the swap cache.
+		 */
+		copies = vmstat_get("ksm_swpin_copy") - copies_before;
+		for (i = 0; i < NPAGES; i++)
+			if (worker_pfn(&self->w[0], i) !=
+			    worker_pfn(&self->w[1], i))
+				apart++;
+		TH_LOG("after swap-in: %zu of %d pages apart, ksm_swpin_copy +%lu",
+		       apart, NPAGES, copies);
+		EXPECT_EQ(apart, copies);
+	}
+
+	/* ksmd merges them again. */
+	ASSERT_EQ(0, ksm_set("run", 1));
+	EXPECT_EQ(0, ksm_wait_for(frames_shared, &sf, KSM_WAIT_SECS))
+		TH_LOG("not merged again after swap-in");
+	ASSERT_EQ(0, ksm_set("run", 0));
+	EXPECT_EQ(0, worker_check(&self->w[0]));
+	EXPECT_EQ(0, worker_check(&self->w[1]));
+	if (!counters)
+		return;
+
+	/* A write to a KSM page: one cow_ksm, and a private page. */
+	cow_before = vmstat_get("cow_ksm");
+	ASSERT_EQ(0, worker_write(&self->w[1], 0, 0x5a5a5a));
+	EXPECT_EQ(1, vmstat_get("cow_ksm") - cow_before);
+	EXPECT_NE(worker_pfn(&self->w[0], 0), worker_pfn(&self->w[1], 0));
+	EXPECT_EQ(0, worker_check(&self->w[0]));
+	EXPECT_EQ(0, worker_check(&self->w[1]));
+}
+
+TEST_F_TIMEOUT(swap, out_and_back_and_merged_again, KSM_TEST_TIMEOUT)
+{
+	swap_cycle(_metadata, self, false);
+}
+
+/* The same, counted: needs CONFIG_VM_EVENT_COUNTERS. */
+TEST_F_TIMEOUT(swap, vmstat_events, KSM_TEST_TIMEOUT)
+{
+	if (vmstat_get("ksm_swpin_copy") == ULONG_MAX ||
+	    vmstat_get("cow_ksm") == ULONG_MAX)
+		SKIP(return, "no ksm_swpin_copy, cow_ksm in /proc/vmstat (CONFIG_VM_EVENT_COUNTERS=n)");
+	swap_cycle(_metadata, self, true);
+}
+
+/*
+ * Swapped out and then unmerged (run=2) before coming back: the swap
+ * cache pages lost their KSM node, and each process gets its own page.
+ */
+TEST_F_TIMEOUT(swap, unmerged_while_out, KSM_TEST_TIMEOUT)
+{
+	struct same_frames sf = { self->w, 2, 0, NPAGES };
+	uint64_t *tags = make_tags(NPAGES, 0x5b0000);
+	size_t i;
+
+	ASSERT_NE(NULL, tags);
+	ASSERT_EQ(0, worker_start(&self->w[0], tags, NPAGES));
+	ASSERT_EQ(0, worker_start(&self->w[1], tags, NPAGES));
+	free(tags);
+	ASSERT_EQ(0, ksm_set("run", 1));
+	ASSERT_EQ(0, ksm_wait_for(frames_shared, &sf, KSM_WAIT_SECS));
+	ASSERT_EQ(0, ksm_set("run", 0));
+	ASSERT_EQ(0, reclaim_workers(self->cg, self->w));
+
+	ASSERT_EQ(0, ksm_set("run", 2));
+	EXPECT_EQ(0, ksm_get("pages_shared"));
+	EXPECT_EQ(0, worker_check(&self->w[0]));
+	EXPECT_EQ(0, worker_check(&self->w[1]));
+	for (i = 0; i < NPAGES; i++) {
+		EXPECT_NE(worker_pfn(&self->w[0], i), worker_pfn(&self->w[1], i))
+			TH_LOG("page %zu shared after run=2", i);
+	}
+}
+
+TEST_HARNESS_MAIN
