@@ -116,6 +116,12 @@ console "${good[@]:0:6}" "### BEGIN multi" "1..2" "ok 1 first" "ok 2 second" \
 expect "duplicate numbers from a forked child count once" \
 	"3 passed, 0 failed, 0 skipped" 0
 
+console "${good[@]:0:1}" "[    0.469144] rcu: 	RCU lockdep checking is enabled." \
+	"[    0.162325] kasan: KernelAddressSanitizer initialized" "${good[@]:1}"
+expect "debug kernel boot banners are no splat" "3 passed, 0 failed, 0 skipped" 0
+console "${good[@]:0:12}" "[  12.345678] DEBUG_LOCKS_WARN_ON(1)" "${good[@]:12}"
+expect "a lockdep report fails" "3 passed, 1 failed, 0 skipped" 1 "FAIL kernel splat"
+
 printf '%s\n' "! our-selftests missing: no Makefile" >> "$tmp/list"
 console "${good[@]}"
 expect "an unbuildable group fails" "3 passed, 1 failed, 0 skipped" 1 \

@@ -59,7 +59,11 @@ SPLAT_PATTERNS = [
     r'BUG:', r'WARNING:', r'Oops', r'Kernel panic', r'kernel BUG at',
     r'general protection fault',
     r'possible circular locking', r'possible recursive locking',
-    r'inconsistent lock state', r'lockdep', r'suspicious RCU usage',
+    r'inconsistent lock state', r'suspicious RCU usage',
+    # lockdep's reports not headed by "WARNING:" (not the bare word: the
+    # debug kernel boots with "RCU lockdep checking is enabled.")
+    r'DEBUG_LOCKS_WARN_ON', r'turning off the locking correctness validator',
+    r'possible irq lock inversion', r'bad unlock balance', r'held lock freed',
     r'\bKASAN\b', r'\bUBSAN\b',
     r'hung_task', r'blocked for more than',
     r'soft lockup', r'hard LOCKUP',
