@@ -49,7 +49,7 @@ limit=$((sum < cap ? sum : cap))
 harness_lock "make check on $kernel"
 start=$SECONDS
 set +e
-QEMU_APPEND="harness_tscale=$scale" \
+QEMU_APPEND="harness_tscale=$scale harness_kernel=${name%%-*}" \
 	"$ROOT/scripts/qemu-run.sh" check "$kernel" "$log_file" "$limit"
 qemu_rc=$?
 set -e
