@@ -471,6 +471,43 @@ int vma_flag(pid_t pid, void *addr, const char *flag)
 }
 
 /*
+ * The "@key: N kB" line (e.g. "KSM", "AnonHugePages") of the VMA that
+ * contains @addr in /proc/PID/smaps (@pid 0: this process): N, or a
+ * negative errno (-ENOENT: no such VMA or line).
+ */
+long smaps_kb(pid_t pid, void *addr, const char *key)
+{
+	unsigned long start, end, a = (unsigned long)addr;
+	size_t klen = strlen(key);
+	char line[512];
+	bool in_vma = false;
+	long ret = -ENOENT;
+	FILE *f;
+
+	if (pid)
+		snprintf(line, sizeof(line), "/proc/%d/smaps", pid);
+	else
+		snprintf(line, sizeof(line), "/proc/self/smaps");
+	f = fopen(line, "r");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx ", &start, &end) == 2) {
+			if (in_vma)
+				break;
+			in_vma = start <= a && a < end;
+			continue;
+		}
+		if (in_vma && !strncmp(line, key, klen) && line[klen] == ':') {
+			ret = strtol(line + klen + 1, NULL, 10);
+			break;
+		}
+	}
+	fclose(f);
+	return ret;
+}
+
+/*
  * The value of @key in /proc/PID/ksm_stat (@pid 0: this process).  Returns
  * 0, -ENOENT when the file or the key is missing, or another -errno.
  */

@@ -108,6 +108,7 @@ char *map_anon(size_t npages, bool shared);
 void fill_page(void *page, uint64_t tag);
 bool page_has(const void *page, uint64_t tag);
 int vma_flag(pid_t pid, void *addr, const char *flag);
+long smaps_kb(pid_t pid, void *addr, const char *key);
 
 /* /proc/vmstat; ULONG_MAX if @name is missing */
 unsigned long vmstat_get(const char *name);

@@ -1,0 +1,218 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * KSM pages migrated between NUMA nodes with move_pages() and
+ * migrate_pages(): a KSM page moves as a whole (every mapping follows it,
+ * found through rmap_walk_ksm()), keeps its content, stays one frame
+ * shared by all, stays a KSM page that newcomers join; a KSM page shared
+ * by two processes moves only with MPOL_MF_MOVE_ALL.  With
+ * merge_across_nodes=0, a KSM page moved to another node serves only
+ * that node.  Needs two NUMA nodes with memory (numa=fake=2).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+
+#include "../kselftest_harness.h"
+#include "ksm_common.h"
+
+#define NPAGES		16
+#define MPOL_MF_MOVE	(1 << 1)
+#define MPOL_MF_MOVE_ALL (1 << 2)
+
+FIXTURE(migrate) {
+	struct ksm_saved saved;
+	struct ksm_worker w[3];
+};
+
+FIXTURE_SETUP(migrate)
+{
+	const char *skip = ksm_skip_reason(true);
+
+	memset(self->w, 0, sizeof(self->w));
+	if (skip)
+		SKIP(return, "%s", skip);
+	if (access("/sys/devices/system/node/node1", F_OK))
+		SKIP(return, "needs two NUMA nodes");
+	ksm_save(&self->saved);
+	ASSERT_EQ(0, ksm_prepare(1000, 10));
+}
+
+FIXTURE_TEARDOWN(migrate)
+{
+	int i;
+
+	for (i = 0; i < 3; i++)
+		worker_stop(&self->w[i]);
+	ksm_restore(&self->saved);
+}
+
+/* move_pages() of all of @w's pages to @node; per-page status in @status. */
+static long move_all(struct ksm_worker *w, int node, int flags, int *status)
+{
+	void *pages[NPAGES];
+	int nodes[NPAGES];
+	size_t i;
+
+	for (i = 0; i < NPAGES; i++) {
+		pages[i] = w->addr + i * page_size;
+		nodes[i] = node;
+	}
+	return syscall(SYS_move_pages, w->pid, NPAGES, pages, nodes, status,
+		       flags);
+}
+
+static bool all_on_node(struct ksm_worker *w, int node)
+{
+	size_t i;
+
+	for (i = 0; i < NPAGES; i++)
+		if (page_node(w->pid, w->addr + i * page_size) != node)
+			return false;
+	return true;
+}
+
+static bool all_ksm(struct ksm_worker *w)
+{
+	size_t i;
+
+	for (i = 0; i < NPAGES; i++)
+		if (!(kpageflags(worker_pfn(w, i)) & (1ULL << KPF_KSM)))
+			return false;
+	return true;
+}
+
+/* Workers 0 and 1 alike on @node, merged. */
+static void merge_pair(struct __test_metadata *_metadata,
+		       struct ksm_worker *w, int node, uint64_t base)
+{
+	struct same_frames sf = { w, 2, 0, NPAGES };
+	uint64_t *tags = make_tags(NPAGES, base);
+
+	ASSERT_NE(NULL, tags);
+	ASSERT_EQ(0, worker_start_node(&w[0], tags, NPAGES, node));
+	ASSERT_EQ(0, worker_start_node(&w[1], tags, NPAGES, node));
+	free(tags);
+	ASSERT_EQ(0, ksm_set("run", 1));
+	ASSERT_EQ(0, ksm_wait_for(frames_shared, &sf, KSM_WAIT_SECS));
+	ASSERT_EQ(0, ksm_set("run", 0));
+	ASSERT_TRUE(all_on_node(&w[0], node));
+	ASSERT_TRUE(all_ksm(&w[0]));
+}
+
+/* After a move: one frame for both, on @node, a KSM page, intact. */
+static void check_moved(struct __test_metadata *_metadata,
+			struct ksm_worker *w, int node,
+			const unsigned long *old)
+{
+	struct same_frames sf = { w, 2, 0, NPAGES };
+	size_t i;
+
+	EXPECT_TRUE(frames_shared(&sf)) TH_LOG("migration split a KSM page");
+	EXPECT_TRUE(all_on_node(&w[0], node));
+	EXPECT_TRUE(all_on_node(&w[1], node));
+	EXPECT_TRUE(all_ksm(&w[0])) TH_LOG("the new frames are no KSM pages");
+	for (i = 0; i < NPAGES; i++) {
+		EXPECT_NE(old[i], worker_pfn(&w[0], i));
+	}
+	EXPECT_EQ(0, worker_check(&w[0]));
+	EXPECT_EQ(0, worker_check(&w[1]));
+	/* Still in the stable tree: a third process joins them. */
+	ASSERT_EQ(0, ksm_set("run", 1));
+	sf.nr_workers = 3;
+	EXPECT_EQ(0, ksm_wait_for(frames_shared, &sf, KSM_WAIT_SECS))
+		TH_LOG("a newcomer does not join the moved KSM pages");
+	ASSERT_EQ(0, ksm_set("run", 0));
+	EXPECT_EQ(0, worker_check(&w[2]));
+}
+
+TEST_F_TIMEOUT(migrate, move_pages, KSM_TEST_TIMEOUT)
+{
+	unsigned long old[NPAGES];
+	int status[NPAGES];
+	uint64_t *tags;
+	size_t i;
+
+	merge_pair(_metadata, self->w, 0, 0x3a0000);
+	ASSERT_EQ(0, worker_pfns(&self->w[0], old));
+
+	/* Shared with another process: not without MPOL_MF_MOVE_ALL. */
+	ASSERT_EQ(0, move_all(&self->w[0], 1, MPOL_MF_MOVE, status));
+	for (i = 0; i < NPAGES; i++) {
+		EXPECT_EQ(-EACCES, status[i]);
+	}
+	EXPECT_TRUE(all_on_node(&self->w[0], 0));
+
+	ASSERT_EQ(0, move_all(&self->w[0], 1, MPOL_MF_MOVE_ALL, status));
+	for (i = 0; i < NPAGES; i++) {
+		EXPECT_EQ(1, status[i]) TH_LOG("page %zu: status %d", i,
+					       status[i]);
+	}
+	tags = make_tags(NPAGES, 0x3a0000);
+	ASSERT_NE(NULL, tags);
+	ASSERT_EQ(0, worker_start_node(&self->w[2], tags, NPAGES, 0));
+	free(tags);
+	check_moved(_metadata, self->w, 1, old);
+}
+
+TEST_F_TIMEOUT(migrate, migrate_pages, KSM_TEST_TIMEOUT)
+{
+	unsigned long old[NPAGES], from = 1UL << 0, to = 1UL << 1;
+	uint64_t *tags;
+	long left;
+
+	merge_pair(_metadata, self->w, 0, 0x3b0000);
+	ASSERT_EQ(0, worker_pfns(&self->w[0], old));
+	/* Root has CAP_SYS_NICE: shared pages move too. */
+	left = syscall(SYS_migrate_pages, self->w[1].pid, sizeof(from) * 8,
+		       &from, &to);
+	ASSERT_EQ(0, left) TH_LOG("migrate_pages: %ld not moved (%s)", left,
+				  strerror(errno));
+	tags = make_tags(NPAGES, 0x3b0000);
+	ASSERT_NE(NULL, tags);
+	ASSERT_EQ(0, worker_start_node(&self->w[2], tags, NPAGES, 1));
+	free(tags);
+	check_moved(_metadata, self->w, 1, old);
+}
+
+/*
+ * merge_across_nodes=0: a KSM page made on node 0 and then moved to node
+ * 1 must not take a page of node 0 any more.
+ */
+TEST_F_TIMEOUT(migrate, per_node_after_move, KSM_TEST_TIMEOUT)
+{
+	int status[NPAGES];
+	uint64_t *tags;
+	size_t i;
+
+	ASSERT_EQ(0, ksm_set("merge_across_nodes", 0));
+	merge_pair(_metadata, self->w, 0, 0x3c0000);
+	ASSERT_EQ(0, move_all(&self->w[0], 1, MPOL_MF_MOVE_ALL, status));
+	ASSERT_TRUE(all_on_node(&self->w[0], 1));
+	ASSERT_TRUE(all_on_node(&self->w[1], 1));
+
+	tags = make_tags(NPAGES, 0x3c0000);
+	ASSERT_NE(NULL, tags);
+	ASSERT_EQ(0, worker_start_node(&self->w[2], tags, NPAGES, 0));
+	free(tags);
+	ASSERT_EQ(0, ksm_set("run", 1));
+	ASSERT_EQ(0, ksm_wait_scans(2 * KSM_SETTLE_SCANS, KSM_WAIT_SECS));
+	ASSERT_EQ(0, ksm_set("run", 0));
+	for (i = 0; i < NPAGES; i++) {
+		int node = page_node(self->w[2].pid,
+				     self->w[2].addr + i * page_size);
+
+		EXPECT_EQ(0, node) TH_LOG("page %zu of node 0 now on node %d",
+					  i, node);
+		EXPECT_NE(worker_pfn(&self->w[0], i), worker_pfn(&self->w[2], i))
+			TH_LOG("page %zu of node 0 merged with a KSM page of node 1",
+			       i);
+	}
+	for (i = 0; i < 3; i++) {
+		EXPECT_EQ(0, worker_check(&self->w[i]));
+	}
+}
+
+TEST_HARNESS_MAIN

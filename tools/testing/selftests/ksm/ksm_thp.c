@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Transparent huge pages: KSM merges subpages of a THP with identical
+ * pages elsewhere, splitting the THP to do so, but leaves a THP that has
+ * nothing to merge whole, however often it is scanned.  THP-ness is read
+ * from /proc/kpageflags (KPF_THP) and the AnonHugePages line of smaps.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
+
+#include "../kselftest_harness.h"
+#include "ksm_common.h"
+
+#define NMATCH	4	/* subpages of the THP with a twin elsewhere */
+
+FIXTURE(thp) {
+	struct ksm_saved saved;
+	char *raw;		/* the mapping that holds the THP */
+	size_t raw_len;
+	char *thp;		/* its huge-page-aligned part */
+	size_t hpage;		/* huge page size */
+	size_t nsub;		/* subpages per huge page */
+	char *twins;		/* small pages alike NMATCH subpages */
+	int pagemap_fd;
+};
+
+static size_t thp_size(void)
+{
+	unsigned long size = 0;
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size",
+			"r");
+
+	if (f) {
+		if (fscanf(f, "%lu", &size) != 1)
+			size = 0;
+		fclose(f);
+	}
+	return size;
+}
+
+static bool is_thp(unsigned long pfn)
+{
+	return pfn && (kpageflags(pfn) & (1ULL << KPF_THP));
+}
+
+FIXTURE_SETUP(thp)
+{
+	const char *skip = ksm_skip_reason(true);
+	uintptr_t a;
+	size_t i;
+
+	self->raw = NULL;
+	self->twins = NULL;
+	self->pagemap_fd = -1;
+	if (skip)
+		SKIP(return, "%s", skip);
+	self->hpage = thp_size();
+	if (!self->hpage)
+		SKIP(return, "no transparent huge pages (CONFIG_TRANSPARENT_HUGEPAGE)");
+	self->nsub = self->hpage / page_size;
+	ksm_save(&self->saved);
+	ASSERT_EQ(0, ksm_prepare(1000, 10));
+	self->pagemap_fd = pagemap_open(0);
+	ASSERT_LE(0, self->pagemap_fd);
+
+	self->raw_len = 2 * self->hpage;
+	self->raw = mmap(NULL, self->raw_len, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, self->raw);
+	a = ((uintptr_t)self->raw + self->hpage - 1) & ~(self->hpage - 1);
+	self->thp = (char *)a;
+	ASSERT_EQ(0, madvise(self->thp, self->hpage, MADV_HUGEPAGE));
+	/* The first touch faults in a huge page, if one can be had. */
+	for (i = 0; i < self->nsub; i++)
+		fill_page(self->thp + i * page_size, 0x7e9000 + i);
+	if (!is_thp(pagemap_pfn(self->pagemap_fd, self->thp)))
+		SKIP(return, "could not get a huge page");
+}
+
+FIXTURE_TEARDOWN(thp)
+{
+	ksm_restore(&self->saved);
+	if (self->raw && self->raw != MAP_FAILED)
+		munmap(self->raw, self->raw_len);
+	if (self->twins)
+		munmap(self->twins, NMATCH * page_size);
+	if (self->pagemap_fd >= 0)
+		close(self->pagemap_fd);
+}
+
+/* The whole range is one huge page: THP flag, contiguous frames. */
+static bool still_huge(FIXTURE_DATA(thp) *self)
+{
+	unsigned long first = pagemap_pfn(self->pagemap_fd, self->thp);
+	size_t i;
+
+	if (!is_thp(first) || first % self->nsub)
+		return false;
+	for (i = 1; i < self->nsub; i++)
+		if (pagemap_pfn(self->pagemap_fd, self->thp + i * page_size) !=
+		    first + i)
+			return false;
+	return true;
+}
+
+static bool contents_ok(FIXTURE_DATA(thp) *self)
+{
+	size_t i;
+
+	for (i = 0; i < self->nsub; i++)
+		if (!page_has(self->thp + i * page_size, 0x7e9000 + i))
+			return false;
+	return true;
+}
+
+/* Nothing to merge with: the THP stays whole. */
+TEST_F_TIMEOUT(thp, unique_thp_stays_huge, KSM_TEST_TIMEOUT)
+{
+	ASSERT_EQ(0, madvise(self->thp, self->hpage, MADV_MERGEABLE));
+	ASSERT_TRUE(still_huge(self));
+	ASSERT_EQ(0, ksm_set("run", 1));
+	ASSERT_EQ(0, ksm_wait_scans(2 * KSM_SETTLE_SCANS, KSM_WAIT_SECS));
+	ASSERT_EQ(0, ksm_set("run", 0));
+	EXPECT_TRUE(still_huge(self)) TH_LOG("a THP without a match was split");
+	EXPECT_EQ((long)self->hpage / 1024, smaps_kb(0, self->thp, "AnonHugePages"));
+	EXPECT_EQ(0, ksm_get("pages_shared"));
+	EXPECT_TRUE(contents_ok(self));
+}
+
+struct twins {
+	FIXTURE_DATA(thp) *self;
+	const size_t *sub;	/* subpage of each twin */
+};
+
+/* Every twin shares its frame with its subpage. */
+static bool twins_merged(void *arg)
+{
+	struct twins *tw = arg;
+	int fd = tw->self->pagemap_fd;
+	size_t i;
+
+	for (i = 0; i < NMATCH; i++) {
+		unsigned long pfn = pagemap_pfn(fd, tw->self->twins +
+						i * page_size);
+
+		if (!pfn || pfn != pagemap_pfn(fd, tw->self->thp +
+					       tw->sub[i] * page_size))
+			return false;
+	}
+	return true;
+}
+
+/* NMATCH subpages have twins: those merge, the rest keep their frames. */
+TEST_F_TIMEOUT(thp, matching_subpages_merge, KSM_TEST_TIMEOUT)
+{
+	unsigned long before[512], pfn;
+	size_t i, sub[NMATCH];
+	struct twins tw;
+	bool merged;
+
+	ASSERT_GE(ARRAY_SIZE(before), self->nsub);
+	for (i = 0; i < self->nsub; i++)
+		before[i] = pagemap_pfn(self->pagemap_fd, self->thp + i * page_size);
+	/* Twins of subpages spread over the THP. */
+	self->twins = map_anon(NMATCH, false);
+	ASSERT_NE(NULL, self->twins);
+	for (i = 0; i < NMATCH; i++) {
+		sub[i] = 1 + i * (self->nsub / NMATCH);
+		fill_page(self->twins + i * page_size, 0x7e9000 + sub[i]);
+	}
+	ASSERT_EQ(0, madvise(self->twins, NMATCH * page_size, MADV_MERGEABLE));
+	ASSERT_EQ(0, madvise(self->thp, self->hpage, MADV_MERGEABLE));
+	tw.self = self;
+	tw.sub = sub;
+	ASSERT_EQ(0, ksm_set("run", 1));
+	merged = !ksm_wait_for(twins_merged, &tw, KSM_WAIT_SECS);
+	ASSERT_EQ(0, ksm_set("run", 0));
+	EXPECT_TRUE(merged) TH_LOG("subpages of a THP not merged with their twins");
+	EXPECT_FALSE(still_huge(self));
+	EXPECT_EQ(NMATCH, ksm_get("pages_shared"));
+	EXPECT_EQ(NMATCH, ksm_get("pages_sharing"));
+	for (i = 0; i < NMATCH; i++) {
+		pfn = pagemap_pfn(self->pagemap_fd, self->thp + sub[i] * page_size);
+		EXPECT_TRUE(kpageflags(pfn) & (1ULL << KPF_KSM));
+		EXPECT_FALSE(is_thp(pfn));
+	}
+	/* The other subpages: split in place, not copied, not merged. */
+	for (i = 0; i < self->nsub; i++) {
+		size_t j;
+		bool twin = false;
+
+		for (j = 0; j < NMATCH; j++)
+			twin |= sub[j] == i;
+		if (twin)
+			continue;
+		pfn = pagemap_pfn(self->pagemap_fd, self->thp + i * page_size);
+		EXPECT_EQ(before[i], pfn) TH_LOG("subpage %zu moved", i);
+	}
+	/* Only the twins are KSM pages (KPF_KSM is set on any anon page). */
+	EXPECT_EQ(NMATCH * (long)page_size / 1024,
+		  smaps_kb(0, self->thp, "KSM"));
+	EXPECT_TRUE(contents_ok(self));
+}
+
+TEST_HARNESS_MAIN
