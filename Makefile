@@ -76,6 +76,8 @@ help:
 	@echo '  make bench      our KSM against upstream, side by side (QEMU -icount):'
 	@echo '                  one table; raw figures and chart in build/bench/'
 	@echo '                  (BENCH_ROUNDS=3 BENCH_REALTIME=1 BENCH_ONLY="ids")'
+	@echo '  make patch      our work as a format-patch series in build/patches/,'
+	@echo '                  with checkpatch --strict totals'
 	@echo '  make stress     boot the debug kernel: ksm_stress, stress-ng, trinity'
 	@echo '                  under aggressive ksmd for STRESS_SECS; fails on a splat'
 	@echo
@@ -185,3 +187,8 @@ FORCE:
 .PHONY: bench
 bench: $(B)/kernel/bzImage $(B)/baseline/bzImage $(TESTS_STAMP)
 	@scripts/bench.sh
+
+# The series for review (scripts/mkpatch.sh).
+.PHONY: patch
+patch:
+	@scripts/mkpatch.sh

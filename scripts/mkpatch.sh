@@ -128,7 +128,7 @@ per-process statistics, the sharing limit, NUMA, the 2009 files, and
 more.  ksm_stress is a torture test, built but not run by default."
 
 log "writing the series to $OUT"
-git_s format-patch -q --cover-letter -o "$OUT" base..HEAD
+git_s format-patch -q -B -M --cover-letter -o "$OUT" base..HEAD
 cover=$(ls "$OUT"/0000-*.patch)
 summary=$(sed -n '/^## Benchmark/,/^## /p' "$ROOT/README.md" | sed '$d')
 python3 - "$cover" "$summary" <<'EOF'
@@ -147,15 +147,18 @@ open(path, "w").write(text)
 EOF
 
 log "checkpatch --strict on every patch"
-total_e=0 total_w=0
+total_e=0 total_w=0 total_c=0
 for p in "$OUT"/0*.patch; do
 	[[ $p == */0000-* ]] && continue
-	res=$(cd "$BUILD/base" && perl scripts/checkpatch.pl --strict -q "$p" 2>&1 | tail -n 1 || true)
+	res=$(cd "$BUILD/base" && perl scripts/checkpatch.pl --strict -q "$p" 2>&1 | grep '^total:' || true)
 	e=$(sed -n 's/.*total: \([0-9]*\) errors.*/\1/p' <<<"$res")
-	w=$(sed -n 's/.*errors, \([0-9]*\) warnings.*/\1/p' <<<"$res")
-	printf '  %-60s %s errors, %s warnings\n' "$(basename "$p")" "${e:-0}" "${w:-0}"
+	w=$(sed -n 's/.* \([0-9]*\) warnings.*/\1/p' <<<"$res")
+	c=$(sed -n 's/.* \([0-9]*\) checks.*/\1/p' <<<"$res")
+	printf '  %-62s %s errors, %s warnings, %s checks\n' "$(basename "$p")" \
+		"${e:-0}" "${w:-0}" "${c:-0}"
 	total_e=$((total_e + ${e:-0}))
 	total_w=$((total_w + ${w:-0}))
+	total_c=$((total_c + ${c:-0}))
 done
-log "checkpatch: $total_e errors, $total_w warnings in all"
+log "checkpatch --strict: $total_e errors, $total_w warnings, $total_c checks in all"
 log "series: $(ls "$OUT" | wc -l) files in $OUT"
