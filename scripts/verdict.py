@@ -431,6 +431,8 @@ def stress(args):
     state = args.ksm_stress
     if state == 'absent':
         report.test('skip', 'ksm_stress', 'not in the tree yet (no ksm_stress.c)')
+    elif state == 'skipped':
+        report.test('skip', 'ksm_stress', 'left out (STRESS_SKIP_KSM_STRESS=1)')
     elif state.startswith('broken'):
         report.test('fail', 'ksm_stress', state[len('broken'):].strip())
     else:
@@ -498,7 +500,7 @@ def main():
     p = sub.add_parser('stress')
     p.add_argument('log')
     p.add_argument('--ksm-stress', required=True,
-                   help='present | absent | "broken <why>"')
+                   help='present | absent | skipped | "broken <why>"')
     p.add_argument('--qemu-rc', type=int, default=0)
     args = parser.parse_args()
     return {'check': check, 'run': run, 'stress': stress}[args.mode](args)
