@@ -32,7 +32,7 @@
  * pass.  A page that matches becomes a new KSM page, and both mappings
  * move to the stable tree.
  *
- * Both trees are ordered by a 32-bit checksum of the content (xxhash64,
+ * Both trees are ordered by a 32-bit checksum of the content (xor-multiply
  * folded), with ties broken by the order of insertion.  The key of an
  * item or node is fixed when it is inserted, so the trees stay well
  * formed even when the pages beneath the unstable tree change; a search
@@ -103,7 +103,6 @@
 #include <linux/pagemap.h>
 #include <linux/rmap.h>
 #include <linux/spinlock.h>
-#include <linux/xxhash.h>
 #include <linux/delay.h>
 #include <linux/kthread.h>
 #include <linux/wait.h>
@@ -231,6 +230,7 @@ static DEFINE_HASHTABLE(ksm_mm_hash, 10);
 static struct ksm_mm ksm_mm_head = {
 	.slot.mm_node = LIST_HEAD_INIT(ksm_mm_head.slot.mm_node),
 };
+
 static struct ksm_cursor ksm_cursor = {
 	.kmm = &ksm_mm_head,
 };
@@ -252,7 +252,8 @@ static DECLARE_WAIT_QUEUE_HEAD(ksmd_sleep_wait);
 
 /* Tunables (sysfs) */
 static unsigned int ksm_run = KSM_RUN_STOP;
-static unsigned int ksm_pages_to_scan = 100;
+#define KSM_PAGES_TO_SCAN_DEFAULT	100
+static unsigned int ksm_pages_to_scan = KSM_PAGES_TO_SCAN_DEFAULT;
 static unsigned int ksm_sleep_millisecs = 20;
 static bool ksm_use_zero_pages __read_mostly;
 static bool ksm_merge_across_nodes = true;
@@ -266,12 +267,12 @@ enum ksm_advisor_mode {
 	KSM_ADVISOR_NONE,
 	KSM_ADVISOR_SCAN_TIME,
 };
+
 static enum ksm_advisor_mode ksm_advisor;
 static unsigned int ksm_advisor_max_cpu = 70;		/* percent */
 static unsigned long ksm_advisor_min_pages = 500;
 static unsigned long ksm_advisor_max_pages = 30000;
 static unsigned int ksm_advisor_target_secs = 200;
-static unsigned int ksm_advisor_saved_pages;	/* pages_to_scan before */
 static ktime_t ksm_pass_started;
 static unsigned long ksm_last_sweep;	/* jiffies */
 static u64 ksm_pass_cpu_ns;
@@ -402,13 +403,71 @@ static inline int ksm_tree_nid(struct page *page)
 /* Content: checksum, comparison                                         */
 /* ---------------------------------------------------------------------- */
 
+/*
+ * The checksum is the key of both trees and tells a page being written
+ * from one at rest, so it must see every byte; it need not resist an
+ * attacker, since equal checksums only lead to a byte comparison.  Four
+ * independent lanes of xor-multiply over 64-bit words, mixed at the end:
+ * about two thirds of the instructions of xxh64, which is ksmd's largest
+ * cost per page.
+ */
+#define KSM_HASH_K0	0x9e3779b97f4a7c15ULL
+#define KSM_HASH_K1	0xc2b2ae3d27d4eb4fULL
+#define KSM_HASH_K2	0x165667b19e3779f9ULL
+#define KSM_HASH_K3	0x27d4eb2f165667c5ULL
+
 static u32 page_checksum(struct page *page)
 {
-	void *addr = kmap_local_page(page);
-	u64 hash = xxh64(addr, PAGE_SIZE, 0);
+	const u64 *word = kmap_local_page(page);
+	u64 a = KSM_HASH_K0, b = KSM_HASH_K1, c = KSM_HASH_K2, d = KSM_HASH_K3;
+	unsigned int i;
 
-	kunmap_local(addr);
-	return (u32)hash ^ (u32)(hash >> 32);
+	for (i = 0; i < PAGE_SIZE / sizeof(u64); i += 4) {
+		a = (a ^ word[i]) * KSM_HASH_K1;
+		b = (b ^ word[i + 1]) * KSM_HASH_K2;
+		c = (c ^ word[i + 2]) * KSM_HASH_K3;
+		d = (d ^ word[i + 3]) * KSM_HASH_K0;
+	}
+	kunmap_local(word);
+
+	a = rol64(a, 1) + rol64(b, 7) + rol64(c, 12) + rol64(d, 18);
+	a ^= a >> 33;
+	a *= KSM_HASH_K1;
+	a ^= a >> 29;
+	return (u32)a ^ (u32)(a >> 32);
+}
+
+/*
+ * Have @a and @b the same content?  memcmp_pages() orders pages byte by
+ * byte, which KSM never needs; this compares 64 bytes per step, about
+ * twice as fast.  arm64 with MTE hooks memcmp_pages() to keep tagged
+ * pages apart, so it goes through the hook.
+ */
+static bool ksm_pages_equal(struct page *a, struct page *b)
+{
+	const u64 *x, *y;
+	bool same = true;
+	unsigned int i;
+
+	if (IS_ENABLED(CONFIG_ARM64_MTE))
+		return pages_identical(a, b);
+
+	x = kmap_local_page(a);
+	y = kmap_local_page(b);
+	for (i = 0; i < PAGE_SIZE / sizeof(u64); i += 8) {
+		u64 diff = (x[i] ^ y[i]) | (x[i + 1] ^ y[i + 1]) |
+			   (x[i + 2] ^ y[i + 2]) | (x[i + 3] ^ y[i + 3]) |
+			   (x[i + 4] ^ y[i + 4]) | (x[i + 5] ^ y[i + 5]) |
+			   (x[i + 6] ^ y[i + 6]) | (x[i + 7] ^ y[i + 7]);
+
+		if (diff) {
+			same = false;
+			break;
+		}
+	}
+	kunmap_local(y);
+	kunmap_local(x);
+	return same;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -510,7 +569,10 @@ static u32 unstable_key(struct rb_node *node)
 /* Stable nodes and the items linked to them                             */
 /* ---------------------------------------------------------------------- */
 
-/* Link @item to @stable: the KSM page is locked, or is being made one. */
+/*
+ * Link @item to @stable: the KSM page is locked, or is being made one.
+ * The mapping is found again through @anon_vma.
+ */
 static void stable_link(struct ksm_stable *stable, struct ksm_item *item,
 			struct anon_vma *anon_vma)
 {
@@ -633,7 +695,7 @@ static void stable_find_group(struct ksm_stable *stable, struct page *kpage)
 		folio = stable_folio_get(other, false);
 		if (!folio)
 			continue;
-		same = pages_identical(kpage, folio_page(folio, 0));
+		same = ksm_pages_equal(kpage, folio_page(folio, 0));
 		folio_put(folio);
 		if (!same)
 			continue;
@@ -765,106 +827,99 @@ static struct vm_area_struct *item_lock_vma(struct ksm_item *item)
 	return vma;
 }
 
+/**
+ * struct ksm_pte - a PTE that KSM holds cleared while it decides
+ * @range: the mmu notifier range around the change
+ * @ptl: the page table lock, held
+ * @ptep: the PTE, mapped
+ * @orig: what the PTE held
+ */
+struct ksm_pte {
+	struct mmu_notifier_range range;
+	spinlock_t *ptl;	/* of the page table holding @ptep */
+	pte_t *ptep;
+	pte_t orig;
+};
+
 /*
- * ksm_wrprotect - make sure nobody can write @folio through @addr in @vma
- * @orig: the resulting PTE, for ksm_replace_pte() to check against
+ * ksm_pte_take - clear the PTE that maps @folio at @addr, for a decision
  *
  * The PTE is cleared and the TLB flushed before the reference count is
  * checked, so that neither another CPU nor GUP-fast can start a write
  * after the check.  A reference beyond the mappings, the swap cache and
  * our own means someone (O_DIRECT, RDMA, a device) may still write to the
- * page through a pin: such a page is left alone.
+ * page through a pin: such a page is left alone.  On success the page
+ * table lock stays held, and the entry must be given back with
+ * ksm_pte_restore() or replaced with ksm_pte_replace(): a fault on the
+ * cleared entry waits for the lock meanwhile.
  *
  * Called with the folio locked (it is small) and mmap_lock held.
  */
-static int ksm_wrprotect(struct vm_area_struct *vma, unsigned long addr,
-			 struct folio *folio, pte_t *orig)
+static int ksm_pte_take(struct vm_area_struct *vma, unsigned long addr,
+			struct folio *folio, struct ksm_pte *kp)
 {
 	struct mm_struct *mm = vma->vm_mm;
 	struct page *page = folio_page(folio, 0);
-	struct mmu_notifier_range range;
-	spinlock_t *ptl;
-	pte_t *ptep, pte;
+	bool exclusive;
 	pmd_t *pmd;
-	int err = -EAGAIN;
+	pte_t pte;
 
 	pmd = mm_find_pmd(mm, addr);
 	if (!pmd)
-		return err;
+		return -EAGAIN;
 
-	mmu_notifier_range_init(&range, MMU_NOTIFY_CLEAR, 0, mm, addr,
+	mmu_notifier_range_init(&kp->range, MMU_NOTIFY_CLEAR, 0, mm, addr,
 				addr + PAGE_SIZE);
-	mmu_notifier_invalidate_range_start(&range);
+	mmu_notifier_invalidate_range_start(&kp->range);
 
-	ptep = pte_offset_map_lock(mm, pmd, addr, &ptl);
-	if (!ptep)
+	kp->ptep = pte_offset_map_lock(mm, pmd, addr, &kp->ptl);
+	if (!kp->ptep)
 		goto out;
-	pte = ptep_get(ptep);
+	pte = ptep_get(kp->ptep);
 	if (!pte_present(pte) || pte_pfn(pte) != folio_pfn(folio))
 		goto unlock;
 
-	if (pte_write(pte) || pte_dirty(pte) || PageAnonExclusive(page) ||
-	    mm_tlb_flush_pending(mm)) {
-		bool exclusive = PageAnonExclusive(page);
-		pte_t entry;
-
-		flush_cache_page(vma, addr, pte_pfn(pte));
-		entry = ptep_clear_flush(vma, addr, ptep);
-
-		if (folio_ref_count(folio) != folio_mapcount(folio) + 1 +
-					      folio_test_swapcache(folio) ||
-		    (exclusive && folio_try_share_anon_rmap_pte(folio, page))) {
-			set_pte_at(mm, addr, ptep, entry);
-			goto unlock;
-		}
-		if (pte_dirty(entry))
-			folio_mark_dirty(folio);
-		entry = pte_mkclean(entry);
-		if (pte_write(entry))
-			entry = pte_wrprotect(entry);
-		set_pte_at(mm, addr, ptep, entry);
-		pte = entry;
+	exclusive = PageAnonExclusive(page);
+	flush_cache_page(vma, addr, pte_pfn(pte));
+	kp->orig = ptep_clear_flush(vma, addr, kp->ptep);
+	if (folio_ref_count(folio) != folio_mapcount(folio) + 1 +
+				      folio_test_swapcache(folio) ||
+	    (exclusive && folio_try_share_anon_rmap_pte(folio, page))) {
+		set_pte_at(mm, addr, kp->ptep, kp->orig);
+		goto unlock;
 	}
-	*orig = pte;
-	err = 0;
+	if (pte_dirty(kp->orig))
+		folio_mark_dirty(folio);
+	return 0;
+
 unlock:
-	pte_unmap_unlock(ptep, ptl);
+	pte_unmap_unlock(kp->ptep, kp->ptl);
 out:
-	mmu_notifier_invalidate_range_end(&range);
-	return err;
+	mmu_notifier_invalidate_range_end(&kp->range);
+	return -EAGAIN;
+}
+
+/* Put the entry back, read-only and clean, and let go of the PTE. */
+static void ksm_pte_restore(struct vm_area_struct *vma, unsigned long addr,
+			    struct ksm_pte *kp)
+{
+	set_pte_at(vma->vm_mm, addr, kp->ptep,
+		   pte_wrprotect(pte_mkclean(kp->orig)));
+	pte_unmap_unlock(kp->ptep, kp->ptl);
+	mmu_notifier_invalidate_range_end(&kp->range);
 }
 
 /*
- * ksm_replace_pte - map @kpage at @addr in place of @page
- * @orig: the PTE ksm_wrprotect() left; anything else means it changed
- *
- * Called with @page's folio locked and mmap_lock held.  With @kpage NULL,
- * map the zero page, marked as KSM's by a dirty PTE.
+ * Map @kpage at @addr in place of @page, whose PTE ksm_pte_take() holds;
+ * with @kpage NULL, map the zero page, marked as KSM's by a dirty PTE.
  */
-static int ksm_replace_pte(struct vm_area_struct *vma, unsigned long addr,
-			   struct page *page, struct page *kpage, pte_t orig)
+static void ksm_pte_replace(struct vm_area_struct *vma, unsigned long addr,
+			    struct page *page, struct page *kpage,
+			    struct ksm_pte *kp)
 {
 	struct folio *folio = page_folio(page);
 	struct mm_struct *mm = vma->vm_mm;
-	struct mmu_notifier_range range;
-	spinlock_t *ptl;
-	pte_t *ptep, entry;
-	pmd_t *pmd;
-	int err = -EAGAIN;
-
-	pmd = mm_find_pmd(mm, addr);
-	if (!pmd)
-		return err;
-
-	mmu_notifier_range_init(&range, MMU_NOTIFY_CLEAR, 0, mm, addr,
-				addr + PAGE_SIZE);
-	mmu_notifier_invalidate_range_start(&range);
-
-	ptep = pte_offset_map_lock(mm, pmd, addr, &ptl);
-	if (!ptep)
-		goto out;
-	if (!pte_same(ptep_get(ptep), orig))
-		goto unlock;
+	pte_t entry;
 
 	if (kpage) {
 		struct folio *kfolio = page_folio(kpage);
@@ -880,25 +935,40 @@ static int ksm_replace_pte(struct vm_area_struct *vma, unsigned long addr,
 		dec_mm_counter(mm, MM_ANONPAGES);
 	}
 	/* userfaultfd-wp and soft-dirty tracking must not see a change. */
-	if (pte_uffd_wp(orig))
+	if (pte_uffd_wp(kp->orig))
 		entry = pte_mkuffd_wp(entry);
-	if (pte_soft_dirty(orig))
+	if (pte_soft_dirty(kp->orig))
 		entry = pte_mksoft_dirty(entry);
-
-	flush_cache_page(vma, addr, pte_pfn(orig));
-	ptep_clear_flush(vma, addr, ptep);
-	set_pte_at(mm, addr, ptep, entry);
+	set_pte_at(mm, addr, kp->ptep, entry);
 
 	folio_remove_rmap_pte(folio, page, vma);
 	if (!folio_mapped(folio))
 		folio_free_swap(folio);
 	folio_put(folio);
-	err = 0;
-unlock:
-	pte_unmap_unlock(ptep, ptl);
-out:
-	mmu_notifier_invalidate_range_end(&range);
-	return err;
+	pte_unmap_unlock(kp->ptep, kp->ptl);
+	mmu_notifier_invalidate_range_end(&kp->range);
+}
+
+/*
+ * Replace @page at @addr by @kpage (NULL: the zero page) if their contents
+ * are equal.  The comparison runs with the PTE cleared under its lock, so
+ * one TLB flush covers both the check and the change.
+ */
+static int ksm_pte_merge(struct vm_area_struct *vma, unsigned long addr,
+			 struct page *page, struct page *kpage)
+{
+	struct ksm_pte kp;
+	int err;
+
+	err = ksm_pte_take(vma, addr, page_folio(page), &kp);
+	if (err)
+		return err;
+	if (!ksm_pages_equal(page, kpage ?: ZERO_PAGE(0))) {
+		ksm_pte_restore(vma, addr, &kp);
+		return -EAGAIN;
+	}
+	ksm_pte_replace(vma, addr, page, kpage, &kp);
+	return 0;
 }
 
 /*
@@ -953,18 +1023,24 @@ static bool ksm_maps_page(struct vm_area_struct *vma, unsigned long addr,
 	return ret;
 }
 
-/* Is a KSM page, or a KSM-placed zero page, mapped at @addr? */
+/*
+ * Is a KSM page, or a KSM-placed zero page, mapped at @addr?  A KSM page
+ * under migration counts: its migration entry must not be left behind
+ * (mremap would carry it where the rmap walk that ends the migration
+ * never looks), and the unshare fault waits for the migration to end.
+ */
 static bool ksm_mapped_at(struct vm_area_struct *vma, unsigned long addr)
 {
 	struct folio_walk fw;
 	struct folio *folio;
 	bool ret = false;
 
-	folio = folio_walk_start(&fw, vma, addr, FW_ZEROPAGE);
+	folio = folio_walk_start(&fw, vma, addr, FW_ZEROPAGE | FW_MIGRATION);
 	if (folio) {
-		if (fw.level == FW_LEVEL_PTE && is_ksm_zero_pte(fw.pte))
+		if (fw.level == FW_LEVEL_PTE && pte_present(fw.pte) &&
+		    is_ksm_zero_pte(fw.pte))
 			ret = true;
-		else if (fw.page && folio_test_ksm(folio))
+		else if (folio_test_ksm(folio))
 			ret = true;
 		folio_walk_end(&fw, vma);
 	}
@@ -1054,7 +1130,6 @@ static int ksm_fold(struct ksm_item *item, struct vm_area_struct *vma,
 	unsigned long addr = item_address(item);
 	struct folio *folio = page_folio(page);
 	struct folio *kfolio = NULL;
-	pte_t orig;
 	int err = -EBUSY;
 
 	if (!folio_trylock(folio))
@@ -1068,10 +1143,6 @@ static int ksm_fold(struct ksm_item *item, struct vm_area_struct *vma,
 	if (!folio_test_anon(folio) || folio_test_ksm(folio))
 		goto unlock;
 
-	err = ksm_wrprotect(vma, addr, folio, &orig);
-	if (err)
-		goto unlock;
-
 	if (!kpage) {
 		/*
 		 * The page's own anon_vma covers the processes that share it
@@ -1079,7 +1150,12 @@ static int ksm_fold(struct ksm_item *item, struct vm_area_struct *vma,
 		 */
 		struct anon_vma *anon_vma = folio_anon_vma(folio) ?:
 					    vma->anon_vma;
+		struct ksm_pte kp;
 
+		err = ksm_pte_take(vma, addr, folio, &kp);
+		if (err)
+			goto unlock;
+		ksm_pte_restore(vma, addr, &kp);
 		/* The content is frozen now: key the node by it. */
 		fresh->checksum = page_checksum(page);
 		fresh->pfn = folio_pfn(folio);
@@ -1095,10 +1171,10 @@ static int ksm_fold(struct ksm_item *item, struct vm_area_struct *vma,
 	if (!folio_trylock(kfolio))
 		goto unlock;
 	err = -EAGAIN;
-	if (!folio_stable(kfolio) || !pages_identical(page, kpage))
+	if (!folio_stable(kfolio))
 		goto unlock_k;
 
-	err = ksm_replace_pte(vma, addr, page, kpage, orig);
+	err = ksm_pte_merge(vma, addr, page, kpage);
 	if (!err) {
 		folio_ksm_dirty(kfolio);
 		stable_link(folio_stable(kfolio), item, vma->anon_vma);
@@ -1120,7 +1196,6 @@ static bool ksm_try_zero(struct ksm_item *item, struct page *page, u32 sum)
 	struct vm_area_struct *vma;
 	struct folio *folio;
 	bool merged = false;
-	pte_t orig;
 
 	if (!ksm_use_zero_pages || sum != ksm_zero_checksum)
 		return false;
@@ -1133,11 +1208,14 @@ static bool ksm_try_zero(struct ksm_item *item, struct page *page, u32 sum)
 		if (folio_test_large(folio) && !split_huge_page(page))
 			folio = page_folio(page);
 		if (!folio_test_large(folio) && folio_test_anon(folio) &&
-		    !folio_test_ksm(folio) &&
-		    !ksm_wrprotect(vma, item_address(item), folio, &orig) &&
-		    pages_identical(page, ZERO_PAGE(0)))
-			merged = !ksm_replace_pte(vma, item_address(item), page,
-						  NULL, orig);
+		    !folio_test_ksm(folio)) {
+			int err = ksm_pte_merge(vma, item_address(item), page,
+						NULL);
+
+			trace_ksm_merge_one_page(my_zero_pfn(item_address(item)),
+						 item, item->mm, err);
+			merged = !err;
+		}
 		folio_unlock(folio);
 	}
 	mmap_read_unlock(item->mm);
@@ -1236,7 +1314,7 @@ static struct ksm_item *unstable_search(struct ksm_item *item,
 		if (!p)
 			continue;
 		if (page_to_nid(p) == nid || ksm_merge_across_nodes) {
-			if (p != page && pages_identical(page, p)) {
+			if (p != page && ksm_pages_equal(page, p)) {
 				*tpage = p;
 				return other;
 			}
@@ -1323,7 +1401,7 @@ static bool ksm_pair(struct ksm_item *item, struct page *page,
 		err = ksm_fold(titem, vma, tpage, folio_page(kfolio, 0), NULL);
 		mmap_read_unlock(titem->mm);
 	}
-	trace_ksm_merge_with_ksm_page(kfolio, page_to_pfn(tpage), titem,
+	trace_ksm_merge_with_ksm_page(kfolio, folio_pfn(kfolio), titem,
 				      titem->mm, err);
 	if (!err)
 		stable_insert(stable, folio_page(kfolio, 0));
@@ -1402,7 +1480,7 @@ static bool ksm_try_merge(struct ksm_item *item, struct page *page)
 			mmap_read_unlock(item->mm);
 		}
 		trace_ksm_merge_with_ksm_page(page_folio(kpage),
-					      page_to_pfn(page), item,
+					      page_to_pfn(kpage), item,
 					      item->mm, err);
 		put_page(kpage);
 		if (!err)
@@ -1594,10 +1672,8 @@ static bool cursor_next_mm(struct ksm_mm *kmm, bool dead)
 	}
 	spin_unlock(&ksm_mm_lock);
 
-	if (dead) {
-		trace_ksm_exit(kmm->slot.mm);
+	if (dead)
 		ksm_mm_free(kmm);
-	}
 	return next == &ksm_mm_head;
 }
 
@@ -1614,7 +1690,7 @@ static void ksm_pass_start(void)
 {
 	/*
 	 * Pages fresh from a fault wait in per-CPU LRU batches, holding a
-	 * reference that ksm_wrprotect() would take for a pin.
+	 * reference that ksm_pte_take() would take for a pin.
 	 */
 	lru_add_drain_all();
 
@@ -1633,7 +1709,7 @@ static void ksm_pass_start(void)
 	}
 	ksm_pass_started = ktime_get();
 	ksm_pass_cpu_ns = current->se.sum_exec_runtime;
-	trace_ksm_start_scan(ksm_cursor.pass, ksm_items);
+	trace_ksm_start_scan(ksm_full_scans, ksm_items);
 }
 
 /*
@@ -1661,13 +1737,12 @@ static void ksm_advise(void)
 
 	want = mul_u64_u64_div_u64(pages, wall_ns, target_ns) ?: 1;
 	if (cpu_pct)
-		want = min(want, div64_u64(pages * ksm_advisor_max_cpu,
-					    cpu_pct));
+		want = min(want, div64_u64(pages * ksm_advisor_max_cpu, cpu_pct));
 	want = (3 * pages + want) / 4;
 	want = clamp_t(u64, want, ksm_advisor_min_pages,
 		       ksm_advisor_max_pages);
 	WRITE_ONCE(ksm_pages_to_scan, want);
-	trace_ksm_advisor(wall_ns, want, cpu_pct);
+	trace_ksm_advisor(div_u64(wall_ns, NSEC_PER_SEC), want, cpu_pct);
 }
 
 /* Addresses without a page that weigh as much as one page scanned. */
@@ -1778,9 +1853,9 @@ done_mm:
 	mmap_read_unlock(mm);
 
 	if (cursor_next_mm(kmm, dead)) {
+		trace_ksm_stop_scan(ksm_full_scans, ksm_items);
 		ksm_full_scans++;
 		ksm_advise();
-		trace_ksm_stop_scan(ksm_cursor.pass, ksm_items);
 		return NULL;
 	}
 	kmm = ksm_cursor.kmm;
@@ -1812,6 +1887,17 @@ static bool ksmd_should_run(void)
 	       !list_empty(&ksm_mm_head.slot.mm_node);
 }
 
+/* A new sleep_millisecs cuts the sleep short, so that it applies at once. */
+static bool ksmd_sleep_over(unsigned int ms)
+{
+	return kthread_should_stop() || READ_ONCE(ksm_sleep_millisecs) != ms;
+}
+
+static bool ksmd_wake_up(void)
+{
+	return ksmd_should_run() || kthread_should_stop();
+}
+
 static int ksmd_fn(void *unused)
 {
 	set_freezable();
@@ -1828,15 +1914,13 @@ static int ksmd_fn(void *unused)
 
 			if (ms)
 				wait_event_freezable_timeout(ksmd_sleep_wait,
-					kthread_should_stop() ||
-					READ_ONCE(ksm_sleep_millisecs) != ms,
-					msecs_to_jiffies(ms));
+							     ksmd_sleep_over(ms),
+							     msecs_to_jiffies(ms));
 			else
 				try_to_freeze();
 			cond_resched();
 		} else {
-			wait_event_freezable(ksmd_wait,
-				ksmd_should_run() || kthread_should_stop());
+			wait_event_freezable(ksmd_wait, ksmd_wake_up());
 		}
 	}
 	return 0;
@@ -1913,7 +1997,6 @@ static int ksm_unmerge_all(void)
 	spin_unlock(&ksm_mm_lock);
 	return err;
 }
-
 
 /* ---------------------------------------------------------------------- */
 /* Registration: madvise, prctl, fork, exec, exit                         */
@@ -2003,8 +2086,8 @@ void __ksm_exit(struct mm_struct *mm)
 	}
 	spin_unlock(&ksm_mm_lock);
 
+	trace_ksm_exit(mm);
 	if (now) {
-		trace_ksm_exit(mm);
 		ksm_mm_free(kmm);
 		return;
 	}
@@ -2021,18 +2104,50 @@ void __ksm_exit(struct mm_struct *mm)
 	}
 }
 
+static int ksm_count_zero_pte(pte_t *pte, unsigned long addr,
+			      unsigned long next, struct mm_walk *walk)
+{
+	pte_t entry = ptep_get(pte);
+
+	if (pte_present(entry) && is_ksm_zero_pte(entry))
+		(*(long *)walk->private)++;
+	return 0;
+}
+
+static const struct mm_walk_ops ksm_count_zero_ops = {
+	.pte_entry = ksm_count_zero_pte,
+	.walk_lock = PGWALK_RDLOCK,
+};
+
 /**
  * __ksm_fork - register the child of a registered mm
- * @mm: the child's new mm, a copy of the parent's
+ * @mm: the child's new mm, its page tables copied
+ * @oldmm: the parent's
  *
- * The child starts with no items; the counters copied with the mm
- * are reset, and its inherited KSM zero pages are counted.
+ * Called by dup_mmap() with both mmap_locks held for write.  The child
+ * starts with no items; the counters that dup_mm() copied with the mm are
+ * reset.  Its KSM zero pages are counted afresh: the copy was taken before
+ * the parent's mmap_lock, and areas that fork does not copy
+ * (MADV_DONTFORK, MADV_WIPEONFORK) keep theirs in the parent only.
  */
-void __ksm_fork(struct mm_struct *mm)
+void __ksm_fork(struct mm_struct *mm, struct mm_struct *oldmm)
 {
+	long zero = 0;
+
 	mm->ksm_merging_pages = 0;
 	mm->ksm_rmap_items = 0;
-	atomic_long_add(atomic_long_read(&mm->ksm_zero_pages), &ksm_zero_pages);
+	if (atomic_long_read(&oldmm->ksm_zero_pages)) {
+		VMA_ITERATOR(vmi, mm, 0);
+		struct vm_area_struct *vma;
+
+		for_each_vma(vmi, vma) {
+			if (vma->vm_flags & VM_MERGEABLE)
+				walk_page_range(mm, vma->vm_start, vma->vm_end,
+						&ksm_count_zero_ops, &zero);
+		}
+	}
+	atomic_long_set(&mm->ksm_zero_pages, zero);
+	atomic_long_add(zero, &ksm_zero_pages);
 	/* Registration is best effort: a child that misses it stays unmerged. */
 	__ksm_enter(mm);
 }
@@ -2228,7 +2343,8 @@ static bool swapin_page_fits(struct folio *folio, struct vm_area_struct *vma,
  * if none could be allocated; ERR_PTR(-EHWPOISON) if @folio is poisoned.
  */
 struct folio *ksm_might_need_to_copy(struct folio *folio,
-		struct vm_area_struct *vma, unsigned long addr)
+				     struct vm_area_struct *vma,
+				     unsigned long addr)
 {
 	struct page *page = folio_page(folio, 0);
 	struct folio *copy;
@@ -2308,11 +2424,13 @@ void rmap_walk_ksm(struct folio *folio, struct rmap_walk_control *rwc)
 			anon_vma_interval_tree_foreach(avc, &anon_vma->rb_root,
 						       0, ULONG_MAX) {
 				struct vm_area_struct *vma = avc->vma;
+				bool own;
 
 				cond_resched();
 				if (addr < vma->vm_start || addr >= vma->vm_end)
 					continue;
-				if ((vma->vm_mm == item->mm) != !round)
+				own = vma->vm_mm == item->mm;
+				if (round == own)
 					continue;
 				if (rwc->invalid_vma &&
 				    rwc->invalid_vma(vma, rwc->arg))
@@ -2498,6 +2616,9 @@ static ssize_t run_store(struct kobject *kobj, struct kobj_attribute *attr,
 			err = ksm_unmerge_all();
 			if (!err)
 				err = ksm_sweep_stable_nodes(false);
+			/* Counting starts again, as upstream: nothing is left. */
+			if (!err)
+				ksm_full_scans = 0;
 			clear_current_oom_origin();
 			if (err == -EBUSY)
 				err = 0;	/* pages still swapped out */
@@ -2651,8 +2772,10 @@ KSM_ATTR(max_page_sharing);
 
 KSM_SHOW(stable_node_chains_prune_millisecs, "%u", ksm_prune_millisecs)
 
-static ssize_t stable_node_chains_prune_millisecs_store(struct kobject *kobj,
-		struct kobj_attribute *attr, const char *buf, size_t count)
+static ssize_t
+stable_node_chains_prune_millisecs_store(struct kobject *kobj,
+					 struct kobj_attribute *attr,
+					 const char *buf, size_t count)
 {
 	unsigned int msecs;
 	int err;
@@ -2726,12 +2849,9 @@ static ssize_t advisor_mode_store(struct kobject *kobj,
 
 	mutex_lock(&ksm_lock);
 	if (mode != ksm_advisor) {
-		if (mode == KSM_ADVISOR_SCAN_TIME) {
-			ksm_advisor_saved_pages = ksm_pages_to_scan;
-			WRITE_ONCE(ksm_pages_to_scan, ksm_advisor_min_pages);
-		} else {
-			WRITE_ONCE(ksm_pages_to_scan, ksm_advisor_saved_pages);
-		}
+		/* Either way pages_to_scan starts afresh, as upstream. */
+		WRITE_ONCE(ksm_pages_to_scan, mode == KSM_ADVISOR_SCAN_TIME ?
+			   ksm_advisor_min_pages : KSM_PAGES_TO_SCAN_DEFAULT);
 		ksm_advisor = mode;
 	}
 	mutex_unlock(&ksm_lock);
@@ -2809,7 +2929,6 @@ static ssize_t advisor_target_scan_time_store(struct kobject *kobj,
 }
 KSM_ATTR(advisor_target_scan_time);
 
-
 KSM_SHOW(pages_shared, "%lu", READ_ONCE(ksm_pages_shared))
 KSM_ATTR_RO(pages_shared);
 KSM_SHOW(pages_sharing, "%lu", READ_ONCE(ksm_pages_sharing))
@@ -2839,6 +2958,7 @@ static long ksm_pages_volatile_now(void)
 	/* The counters are read without the lock: never show a negative. */
 	return max(n, 0L);
 }
+
 KSM_SHOW(pages_volatile, "%ld", ksm_pages_volatile_now())
 KSM_ATTR_RO(pages_volatile);
 
@@ -2848,6 +2968,7 @@ static long ksm_general_profit_now(void)
 		      atomic_long_read(&ksm_zero_pages)) * PAGE_SIZE -
 	       (long)(READ_ONCE(ksm_items) * sizeof(struct ksm_item));
 }
+
 KSM_SHOW(general_profit, "%ld", ksm_general_profit_now())
 KSM_ATTR_RO(general_profit);
 

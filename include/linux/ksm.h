@@ -31,7 +31,7 @@ int ksm_disable(struct mm_struct *mm);
 
 int __ksm_enter(struct mm_struct *mm);
 void __ksm_exit(struct mm_struct *mm);
-void __ksm_fork(struct mm_struct *mm);
+void __ksm_fork(struct mm_struct *mm, struct mm_struct *oldmm);
 
 /*
  * With use_zero_pages, KSM maps the shared zero page in place of a page
@@ -71,7 +71,7 @@ static inline long mm_ksm_zero_pages(struct mm_struct *mm)
 static inline void ksm_fork(struct mm_struct *mm, struct mm_struct *oldmm)
 {
 	if (test_bit(MMF_VM_MERGEABLE, &oldmm->flags))
-		__ksm_fork(mm);
+		__ksm_fork(mm, oldmm);
 }
 
 /* exec keeps prctl(PR_SET_MEMORY_MERGE): register the new mm at once. */
@@ -92,12 +92,13 @@ static inline void ksm_exit(struct mm_struct *mm)
  * another offset, so do_swap_page() and unuse_pte() may need a copy.
  */
 struct folio *ksm_might_need_to_copy(struct folio *folio,
-		struct vm_area_struct *vma, unsigned long addr);
+				     struct vm_area_struct *vma,
+				     unsigned long addr);
 
 void rmap_walk_ksm(struct folio *folio, struct rmap_walk_control *rwc);
 void folio_migrate_ksm(struct folio *newfolio, struct folio *folio);
 void collect_procs_ksm(struct folio *folio, struct page *page,
-		struct list_head *to_kill, int force_early);
+		       struct list_head *to_kill, int force_early);
 long ksm_process_profit(struct mm_struct *mm);
 
 #else  /* !CONFIG_KSM */
@@ -129,30 +130,33 @@ static inline void ksm_might_unmap_zero_page(struct mm_struct *mm, pte_t pte)
 }
 
 static inline void collect_procs_ksm(struct folio *folio, struct page *page,
-		struct list_head *to_kill, int force_early)
+				     struct list_head *to_kill,
+				     int force_early)
 {
 }
 
 #ifdef CONFIG_MMU
-static inline int ksm_madvise(struct vm_area_struct *vma, unsigned long start,
-		unsigned long end, int advice, unsigned long *vm_flags)
+static inline int ksm_madvise(struct vm_area_struct *vma,
+			      unsigned long start, unsigned long end,
+			      int advice, unsigned long *vm_flags)
 {
 	return 0;
 }
 
 static inline struct folio *ksm_might_need_to_copy(struct folio *folio,
-		struct vm_area_struct *vma, unsigned long addr)
+						   struct vm_area_struct *vma,
+						   unsigned long addr)
 {
 	return folio;
 }
 
 static inline void rmap_walk_ksm(struct folio *folio,
-		struct rmap_walk_control *rwc)
+				 struct rmap_walk_control *rwc)
 {
 }
 
 static inline void folio_migrate_ksm(struct folio *newfolio,
-		struct folio *folio)
+				     struct folio *folio)
 {
 }
 #endif /* CONFIG_MMU */
