@@ -413,8 +413,8 @@ def run(args):
 
 STRESS_TOOLS = ('stress-ng', 'trinity')
 AFTER = re.compile(r'^### KSM AFTER run=2 pages_shared=(\d+) pages_sharing=(\d+)')
-TOOL_NOTE = re.compile(r'(fail|error|FAIL|ERROR|abort|taint|Segmentation|'
-                       r'passed:|skipped:|untrustworthy|killed)')
+TOOL_NOTE = re.compile(r'(fail|error|abort|taint|segmentation|unsuccessful|'
+                       r'passed:|skipped:|untrustworthy|killed)', re.I)
 
 
 def stress(args):
