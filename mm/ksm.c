@@ -1513,17 +1513,19 @@ static bool ksm_try_merge(struct ksm_item *item, struct page *page)
 
 /*
  * How many passes smart_scan skips a page that failed to merge @age
- * passes in a row: none for a while, then more and more, up to 8.
+ * passes in a row: none for the first six, so that a page whose twin
+ * appears a few passes later still meets it at once, then more and
+ * more, up to 8.
  */
 static u8 smart_scan_skips(u8 age)
 {
-	if (age < 3)
+	if (age < 7)
 		return 0;
-	if (age < 6)
+	if (age < 10)
 		return 1;
-	if (age < 9)
+	if (age < 13)
 		return 2;
-	return age < 12 ? 4 : 8;
+	return age < 16 ? 4 : 8;
 }
 
 /*
