@@ -2032,8 +2032,8 @@ static bool vma_ksm_compatible(struct vm_area_struct *vma)
  */
 int __ksm_enter(struct mm_struct *mm)
 {
+	struct ksm_mm *kmm, *before;
 	struct mm_slot *slot;
-	struct ksm_mm *kmm;
 	bool wake;
 
 	kmm = kmem_cache_zalloc(ksm_mm_cache, GFP_KERNEL);
@@ -2052,16 +2052,14 @@ int __ksm_enter(struct mm_struct *mm)
 	 * reached yet inherits merged pages: it goes at the end, ahead of
 	 * the walk, which then unmerges it too.
 	 */
-	if (READ_ONCE(ksm_run) == KSM_RUN_UNMERGE)
-		list_add_tail(&kmm->slot.mm_node, &ksm_mm_head.slot.mm_node);
-	else
-		list_add_tail(&kmm->slot.mm_node,
-			      &ksm_cursor.kmm->slot.mm_node);
+	before = READ_ONCE(ksm_run) == KSM_RUN_UNMERGE ? &ksm_mm_head :
+							    ksm_cursor.kmm;
+	list_add_tail(&kmm->slot.mm_node, &before->slot.mm_node);
 	spin_unlock(&ksm_mm_lock);
 
+	trace_ksm_enter(mm);
 	if (wake)
 		wake_up_interruptible(&ksmd_wait);
-	trace_ksm_enter(mm);
 	return 0;
 }
 
@@ -2552,6 +2550,20 @@ static ssize_t _name##_show(struct kobject *kobj,			\
 	return sysfs_emit(buf, _fmt "\n", (_expr));			\
 }
 
+/* A store function for a yes/no knob (kstrtobool: 0/1, y/n, on/off). */
+#define KSM_BOOL_STORE(_name, _var)					\
+static ssize_t _name##_store(struct kobject *kobj,			\
+			     struct kobj_attribute *attr,		\
+			     const char *buf, size_t count)		\
+{									\
+	bool value;							\
+									\
+	if (kstrtobool(buf, &value))					\
+		return -EINVAL;						\
+	WRITE_ONCE(_var, value);					\
+	return count;							\
+}
+
 #define KSM_ATTR_RO(_name) \
 	static struct kobj_attribute _name##_attr = __ATTR_RO(_name)
 #define KSM_ATTR(_name) \
@@ -2640,19 +2652,7 @@ KSM_ATTR(run);
 
 KSM_SHOW(use_zero_pages, "%u", ksm_use_zero_pages)
 
-static ssize_t use_zero_pages_store(struct kobject *kobj,
-				    struct kobj_attribute *attr,
-				    const char *buf, size_t count)
-{
-	bool value;
-	int err;
-
-	err = kstrtobool(buf, &value);
-	if (err)
-		return -EINVAL;
-	WRITE_ONCE(ksm_use_zero_pages, value);
-	return count;
-}
+KSM_BOOL_STORE(use_zero_pages, ksm_use_zero_pages)
 KSM_ATTR(use_zero_pages);
 
 KSM_SHOW(merge_across_nodes, "%u", ksm_merge_across_nodes)
@@ -2792,19 +2792,7 @@ KSM_ATTR(stable_node_chains_prune_millisecs);
 
 KSM_SHOW(smart_scan, "%u", ksm_smart_scan)
 
-static ssize_t smart_scan_store(struct kobject *kobj,
-				struct kobj_attribute *attr,
-				const char *buf, size_t count)
-{
-	bool value;
-	int err;
-
-	err = kstrtobool(buf, &value);
-	if (err)
-		return -EINVAL;
-	WRITE_ONCE(ksm_smart_scan, value);
-	return count;
-}
+KSM_BOOL_STORE(smart_scan, ksm_smart_scan)
 KSM_ATTR(smart_scan);
 
 KSM_SHOW(max_kernel_pages, "%lu", ksm_max_kernel_pages)
