@@ -43,9 +43,13 @@ static void __attribute__((constructor)) ksm_common_init(void)
 	page_size = sysconf(_SC_PAGESIZE);
 }
 
+/*
+ * The file of knob @name: relative to KSM_SYSFS_DIR, or an absolute path
+ * (e.g. a khugepaged knob), so the helpers below serve any sysfs number.
+ */
 static void knob_path(char *buf, size_t len, const char *name)
 {
-	snprintf(buf, len, KSM_SYSFS_DIR "%s", name);
+	snprintf(buf, len, "%s%s", name[0] == '/' ? "" : KSM_SYSFS_DIR, name);
 }
 
 bool ksm_available(void)
@@ -1128,4 +1132,25 @@ char *map_same(size_t n, uint64_t tag)
 		return NULL;
 	}
 	return p;
+}
+
+/* The PMD huge page size, 0 without transparent huge pages. */
+size_t thp_pmd_size(void)
+{
+	unsigned long size = 0;
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size",
+			"r");
+
+	if (f) {
+		if (fscanf(f, "%lu", &size) != 1)
+			size = 0;
+		fclose(f);
+	}
+	return size;
+}
+
+/* Is frame @pfn part of a transparent huge page? */
+bool pfn_is_thp(unsigned long pfn)
+{
+	return pfn && (kpageflags(pfn) & (1ULL << KPF_THP));
 }

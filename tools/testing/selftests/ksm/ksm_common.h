@@ -133,6 +133,9 @@ uint64_t pagemap_entry(int fd, const void *addr);
 #define KPF_THP			22
 #define KPF_HWPOISON		19
 uint64_t kpageflags(unsigned long pfn);
+/* transparent huge pages */
+size_t thp_pmd_size(void);
+bool pfn_is_thp(unsigned long pfn);
 int page_node(pid_t pid, void *addr);
 bool pfns_visible(void);
 bool pfns_all_distinct(const unsigned long *pfns, size_t n);

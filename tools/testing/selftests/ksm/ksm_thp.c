@@ -29,25 +29,6 @@ FIXTURE(thp) {
 	int pagemap_fd;
 };
 
-static size_t thp_size(void)
-{
-	unsigned long size = 0;
-	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size",
-			"r");
-
-	if (f) {
-		if (fscanf(f, "%lu", &size) != 1)
-			size = 0;
-		fclose(f);
-	}
-	return size;
-}
-
-static bool is_thp(unsigned long pfn)
-{
-	return pfn && (kpageflags(pfn) & (1ULL << KPF_THP));
-}
-
 FIXTURE_SETUP(thp)
 {
 	const char *skip = ksm_skip_reason(true);
@@ -59,7 +40,7 @@ FIXTURE_SETUP(thp)
 	self->pagemap_fd = -1;
 	if (skip)
 		SKIP(return, "%s", skip);
-	self->hpage = thp_size();
+	self->hpage = thp_pmd_size();
 	if (!self->hpage)
 		SKIP(return, "no transparent huge pages (CONFIG_TRANSPARENT_HUGEPAGE)");
 	self->nsub = self->hpage / page_size;
@@ -78,7 +59,7 @@ FIXTURE_SETUP(thp)
 	/* The first touch faults in a huge page, if one can be had. */
 	for (i = 0; i < self->nsub; i++)
 		fill_page(self->thp + i * page_size, 0x7e9000 + i);
-	if (!is_thp(pagemap_pfn(self->pagemap_fd, self->thp)))
+	if (!pfn_is_thp(pagemap_pfn(self->pagemap_fd, self->thp)))
 		SKIP(return, "could not get a huge page");
 }
 
@@ -99,7 +80,7 @@ static bool still_huge(FIXTURE_DATA(thp) *self)
 	unsigned long first = pagemap_pfn(self->pagemap_fd, self->thp);
 	size_t i;
 
-	if (!is_thp(first) || first % self->nsub)
+	if (!pfn_is_thp(first) || first % self->nsub)
 		return false;
 	for (i = 1; i < self->nsub; i++)
 		if (pagemap_pfn(self->pagemap_fd, self->thp + i * page_size) !=
@@ -187,7 +168,7 @@ TEST_F_TIMEOUT(thp, matching_subpages_merge, KSM_TEST_TIMEOUT)
 	for (i = 0; i < NMATCH; i++) {
 		pfn = pagemap_pfn(self->pagemap_fd, self->thp + sub[i] * page_size);
 		EXPECT_TRUE(kpageflags(pfn) & (1ULL << KPF_KSM));
-		EXPECT_FALSE(is_thp(pfn));
+		EXPECT_FALSE(pfn_is_thp(pfn));
 	}
 	/* The other subpages: split in place, not copied, not merged. */
 	for (i = 0; i < self->nsub; i++) {
