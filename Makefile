@@ -92,6 +92,8 @@ help:
 	@echo '  make tests      headers, upstream ksm tests, our selftests: build/tests/'
 	@echo '  make initramfs  build/initramfs.cpio.gz'
 	@echo '  make harness-test  self-test of the log verdict on made-up logs (no VM)'
+	@echo '  make docs-check    the ksm.rst files parse and resolve; kernel-doc -Wall'
+	@echo '                  on mm/ksm*.c and include/linux/ksm.h reports nothing'
 	@echo '  make clean      remove build outputs, keep build/base'
 	@echo '  make distclean  remove build/ entirely'
 	@echo
@@ -172,6 +174,20 @@ stress: $(B)/$(patsubst %-debug,%,$(KDIR))-debug/bzImage $(STRESS_INITRAMFS)
 
 harness-test:
 	@scripts/test-verdict.sh
+
+# Our two rst files must be valid reStructuredText whose references resolve
+# (scripts/check-rst.py, python3-docutils), and kernel-doc must have nothing
+# to say about our sources.  kernel-doc is taken from build/base: the same
+# script as build/src's, without the harness lock a sync of build/src takes.
+DOCS_RST := Documentation/admin-guide/mm/ksm.rst Documentation/mm/ksm.rst
+DOCS_SRC := $(wildcard mm/ksm*.c) include/linux/ksm.h
+.PHONY: docs-check
+docs-check: $(BASE_STAMP)
+	@scripts/check-rst.py --srctree . --srctree $(B)/base \
+		--doc-root $(B)/base/Documentation $(DOCS_RST)
+	@out=$$(perl $(B)/base/scripts/kernel-doc -none -Wall $(DOCS_SRC) 2>&1); \
+	if [[ -n $$out ]]; then echo "$$out"; exit 1; fi; \
+	echo "kernel-doc -none -Wall: nothing to report in $(DOCS_SRC)"
 
 clean:
 	rm -rf $(B)/src $(B)/src.tmp $(B)/kernel $(B)/baseline \

@@ -14,6 +14,7 @@ PACKAGES=(
 	busybox-static					# guest userspace
 	libnuma-dev					# ksm_tests (static libnuma.a)
 	stress-ng trinity				# make stress (copied into the VM)
+	python3-docutils				# make docs-check
 )
 
 missing=()
