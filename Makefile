@@ -60,6 +60,10 @@ FLAVOUR :=
 KDIR := $(if $(filter ours,$(KERNEL)),kernel,baseline)
 endif
 KIMAGE := $(B)/$(KDIR)/bzImage
+# The clients boot of make check (QEMU and ksmtuned): its nested guests boot
+# the plain kernel of the same KSM, whatever the flavour checked.
+NESTED_KIMAGE := $(B)/$(if $(filter ours,$(KERNEL)),kernel,baseline)/bzImage
+CLIENTS_INITRAMFS := $(B)/initramfs-clients-$(KERNEL).cpio.gz
 
 .PHONY: help deps base src kernel baseline kernel-debug baseline-debug tests \
 	initramfs check run shell stress harness-test clean distclean FORCE
@@ -159,7 +163,14 @@ $(STRESS_INITRAMFS): $(INITRAMFS) scripts/mk-stress-initramfs.sh \
 		scripts/guest-stress scripts/merge-exec.c
 	@scripts/mk-stress-initramfs.sh
 
-check: $(KIMAGE) $(INITRAMFS)
+# KSM's real clients (Debian's QEMU and ksmtuned, with their libraries) and
+# the nested guests' kernel and busybox initramfs, appended to the test
+# initramfs.
+$(CLIENTS_INITRAMFS): $(INITRAMFS) $(NESTED_KIMAGE) scripts/mk-clients-initramfs.sh \
+		scripts/guest-clients scripts/nested-init
+	@scripts/mk-clients-initramfs.sh $(NESTED_KIMAGE) $@
+
+check: $(KIMAGE) $(INITRAMFS) $(CLIENTS_INITRAMFS)
 	@scripts/check.sh $(KIMAGE) $(KERNEL) $(FLAVOUR)
 
 run: $(KIMAGE) $(INITRAMFS)
@@ -192,7 +203,8 @@ docs-check: $(BASE_STAMP)
 clean:
 	rm -rf $(B)/src $(B)/src.tmp $(B)/kernel $(B)/baseline \
 		$(B)/kernel-debug $(B)/baseline-debug $(B)/headers \
-		$(B)/tests $(B)/demo $(B)/tools $(B)/logs $(B)/initramfs.*
+		$(B)/tests $(B)/demo $(B)/tools $(B)/logs $(B)/initramfs.* \
+		$(B)/clients $(B)/initramfs-clients-*
 
 distclean:
 	rm -rf $(B)

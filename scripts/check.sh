@@ -1,11 +1,14 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # "make check": boot KERNEL_IMAGE once, run the whole test list in the
-# guest, and judge the console log on the host (scripts/verdict.py).
+# guest; boot it again with the clients initramfs (scripts/guest-clients:
+# QEMU and ksmtuned, in a 3 GiB VM); judge both console logs on the host
+# (scripts/verdict.py), one verdict for both.
 #
 # usage: check.sh KERNEL_IMAGE NAME [FLAVOUR]
 #   NAME     ours | baseline: names the log, build/logs/check-NAME-<time>.log
-#            (build/logs/check-NAME.log links to the latest)
+#            (build/logs/check-NAME.log links to the latest), and that of
+#            the clients boot, check-NAME-clients-<time>.log
 #   FLAVOUR  debug: the kernel is the debug flavour (configs/debug.config);
 #            the log is check-NAME-debug-<time>.log, and every program's
 #            timeout is multiplied by TIMEOUT_SCALE (default 4): KASAN,
@@ -14,7 +17,7 @@
 # QEMU's timeout is the sum of the per-program timeouts (times attempts,
 # times the scale) plus boot time, capped by QEMU_TIMEOUT (default 2400 s,
 # debug 3600 s) so that a run that hangs in every program still ends well
-# within CI's limit.
+# within CI's limit; the same for each boot.
 # The last line printed is the verdict's "N passed, N failed, N skipped".
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -43,22 +46,31 @@ mkdir -p "$BUILD/logs"
 gzip -dc "$BUILD/initramfs.cpio.gz" |
 	cpio -i --quiet --to-stdout harness/tests.list > "$log_file.list"
 list=$log_file.list
-sum=$(awk -v k="$scale" '$1 ~ /^[0-9]+$/ {s += ($1 * k + 5) * $2}
-	END {print s + 120 * k}' "$list")
-limit=$((sum < cap ? sum : cap))
-harness_lock "make check on $kernel"
-start=$SECONDS
-set +e
-QEMU_APPEND="harness_tscale=$scale harness_kernel=${name%%-*}" \
-	"$ROOT/scripts/qemu-run.sh" check "$kernel" "$log_file" "$limit"
-qemu_rc=$?
-set -e
-ln -sfn "$(basename "$log_file")" "$BUILD/logs/check-$name.log"
+# The clients boot's list (one program) is fixed by mk-clients-initramfs.sh.
+clients_initrd=$BUILD/initramfs-clients-${name%%-*}.cpio.gz
+clients_log=${log_file/check-$name-/check-$name-clients-}
+cp "$BUILD/clients/tests.list" "$clients_log.list"
 
-echo
-log "check on $name kernel: boot and tests took $((SECONDS - start)) s;" \
-    "console log: ${log_file#$ROOT/}"
+# boot WHAT LOG INITRD MEM LINK: one boot running the list kept beside LOG.
+boot() {
+	local what=$1 log=$2 limit
+	limit=$(awk -v k="$scale" '$1 ~ /^[0-9]+$/ {s += ($1 * k + 5) * $2}
+		END {print s + 120 * k}' "$log.list")
+	((limit < cap)) || limit=$cap
+	INITRD=$3 QEMU_MEM=$4 \
+	QEMU_APPEND="harness_tscale=$scale harness_kernel=${name%%-*}" \
+		harness_boot "$what on $name kernel: boot and tests" check "$kernel" \
+		"$log" "$limit" "$5"
+}
+
+harness_lock "make check on $kernel"
+boot check "$log_file" "$BUILD/initramfs.cpio.gz" 2G "check-$name.log"
+check_rc=$qemu_rc
+log "clients boot: QEMU and ksmtuned in the VM (scripts/guest-clients)"
+boot clients "$clients_log" "$clients_initrd" 3G "check-$name-clients.log"
+clients_rc=$qemu_rc
 base_version
 log "$flavour_line"
 exec python3 "$ROOT/scripts/verdict.py" check "$log_file" "$list" \
-	"$ROOT/tests/known-failures" --qemu-rc "$qemu_rc"
+	"$ROOT/tests/known-failures" --qemu-rc "$check_rc" \
+	--boot clients "$clients_log" "$clients_log.list" "$clients_rc"

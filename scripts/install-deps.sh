@@ -10,7 +10,9 @@ PACKAGES=(
 	python3						# kernel scripts, log verdict
 	cpio xz-utils kmod				# unpack, initramfs
 	linux-source-6.12				# the base tree
-	qemu-system-x86					# the test VM (TCG)
+	qemu-system-x86					# the test VM (TCG); also in
+							# it: make check's clients boot
+	ksmtuned procps				# make check's clients boot
 	busybox-static					# guest userspace
 	libnuma-dev					# ksm_tests (static libnuma.a)
 	stress-ng trinity				# make stress (copied into the VM)

@@ -62,3 +62,76 @@ harness_lock() {
 	fi
 	echo "$what (pid $$, $(date +%H:%M:%S), ${BUILD:-?})" > "$lock.who"
 }
+
+# Print gen_init_cpio spec lines (see scripts/mk-initramfs.sh) that carry
+# the host's FILEs into a guest: each FILE at its own path with the content
+# of the file it resolves to (libraries and firmware are often symlinks),
+# the shared libraries ldd names for the ELF ones with the ELF interpreter
+# (/lib64/ld-linux-x86-64.so.2), and every parent directory first.  This is
+# how Debian's programs (stress-ng, trinity, QEMU, ksmtuned's tools) come
+# into the busybox guest.
+cpio_spec_with_libs() {
+	local f d
+	local -a elves=() libs=() files=()
+	for f in "$@"; do
+		[[ -e $f ]] || die "no $f"
+		[[ $(od -An -N4 -tx1 "$f") != ' 7f 45 4c 46' ]] || elves+=("$f")
+	done
+	# ldd prints "name => /path (addr)" and the interpreter as
+	# "/path (addr)"; "PROGRAM:" headers when given several files.
+	if ((${#elves[@]})); then
+		mapfile -t libs < <(ldd "${elves[@]}" | awk '
+			$2 == "=>" && $3 ~ /^\// {print $3}
+			$1 ~ /^\// && $1 !~ /:$/ {print $1}')
+	fi
+	mapfile -t files < <(printf '%s\n' "$@" "${libs[@]}" | sort -u)
+	for f in "${files[@]}"; do
+		d=$(dirname "$f")
+		while [[ $d != / ]]; do echo "$d"; d=$(dirname "$d"); done
+	done | sort -u | while read -r d; do echo "dir $d 0755 0 0"; done
+	for f in "${files[@]}"; do
+		echo "file $f $(readlink -f "$f") 0755 0 0"
+	done
+}
+
+# Write OUT: the test initramfs (build/initramfs.cpio.gz) with one more
+# archive appended, made from the gen_init_cpio spec SPEC.  The kernel
+# unpacks concatenated archives in order, so a later file replaces an
+# earlier one at the same path (a busybox applet, /harness/tests.list).
+initramfs_append() {
+	local spec=$1 out=$2 base=$BUILD/initramfs.cpio.gz
+	local gen=$BUILD/tools/gen_init_cpio
+	[[ -f $base ]] || die "no $base (scripts/mk-initramfs.sh)"
+	[[ -x $gen ]] || die "no $gen (scripts/mk-initramfs.sh builds it)"
+	"$gen" "$spec" | gzip -n -6 > "$out.extra.$$"
+	cat "$base" "$out.extra.$$" > "$out.tmp.$$"
+	rm -f "$out.extra.$$"
+	mv -f "$out.tmp.$$" "$out"
+}
+
+# Print gen_init_cpio spec lines for a static BUSYBOX as /bin/busybox with
+# one symlink per applet ("usr/bin/awk" etc.), for a guest's userspace.
+busybox_cpio_spec() {
+	local busybox=$1 applet
+	echo "file /bin/busybox $busybox 0755 0 0"
+	"$busybox" --list-full | while read -r applet; do
+		[[ $applet == bin/busybox ]] && continue
+		echo "slink /$applet /bin/busybox 0777 0 0"
+	done
+}
+
+# Boot KERNEL in MODE with scripts/qemu-run.sh (which reads INITRD,
+# QEMU_MEM and QEMU_APPEND from the environment), its console kept in LOG
+# and build/logs/LINK pointing to LOG, under a LIMIT in seconds; then say
+# that WHAT took so long.  Sets qemu_rc to QEMU's exit status (124: timed
+# out) instead of failing.
+harness_boot() {
+	local what=$1 mode=$2 kernel=$3 log=$4 limit=$5 link=$6 start=$SECONDS
+	set +e
+	"$ROOT/scripts/qemu-run.sh" "$mode" "$kernel" "$log" "$limit"
+	qemu_rc=$?
+	set -e
+	ln -sfn "$(basename "$log")" "$BUILD/logs/$link"
+	echo
+	log "$what took $((SECONDS - start)) s; console log: ${log#$ROOT/}"
+}

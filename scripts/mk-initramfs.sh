@@ -45,12 +45,7 @@ fi
 	echo "nod /dev/console 0600 0 0 c 5 1"
 	echo "nod /dev/null 0666 0 0 c 1 3"
 	echo "file /init $ROOT/scripts/guest-init 0755 0 0"
-	echo "file /bin/busybox $busybox 0755 0 0"
-	# "usr/bin/awk" etc.; busybox itself is already in place.
-	"$busybox" --list-full | while read -r applet; do
-		[[ $applet == bin/busybox ]] && continue
-		echo "slink /$applet /bin/busybox 0777 0 0"
-	done
+	busybox_cpio_spec "$busybox"
 	echo "file /harness/tests.list $tests/tests.list 0644 0 0"
 	# Every program the list names (upstream ones and ours).
 	awk '$1 ~ /^[0-9]+$/ {print $3, $4}' "$tests/tests.list" | sort -u |

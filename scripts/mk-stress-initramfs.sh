@@ -20,16 +20,12 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 out=$BUILD/initramfs-stress.cpio.gz
-base=$BUILD/initramfs.cpio.gz
 work=$BUILD/stress
-gen=$BUILD/tools/gen_init_cpio
 spec=$work/initramfs.spec
 tools=(/usr/bin/stress-ng /usr/bin/trinity)
 ksm_src=$BUILD/src/tools/testing/selftests/ksm/ksm_stress.c
 ksm_bin=$BUILD/tests/ksm/ksm_stress
 
-[[ -f $base ]] || die "no $base (scripts/mk-initramfs.sh)"
-[[ -x $gen ]] || die "no $gen (scripts/mk-initramfs.sh builds it)"
 for t in "${tools[@]}"; do
 	[[ -x $t ]] || die "no $t (apt-get install stress-ng trinity; make deps)"
 done
@@ -46,37 +42,20 @@ else
 fi
 echo "$state" > "$work/ksm_stress.state"
 
-# The libraries (ldd prints "name => /path (addr)" and the interpreter as
-# "/path (addr)"); each file at its path, parent directories first.
-mapfile -t libs < <(ldd "${tools[@]}" | awk '
-	$2 == "=>" && $3 ~ /^\// {print $3}
-	$1 ~ /^\// && $1 !~ /:$/ {print $1}  # not the "PROGRAM:" headers' | sort -u)
-files=("${tools[@]}" "${libs[@]}")
-
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' \
 	> "$work/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' > "$work/group"
 
 {
-	for f in "${files[@]}"; do
-		d=$(dirname "$f")
-		while [[ $d != / ]]; do echo "$d"; d=$(dirname "$d"); done
-	done | sort -u | while read -r d; do echo "dir $d 0755 0 0"; done
+	cpio_spec_with_libs "${tools[@]}"
 	echo "dir /etc 0755 0 0"
 	echo "file /etc/passwd $work/passwd 0644 0 0"
 	echo "file /etc/group $work/group 0644 0 0"
 	echo "file /harness/guest-stress $ROOT/scripts/guest-stress 0755 0 0"
 	echo "file /harness/merge-exec $work/merge-exec 0755 0 0"
 	[[ $state != present ]] || echo "file /tests/ksm/ksm_stress $ksm_bin 0755 0 0"
-	for f in "${files[@]}"; do
-		# readlink -f: libraries are symlinks to versioned files
-		echo "file $f $(readlink -f "$f") 0755 0 0"
-	done
 } > "$spec"
 
-"$gen" "$spec" | gzip -n -6 > "$work/extra.cpio.gz.$$"
-cat "$base" "$work/extra.cpio.gz.$$" > "$out.tmp.$$"
-mv -f "$out.tmp.$$" "$out"
-mv -f "$work/extra.cpio.gz.$$" "$work/extra.cpio.gz"
+initramfs_append "$spec" "$out"
 log "stress initramfs ready: ${out#$ROOT/} ($(du -h "$out" | cut -f1));" \
     "ksm_stress: $state"

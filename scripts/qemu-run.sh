@@ -8,7 +8,8 @@
 #   LOG      console copy (not for the shell, which is not logged)
 #
 # Environment: INITRD, another initramfs (default build/initramfs.cpio.gz);
-# QEMU_APPEND, more words for the kernel command line.
+# QEMU_APPEND, more words for the kernel command line; QEMU_MEM, the guest's
+# RAM (default 2G).
 #
 # The guest powers off with "reboot -f"; -no-reboot turns that into a QEMU
 # exit.  QEMU always runs under timeout(1), so a hung guest cannot hang the
@@ -30,7 +31,7 @@ append="console=ttyS0 numa=fake=2 panic=-1 harness=$mode"
 [[ $mode != run ]] || append+=" loglevel=5"
 [[ -z ${QEMU_APPEND:-} ]] || append+=" $QEMU_APPEND"
 # -nic none: no network, and no iPXE option ROM to wait for.
-qemu=(qemu-system-x86_64 -machine q35 -cpu max -smp 2 -m 2G -nic none
+qemu=(qemu-system-x86_64 -machine q35 -cpu max -smp 2 -m "${QEMU_MEM:-2G}" -nic none
       -no-reboot -kernel "$kernel" -initrd "$initrd" -append "$append")
 if [[ $mode == shell ]]; then
 	# Interactive: the terminal in raw mode, QEMU's monitor on Ctrl-A c.

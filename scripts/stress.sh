@@ -28,7 +28,6 @@ log "$flavour_line; stress for ${secs}s"
 mkdir -p "$BUILD/logs"
 log_file=$BUILD/logs/stress-$name-$(date +%Y%m%d-%H%M%S).log
 harness_lock "make stress on $kernel"
-start=$SECONDS
 set +e
 state=$(cat "$BUILD/stress/ksm_stress.state")
 append="harness_stress_secs=$secs"
@@ -38,15 +37,10 @@ if [[ ${STRESS_SKIP_KSM_STRESS:-0} == 1 ]]; then
 	append+=" harness_stress_skip_ksm_stress"
 	state=skipped
 fi
-INITRD=$BUILD/initramfs-stress.cpio.gz QEMU_APPEND="$append" \
-	"$ROOT/scripts/qemu-run.sh" stress "$kernel" "$log_file" "$limit"
-qemu_rc=$?
 set -e
-ln -sfn "$(basename "$log_file")" "$BUILD/logs/stress-$name.log"
-
-echo
-log "stress on $name kernel: boot and stress took $((SECONDS - start)) s;" \
-    "console log: ${log_file#$ROOT/}"
+INITRD=$BUILD/initramfs-stress.cpio.gz QEMU_APPEND="$append" \
+	harness_boot "stress on $name kernel: boot and stress" stress "$kernel" \
+	"$log_file" "$limit" "stress-$name.log"
 base_version
 log "$flavour_line"
 exec python3 "$ROOT/scripts/verdict.py" stress "$log_file" \

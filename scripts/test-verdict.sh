@@ -15,8 +15,10 @@ expect() {
 	local name=$1 summary=$2 status=$3 out rc
 	shift 3
 	set +e
+	# BOOT2=<qemu rc>: a second boot (the clients boot), log2 and list2
 	out=$(python3 "$ROOT/scripts/verdict.py" check "$tmp/log" "$tmp/list" \
-	      "$tmp/known" --qemu-rc "${QEMU_RC:-0}")
+	      "$tmp/known" --qemu-rc "${QEMU_RC:-0}" \
+	      ${BOOT2:+--boot clients "$tmp/log2" "$tmp/list2" "$BOOT2"})
 	rc=$?
 	set -e
 	local ok=1
@@ -126,6 +128,31 @@ printf '%s\n' "! our-selftests missing: no Makefile" >> "$tmp/list"
 console "${good[@]}"
 expect "an unbuildable group fails" "3 passed, 1 failed, 0 skipped" 1 \
 	"FAIL our-selftests"
+
+# The clients boot of make check: judged like the first, one summary.
+printf '%s\n' "180 1 /tests/mm ksm_tests -M -p 10" "300 1 /tests/mm multi" > "$tmp/list"
+echo "900 1 /tests/clients ksm_clients" > "$tmp/list2"
+clients=("### BEGIN ksm_clients" "1..2" "ok 1 ksmtuned stops KSM"
+	 "ok 2 KSM merges the guests' RAM" "### END ksm_clients rc=0 time=51s"
+	 "### HARNESS DONE")
+console "${good[@]}"
+printf '%s\r\n' "${clients[@]}" > "$tmp/log2"
+BOOT2=0 expect "second boot adds its tests" "5 passed, 0 failed, 0 skipped" 0 \
+	"PASS ksm_clients:KSM merges the guests' RAM"
+BOOT2=124 expect "second boot's QEMU timeout fails" "5 passed, 1 failed, 0 skipped" 1 \
+	"FAIL host: QEMU timed out (clients boot)"
+printf '%s\r\n' "${clients[@]:0:3}" "not ok 2 KSM merges the guests' RAM" \
+	"${clients[@]:4}" > "$tmp/log2"
+BOOT2=0 expect "second boot's not ok fails" "4 passed, 1 failed, 0 skipped" 1 \
+	"FAIL ksm_clients:KSM merges the guests' RAM"
+printf '%s\r\n' "${clients[@]:0:3}" "# nested1: [    9.000000] BUG: unable to handle page fault" \
+	> "$tmp/log2"
+BOOT2=0 expect "second boot dying fails" "3 passed, 3 failed, 0 skipped" 1 \
+	"FAIL guest: harness did not finish (clients boot)" \
+	"FAIL kernel splat during ksm_clients (clients boot)"
+: > "$tmp/log2"
+BOOT2=0 expect "second boot empty fails" "3 passed, 2 failed, 0 skipped" 1 \
+	"FAIL ksm_clients  -- never started"
 
 # make stress: verdict.py stress.
 # expect_stress NAME KSM_STRESS_STATE "SUMMARY" EXIT_STATUS [patterns...]

@@ -3,6 +3,7 @@
 """Decide the verdict of a "make check" (or "make run") boot from its console log.
 
 usage: verdict.py check LOG TESTS_LIST KNOWN_FAILURES [--qemu-rc N]
+                 [--boot NAME LOG TESTS_LIST QEMU_RC]...
        verdict.py run LOG [--qemu-rc N]
        verdict.py stress LOG --ksm-stress STATE [--qemu-rc N]
 
@@ -20,6 +21,11 @@ The guest only reports; the host judges, and the default is failure:
 * "### HARNESS DONE" must be there (the guest got through the list), QEMU
   must not have timed out, and no kernel splat may appear anywhere on the
   console (a splat fails the run even if every test passed).
+
+Each --boot is a further boot of the same check (the clients boot), judged
+the same way against its own list; the failures that belong to a boot
+rather than to a program name it ("guest: harness did not finish (clients
+boot)").  One summary covers every boot.
 
 tests/known-failures turns the failure of a listed test into an XFAIL (and a
 pass into an XPASS, counted as passed).  Splats, timeouts and a guest that
@@ -334,21 +340,25 @@ def find_splats(lines):
     return splats
 
 
-def report_splats(report, lines):
+def report_splats(report, lines, boot=''):
     splats = find_splats(lines)
     by_where = {}
     for where, line in splats:
         by_where.setdefault(where, []).append(line)
     for where, found in by_where.items():
-        report.test('fail', f'kernel splat {where}',
+        report.test('fail', f'kernel splat {where}{boot}',
                     f'{len(found)} line(s), first: {found[0]}', excusable=False)
     return splats
 
 
-def check(args):
-    lines = read_console(args.log)
-    programs, broken = read_tests_list(args.tests_list)
-    report = Report(Known(read_known_failures(args.known_failures)))
+def judge_boot(report, log, tests_list, qemu_rc, boot=''):
+    """Judge one boot's console against its list; [flaky ids], [splats].
+
+    boot names a boot after the first (" (clients boot)") in the ids of
+    the failures that are the boot's rather than a program's.
+    """
+    lines = read_console(log)
+    programs, broken = read_tests_list(tests_list)
     blocks = split_blocks(lines)
 
     times = [(blocks[t]['time'], t) for _, t in programs
@@ -371,12 +381,23 @@ def check(args):
             else:
                 report.out(f'NOTE {test_id}: failed all {n} attempts')
 
-    splats = report_splats(report, lines)
+    splats = report_splats(report, lines, boot)
     if DONE not in lines:
-        report.test('fail', 'guest: harness did not finish', 'no "### HARNESS DONE"',
-                    excusable=False)
-    if args.qemu_rc == 124:
-        report.test('fail', 'host: QEMU timed out', '', excusable=False)
+        report.test('fail', f'guest: harness did not finish{boot}',
+                    'no "### HARNESS DONE"', excusable=False)
+    if qemu_rc == 124:
+        report.test('fail', f'host: QEMU timed out{boot}', '', excusable=False)
+    return flaky, [(where + boot, line) for where, line in splats]
+
+
+def check(args):
+    report = Report(Known(read_known_failures(args.known_failures)))
+    flaky, splats = judge_boot(report, args.log, args.tests_list, args.qemu_rc)
+    for name, log, tests_list, qemu_rc in args.boot or []:
+        boot_flaky, boot_splats = judge_boot(report, log, tests_list, int(qemu_rc),
+                                             f' ({name} boot)')
+        flaky += boot_flaky
+        splats += boot_splats
 
     for entry in report.known.entries:
         if entry not in report.known.used:
@@ -494,6 +515,9 @@ def main():
     p.add_argument('tests_list')
     p.add_argument('known_failures')
     p.add_argument('--qemu-rc', type=int, default=0)
+    p.add_argument('--boot', nargs=4, action='append',
+                   metavar=('NAME', 'LOG', 'TESTS_LIST', 'QEMU_RC'),
+                   help='another boot of the same check, judged alike')
     p = sub.add_parser('run')
     p.add_argument('log')
     p.add_argument('--qemu-rc', type=int, default=0)
