@@ -132,6 +132,7 @@
 #define ITEM_STABLE	BIT(1)	/* linked to a stable node */
 #define ITEM_STATE	(ITEM_UNSTABLE | ITEM_STABLE)
 #define ITEM_SEEN	BIT(2)	/* @checksum holds a page seen before */
+#define ITEM_PGOFF	BIT(3)	/* stable: @pgoff_delta is valid */
 
 /**
  * struct ksm_item - what ksmd knows of one page of one mm
@@ -141,6 +142,12 @@
  * @anon_vma: when stable, the anon_vma to search for the mapping (pinned)
  * @nid: when unstable, the node whose unstable tree holds the item
  * @checksum: checksum of the content when last seen (the key when unstable)
+ * @pgoff_delta: when stable, with ITEM_PGOFF, the page offset of the
+ *	mapping (linear_page_index()) minus the address's page number:
+ *	rmap_walk_ksm() looks up that one offset in the anon_vma's interval
+ *	tree rather than every VMA in it.  Without ITEM_PGOFF (the
+ *	difference does not fit, after an mremap) it looks at them all.
+ *	The checksum is the stable node's meanwhile.
  * @pass: when unstable, the pass that inserted the item (low bits)
  * @age: passes in a row that the page did not merge (saturating)
  * @skip: passes smart_scan still lets go by without looking at the page
@@ -159,7 +166,10 @@ struct ksm_item {
 		struct anon_vma *anon_vma;
 		int nid;
 	};
-	u32 checksum;
+	union {
+		u32 checksum;
+		s32 pgoff_delta;
+	};
 	u8 pass;
 	u8 age;
 	u8 skip;
@@ -574,12 +584,25 @@ static u32 unstable_key(struct rb_node *node)
  * The mapping is found again through @anon_vma.
  */
 static void stable_link(struct ksm_stable *stable, struct ksm_item *item,
-			struct anon_vma *anon_vma)
+			struct vm_area_struct *vma, struct anon_vma *anon_vma)
 {
+	unsigned long addr = item_address(item);
+	long delta = (long)linear_page_index(vma, addr) -
+		     (long)(addr >> PAGE_SHIFT);
+
 	get_anon_vma(anon_vma);
 	item->anon_vma = anon_vma;
 	item->stable = stable;
 	item->address |= ITEM_STABLE;
+	/*
+	 * The offset of a page's mapping does not change while it stays
+	 * mapped there: VMA splits and merges keep it, and mremap unmerges
+	 * KSM pages before it moves them.
+	 */
+	if (delta == (s32)delta) {
+		item->pgoff_delta = delta;
+		item->address |= ITEM_PGOFF;
+	}
 	hlist_add_head(&item->link, &stable->items);
 	if (stable->nr_items++)
 		ksm_pages_sharing++;
@@ -600,7 +623,7 @@ static void stable_unlink(struct ksm_item *item)
 		ksm_pages_shared--;
 	item->mm->ksm_merging_pages--;
 	put_anon_vma(item->anon_vma);
-	item->address &= ~ITEM_STABLE;
+	item->address &= ~(ITEM_STABLE | ITEM_PGOFF);
 	item->checksum = stable->checksum;
 	trace_ksm_remove_rmap_item(stable->pfn, item, item->mm);
 }
@@ -1162,7 +1185,7 @@ static int ksm_fold(struct ksm_item *item, struct vm_area_struct *vma,
 		folio_set_stable(folio, fresh);
 		folio_ksm_dirty(folio);
 		folio_mark_accessed(folio);
-		stable_link(fresh, item, anon_vma);
+		stable_link(fresh, item, vma, anon_vma);
 		goto unlock;
 	}
 
@@ -1177,7 +1200,7 @@ static int ksm_fold(struct ksm_item *item, struct vm_area_struct *vma,
 	err = ksm_pte_merge(vma, addr, page, kpage);
 	if (!err) {
 		folio_ksm_dirty(kfolio);
-		stable_link(folio_stable(kfolio), item, vma->anon_vma);
+		stable_link(folio_stable(kfolio), item, vma, vma->anon_vma);
 	}
 unlock_k:
 	folio_unlock(kfolio);
@@ -1430,7 +1453,7 @@ static bool ksm_join(struct ksm_item *item, struct page *page)
 		stable = folio_stable(folio);
 		if (stable && !RB_EMPTY_NODE(&stable->rb) &&
 		    ksm_maps_page(vma, item_address(item), page)) {
-			stable_link(stable, item, vma->anon_vma);
+			stable_link(stable, item, vma, vma->anon_vma);
 			joined = true;
 		}
 		folio_unlock(folio);
@@ -1529,29 +1552,47 @@ static u8 smart_scan_skips(u8 age)
 }
 
 /*
+ * ksm_page_settled - the cases of a page that need no work
+ * @item: the item for the page's address
+ * @folio: the folio mapped there, with its page table lock held (or
+ *	referenced)
+ *
+ * A page still mapping its KSM page, or one that smart_scan lets go by
+ * this pass, is dealt with here, without sleeping: the scanner calls this
+ * under the page table lock and moves on without dropping mmap_lock.
+ * Returns true if that was all there was to do.
+ */
+static bool ksm_page_settled(struct ksm_item *item, struct folio *folio)
+{
+	if (item->address & ITEM_STABLE) {
+		/* Still merged: nothing to do, and nothing to read. */
+		if (folio_test_ksm(folio) && folio_stable(folio) == item->stable)
+			return true;
+		/* Unlinking from a stable node takes its page lock. */
+		return false;
+	}
+	if (item->skip && READ_ONCE(ksm_smart_scan)) {
+		/* Inserted in an earlier pass, whose tree is gone. */
+		if (item->address & ITEM_UNSTABLE)
+			unstable_erase(item);
+		item->skip--;
+		ksm_pages_skipped++;
+		return true;
+	}
+	return false;
+}
+
+/*
  * ksm_merge_page - everything ksmd does with one page
  * @item: the item for the page's address
  * @page: the page mapped there, referenced
  */
 static void ksm_merge_page(struct ksm_item *item, struct page *page)
 {
-	struct folio *folio = page_folio(page);
-
-	if (item->address & ITEM_STABLE) {
-		/* Still merged: nothing to do, and nothing to read. */
-		if (folio_test_ksm(folio) && folio_stable(folio) == item->stable)
-			return;
-		item_forget(item);
-	} else if (item->address & ITEM_UNSTABLE) {
-		/* Inserted in an earlier pass, whose tree is gone. */
-		item_forget(item);
-	}
-
-	if (item->skip && READ_ONCE(ksm_smart_scan)) {
-		item->skip--;
-		ksm_pages_skipped++;
+	if (ksm_page_settled(item, page_folio(page)))
 		return;
-	}
+	/* A stable item whose page changed, or one from an earlier pass. */
+	item_forget(item);
 
 	if (ksm_try_merge(item, page)) {
 		item->age = 0;
@@ -1751,19 +1792,56 @@ static void ksm_advise(void)
 #define KSM_MISSES_PER_PAGE	512
 
 /*
- * ksm_next_page - advance the cursor to the next anonymous page
- * @pagep: the page, referenced
- *
- * Returns its item; NULL at the end of a pass or when there is nothing to
- * scan; ERR_PTR(-EAGAIN) after looking at KSM_MISSES_PER_PAGE addresses
- * without a page, which counts as one page of work.  Drops stale items
- * and reaps exited mms on the way.
+ * The anonymous page mapped at @addr of @vma, referenced; or NULL, with
+ * *@settled true if the item at the cursor is for @addr and its page
+ * needed no work (ksm_page_settled(), under the page table lock).
  */
+static struct page *ksm_page_at(struct vm_area_struct *vma,
+				unsigned long addr, bool *settled)
+{
+	struct ksm_item *item = *ksm_cursor.link;
+	struct page *page = NULL;
+	struct folio_walk fw;
+	struct folio *folio;
 
-static struct ksm_item *ksm_next_page(struct page **pagep)
+	*settled = false;
+	folio = folio_walk_start(&fw, vma, addr, 0);
+	if (!folio)
+		return NULL;
+	if (folio_test_anon(folio) && !folio_is_zone_device(folio)) {
+		if (item && item_address(item) == addr &&
+		    ksm_page_settled(item, folio)) {
+			*settled = true;
+		} else {
+			folio_get(folio);
+			page = fw.page;
+		}
+	}
+	folio_walk_end(&fw, vma);
+	return page;
+}
+
+/*
+ * ksm_next_page - advance the cursor to the next anonymous page to work on
+ * @pagep: the page, referenced
+ * @budget: pages ksmd may still scan in this batch, counted down here for
+ *	the pages that need no work (ksm_page_settled()) and for every
+ *	KSM_MISSES_PER_PAGE addresses without a page
+ *
+ * Pages that need no work are passed over under mmap_lock, without a
+ * reference or a return to the caller: a pass over memory that is already
+ * merged costs a page table lookup per page.
+ *
+ * Returns the item of the page to work on; NULL at the end of a pass or
+ * when there is nothing to scan; ERR_PTR(-EAGAIN) when the budget ran out
+ * or the CPU or mmap_lock is wanted elsewhere.  Drops stale items and
+ * reaps exited mms on the way.
+ */
+static struct ksm_item *ksm_next_page(struct page **pagep,
+				      unsigned int *budget)
 {
 	struct ksm_mm *kmm = ksm_cursor.kmm;
-	unsigned int misses = 0;
+	unsigned int misses = 0, budget_in = *budget;
 	struct vm_area_struct *vma;
 	struct mm_struct *mm;
 	bool dead;
@@ -1795,21 +1873,28 @@ next_mm:
 				continue;
 			addr = max(ksm_cursor.address, vma->vm_start);
 			while (addr < vma->vm_end) {
-				struct folio_walk fw;
-				struct folio *folio;
-				struct page *page = NULL;
 				struct ksm_item *item;
+				struct page *page;
+				bool settled;
 
+				/* Let go after some progress, if wanted. */
+				if (!*budget || (budget_in != *budget &&
+						 (need_resched() ||
+						  mmap_lock_is_contended(mm)))) {
+					ksm_cursor.address = addr;
+					mmap_read_unlock(mm);
+					return ERR_PTR(-EAGAIN);
+				}
 				if (ksm_test_exit(mm))
 					goto done_mm;
-				folio = folio_walk_start(&fw, vma, addr, 0);
-				if (folio) {
-					if (folio_test_anon(folio) &&
-					    !folio_is_zone_device(folio)) {
-						folio_get(folio);
-						page = fw.page;
-					}
-					folio_walk_end(&fw, vma);
+				page = ksm_page_at(vma, addr, &settled);
+				if (settled) {
+					item = *ksm_cursor.link;
+					ksm_cursor.link = &item->next;
+					addr += PAGE_SIZE;
+					ksm_pages_scanned++;
+					(*budget)--;
+					continue;
 				}
 				if (!page) {
 					/* Skip holes a page table at a time. */
@@ -1817,14 +1902,13 @@ next_mm:
 							      vma->vm_end);
 					/*
 					 * Page tables full of swap entries hold
-					 * no page either: count them as work,
-					 * and let go of the locks now and then.
+					 * no page either: count them as work.
 					 */
-					if (++misses < KSM_MISSES_PER_PAGE)
-						continue;
-					ksm_cursor.address = addr;
-					mmap_read_unlock(mm);
-					return ERR_PTR(-EAGAIN);
+					if (++misses == KSM_MISSES_PER_PAGE) {
+						misses = 0;
+						(*budget)--;
+					}
+					continue;
 				}
 				flush_anon_page(vma, page, addr);
 				flush_dcache_page(page);
@@ -1867,12 +1951,12 @@ done_mm:
 /* One batch of ksmd's work: up to @nr pages.  Called with ksm_lock held. */
 static void ksm_scan(unsigned int nr)
 {
-	while (nr--) {
+	while (nr) {
 		struct ksm_item *item;
 		struct page *page;
 
 		cond_resched();
-		item = ksm_next_page(&page);
+		item = ksm_next_page(&page, &nr);
 		if (IS_ERR(item))
 			continue;
 		if (!item)
@@ -1880,6 +1964,7 @@ static void ksm_scan(unsigned int nr)
 		ksm_merge_page(item, page);
 		put_page(page);
 		ksm_pages_scanned++;
+		nr--;
 	}
 }
 
@@ -2416,13 +2501,18 @@ void rmap_walk_ksm(struct folio *folio, struct rmap_walk_control *rwc)
 		hlist_for_each_entry(item, &stable->items, link) {
 			struct anon_vma *anon_vma = item->anon_vma;
 			unsigned long addr = item_address(item);
+			pgoff_t first = 0, last = ULONG_MAX;
 			struct anon_vma_chain *avc;
 
+			if (item->address & ITEM_PGOFF) {
+				first = (addr >> PAGE_SHIFT) + item->pgoff_delta;
+				last = first;
+			}
 			cond_resched();
 			if (!ksm_anon_vma_lock(anon_vma, rwc))
 				return;
 			anon_vma_interval_tree_foreach(avc, &anon_vma->rb_root,
-						       0, ULONG_MAX) {
+						       first, last) {
 				struct vm_area_struct *vma = avc->vma;
 				bool own;
 
