@@ -360,6 +360,19 @@ int ksm_wait_scans(unsigned long nr, unsigned int timeout_s)
  * Wait until @cond holds, testing it once per full scan.  0 when it holds,
  * -ETIMEDOUT when it still does not after @timeout_s seconds.
  */
+/* Poll @cond every 10 ms, whatever ksmd does; 0 or -ETIMEDOUT. */
+int poll_until(bool (*cond)(void *arg), void *arg, unsigned int timeout_s)
+{
+	unsigned long deadline = now_ms() + timeout_s * 1000UL;
+
+	while (!cond(arg)) {
+		if (now_ms() > deadline)
+			return -ETIMEDOUT;
+		usleep(10000);
+	}
+	return 0;
+}
+
 int ksm_wait_for(bool (*cond)(void *arg), void *arg, unsigned int timeout_s)
 {
 	unsigned long deadline = now_ms() + timeout_s * 1000UL;

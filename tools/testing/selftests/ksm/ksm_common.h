@@ -100,6 +100,7 @@ int ksm_stop_and_read(struct ksm_counters *c);
 /* ksmd progress */
 int ksm_wait_scans(unsigned long nr, unsigned int timeout_s);
 int ksm_wait_for(bool (*cond)(void *arg), void *arg, unsigned int timeout_s);
+int poll_until(bool (*cond)(void *arg), void *arg, unsigned int timeout_s);
 unsigned long now_ms(void);
 
 /* memory and page contents; TAG_ZERO stands for a page of zeroes */

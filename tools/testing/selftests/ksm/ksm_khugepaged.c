@@ -101,6 +101,15 @@ static bool ctl_huge(void *arg)
 	return range_huge(self, self->ctl);
 }
 
+/* khugepaged has finished the full scan numbered *@arg. */
+static bool khugepaged_scanned(void *arg)
+{
+	unsigned long scans;
+
+	return !ksm_read(KHP_DIR "full_scans", &scans) &&
+	       scans >= *(unsigned long *)arg;
+}
+
 static bool contents_ok(FIXTURE_DATA(khugepaged) *self)
 {
 	size_t i;
@@ -226,22 +235,19 @@ FIXTURE_TEARDOWN(khugepaged)
 TEST_F_TIMEOUT(khugepaged, khugepaged_skips_ksm_range, KSM_TEST_TIMEOUT)
 {
 	struct twin_pairs tp = { self };
-	unsigned long scans, deadline;
+	unsigned long scans;
 
 	touch_all(self);
 	ASSERT_EQ(0, madvise(self->ksm, 2 * self->hpage, MADV_HUGEPAGE));
 	ASSERT_EQ(0, ksm_set(KHP_DIR "pages_to_scan", 8 * self->nsub));
 	ASSERT_EQ(0, ksm_set(KHP_DIR "alloc_sleep_millisecs", 10));
 	ASSERT_EQ(0, ksm_set(KHP_DIR "scan_sleep_millisecs", 10));
-	ASSERT_EQ(0, ksm_wait_for(ctl_huge, self, KSM_WAIT_SECS))
+	ASSERT_EQ(0, poll_until(ctl_huge, self, KSM_WAIT_SECS))
 		TH_LOG("khugepaged did not collapse the control range");
 	/* Two more full scans: khugepaged has looked at the KSM range. */
 	ASSERT_EQ(0, ksm_read(KHP_DIR "full_scans", &scans));
-	deadline = now_ms() + KSM_WAIT_SECS * 1000UL;
-	while (ksm_get(KHP_DIR "full_scans") < scans + 2 &&
-	       now_ms() < deadline)
-		usleep(10000);
-	ASSERT_LE(scans + 2, ksm_get(KHP_DIR "full_scans"));
+	scans += 2;
+	ASSERT_EQ(0, poll_until(khugepaged_scanned, &scans, KSM_WAIT_SECS));
 	EXPECT_FALSE(range_huge(self, self->ksm))
 		TH_LOG("khugepaged collapsed a range holding KSM pages");
 	EXPECT_TRUE(pairs_merged(&tp));
