@@ -63,8 +63,10 @@ TEST_F_TIMEOUT(merge, across_processes, KSM_TEST_TIMEOUT)
 	ta = make_tags(n, 0xa000);
 	tb = make_tags(n, 0xb000);
 	ASSERT_TRUE(ta && tb);
-	for (i = 0; i < ndup; i++)
-		ta[i] = tb[i] = 0x1000 + i;
+	for (i = 0; i < ndup; i++) {
+		ta[i] = 0x1000 + i;
+		tb[i] = ta[i];
+	}
 	ASSERT_EQ(0, worker_start(&self->w[0], ta, n));
 	ASSERT_EQ(0, worker_start(&self->w[1], tb, n));
 

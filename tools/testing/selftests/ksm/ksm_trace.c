@@ -92,8 +92,8 @@ static bool line_of_pid(const char *line, const char *end, pid_t pid)
 typedef int (*event_fn)(const char *line, const char *p, const char *end,
 			void *arg);
 
-static int for_each_event(const char *text, const char *event, event_fn fn,
-			  void *arg)
+static int walk_events(const char *text, const char *event, event_fn fn,
+		       void *arg)
 {
 	char pat[64];
 	const char *line, *end;
@@ -304,13 +304,13 @@ static void enter_exit(struct __test_metadata *_metadata,
 	ASSERT_NE(NULL, self->text);
 
 	m.pid = pid;
-	for_each_event(self->text, "ksm_enter", find_enter, &m);
+	walk_events(self->text, "ksm_enter", find_enter, &m);
 	ASSERT_EQ(1, m.n) TH_LOG("%d ksm_enter events from pid %d", m.n, pid);
 	m.n = 0;
-	for_each_event(self->text, "ksm_enter", count_mm, &m);
+	walk_events(self->text, "ksm_enter", count_mm, &m);
 	EXPECT_EQ(1, m.n) TH_LOG("%d ksm_enter events for mm %s", m.n, m.mm);
 	m.n = 0;
-	for_each_event(self->text, "ksm_exit", count_mm, &m);
+	walk_events(self->text, "ksm_exit", count_mm, &m);
 	EXPECT_EQ(1, m.n) TH_LOG("%d ksm_exit events for mm %s%s", m.n, m.mm,
 				 merged ? " (merged, ksmd stopped)" : "");
 }
@@ -385,7 +385,7 @@ TEST_F_TIMEOUT(trace, merge_names_ksm_page, KSM_TEST_TIMEOUT)
 
 	shared_pfns(&self->w[0], &s);
 	s.prefix = "ksm pfn ";
-	n = for_each_event(self->text, "ksm_merge_with_ksm_page", note_pfn, &s);
+	n = walk_events(self->text, "ksm_merge_with_ksm_page", note_pfn, &s);
 	TH_LOG("%d ksm_merge_with_ksm_page events: %d with a failure, %d naming another frame",
 	       n, s.errors, s.other);
 	for (i = 0; i < NPAGES; i++) {
@@ -440,7 +440,7 @@ TEST_F_TIMEOUT(trace, remove_on_unmerge, KSM_TEST_TIMEOUT)
 	self->text = stop_and_read(_metadata);
 	ASSERT_NE(NULL, self->text);
 	s.prefix = "pfn ";
-	for_each_event(self->text, "ksm_remove_ksm_page", note_pfn, &s);
+	walk_events(self->text, "ksm_remove_ksm_page", note_pfn, &s);
 	for (i = 0; i < NPAGES; i++) {
 		EXPECT_EQ(1, s.hits[i]) TH_LOG("KSM page %lu: %d removals",
 					       s.pfn[i], s.hits[i]);
@@ -473,9 +473,9 @@ TEST_F_TIMEOUT(trace, remove_when_freed, KSM_TEST_TIMEOUT)
 	ASSERT_NE(NULL, self->text);
 	EXPECT_EQ(0, ksm_get("pages_shared"));
 	s.prefix = "pfn ";
-	for_each_event(self->text, "ksm_remove_ksm_page", note_pfn, &s);
+	walk_events(self->text, "ksm_remove_ksm_page", note_pfn, &s);
 	r.prefix = "pfn ";
-	for_each_event(self->text, "ksm_remove_rmap_item", note_pfn, &r);
+	walk_events(self->text, "ksm_remove_rmap_item", note_pfn, &r);
 	for (i = 0; i < NPAGES; i++) {
 		EXPECT_EQ(1, s.hits[i]) TH_LOG("KSM page %lu: %d removals",
 					       s.pfn[i], s.hits[i]);
