@@ -68,10 +68,12 @@
  *	so ksmd must not.
  *
  * folio lock
- *	Taken (trylock, except on KSM pages) on the page that is being
- *	write-protected and replaced.  The lock of a KSM page also protects
- *	its stable node's list of items: rmap_walk_ksm(), folio_migrate_ksm()
- *	and collect_procs_ksm() run with it held.
+ *	Only tried, never waited for, by merging: on the page being
+ *	write-protected and replaced and on the KSM page it is merged with.
+ *	ksmd waits for a KSM page's lock only to unlink items or to sweep.
+ *	The lock of a KSM page also protects its stable node's list of
+ *	items: rmap_walk_ksm(), folio_migrate_ksm() and collect_procs_ksm()
+ *	run with it held.
  *
  * page table lock, anon_vma lock: as everywhere in mm.
  *
@@ -139,8 +141,6 @@
  * @next: the mm's next item, by increasing address
  * @mm: the mm the page belongs to
  * @address: the page's address, with the ITEM_* state in its low bits
- * @anon_vma: when stable, the anon_vma to search for the mapping (pinned)
- * @nid: when unstable, the node whose unstable tree holds the item
  * @checksum: checksum of the content when last seen (the key when unstable)
  * @pgoff_delta: when stable, with ITEM_PGOFF, the page offset of the
  *	mapping (linear_page_index()) minus the address's page number:
@@ -151,58 +151,65 @@
  * @pass: when unstable, the pass that inserted the item (low bits)
  * @age: passes in a row that the page did not merge (saturating)
  * @skip: passes smart_scan still lets go by without looking at the page
+ * @nid: when unstable, the node whose unstable tree holds the item
  * @rb: when unstable, the link in the unstable tree
  * @stable: when stable, the KSM page's node
- * @link: when stable, the link in @stable's list of items
+ * @sibling: when stable, the next item on @stable's list
+ * @anon_vma: when stable, the anon_vma to search for the mapping (pinned)
  *
  * One exists for every page ksmd tracks, so its size is the cost of KSM:
- * 64 bytes on 64-bit, checked at build time.
+ * 56 bytes on 64-bit, checked at build time.  For that, a stable node's
+ * items are on a singly linked list: taking one off walks the list, which
+ * max_page_sharing keeps short (256 by default), as it keeps rmap walks.
  */
 struct ksm_item {
 	struct ksm_item *next;
 	struct mm_struct *mm;
 	unsigned long address;
 	union {
-		struct anon_vma *anon_vma;
-		int nid;
-	};
-	union {
 		u32 checksum;
 		s32 pgoff_delta;
 	};
-	u8 pass;
-	u8 age;
-	u8 skip;
+	u32 pass:8;
+	u32 age:5;
+	u32 skip:4;
+	u32 nid:15;
 	union {
 		struct rb_node rb;
 		struct {
 			struct ksm_stable *stable;
-			struct hlist_node link;
+			struct ksm_item *sibling;
+			struct anon_vma *anon_vma;
 		};
 	};
 };
 
+/* @age saturates here, beyond the last step of smart_scan_skips() */
+#define ITEM_AGE_MAX	31
+
 /**
  * struct ksm_stable - one KSM page
  * @rb: the link in the stable tree of @nid
- * @items: the items that map this page (under the KSM page's lock)
+ * @items: the items that map this page, linked by their @sibling (under
+ *	the KSM page's lock)
+ * @dup_next: the next of the KSM pages of the same content, when
+ *	max_page_sharing made more than one (a ring; NULL when alone)
  * @pfn: the page frame that holds the KSM page now (moves with migration)
  * @nr_items: how many items are on @items
  * @checksum: checksum of the (unchanging) content: the key in the tree
  * @nid: which stable tree holds this node
- * @dups: the other KSM pages of the same content, when max_page_sharing
- *	made more than one (a circular list; empty when there are none)
  *
  * The KSM folio's ->mapping points here, tagged with PAGE_MAPPING_KSM.
+ * 64 bytes on 64-bit, checked at build time.
  */
 struct ksm_stable {
 	struct rb_node rb;
-	struct hlist_head items;
+	struct ksm_item *items;
+	struct ksm_stable *dup_next;
 	unsigned long pfn;
 	unsigned int nr_items;
 	u32 checksum;
 	int nid;
-	struct list_head dups;
 };
 
 /**
@@ -603,7 +610,8 @@ static void stable_link(struct ksm_stable *stable, struct ksm_item *item,
 		item->pgoff_delta = delta;
 		item->address |= ITEM_PGOFF;
 	}
-	hlist_add_head(&item->link, &stable->items);
+	item->sibling = stable->items;
+	stable->items = item;
 	if (stable->nr_items++)
 		ksm_pages_sharing++;
 	else
@@ -615,8 +623,11 @@ static void stable_link(struct ksm_stable *stable, struct ksm_item *item,
 static void stable_unlink(struct ksm_item *item)
 {
 	struct ksm_stable *stable = item->stable;
+	struct ksm_item **link = &stable->items;
 
-	hlist_del(&item->link);
+	while (*link != item)
+		link = &(*link)->sibling;
+	*link = item->sibling;
 	if (--stable->nr_items)
 		ksm_pages_sharing--;
 	else
@@ -636,8 +647,6 @@ static struct ksm_stable *stable_alloc(u32 checksum, int nid)
 				   __GFP_NORETRY | __GFP_NOWARN);
 	if (!stable)
 		return NULL;
-	INIT_HLIST_HEAD(&stable->items);
-	INIT_LIST_HEAD(&stable->dups);
 	RB_CLEAR_NODE(&stable->rb);
 	stable->checksum = checksum;
 	stable->nid = nid;
@@ -648,21 +657,27 @@ static struct ksm_stable *stable_alloc(u32 checksum, int nid)
 /* Take @stable out of its group of KSM pages of equal content. */
 static void stable_ungroup(struct ksm_stable *stable)
 {
-	if (list_empty(&stable->dups))
+	struct ksm_stable *prev = stable->dup_next;
+
+	if (!prev)
 		return;
 	/* A group of two that loses one is no group any more. */
-	if (list_is_singular(&stable->dups)) {
+	if (prev->dup_next == stable) {
+		prev->dup_next = NULL;
 		ksm_dup_groups--;
 		ksm_dup_nodes -= 2;
 	} else {
+		while (prev->dup_next != stable)
+			prev = prev->dup_next;
+		prev->dup_next = stable->dup_next;
 		ksm_dup_nodes--;
 	}
-	list_del_init(&stable->dups);
+	stable->dup_next = NULL;
 }
 
 static void stable_free(struct ksm_stable *stable)
 {
-	VM_WARN_ON_ONCE(!hlist_empty(&stable->items));
+	VM_WARN_ON_ONCE(stable->items);
 	stable_ungroup(stable);
 	if (!RB_EMPTY_NODE(&stable->rb))
 		rb_erase(&stable->rb, &ksm_stable_trees[stable->nid]);
@@ -674,11 +689,8 @@ static void stable_free(struct ksm_stable *stable)
 /* The KSM page of @stable is gone: forget every item that mapped it. */
 static void stable_drop_stale(struct ksm_stable *stable)
 {
-	struct ksm_item *item;
-	struct hlist_node *tmp;
-
-	hlist_for_each_entry_safe(item, tmp, &stable->items, link)
-		stable_unlink(item);
+	while (stable->items)
+		stable_unlink(stable->items);
 	stable_free(stable);
 }
 
@@ -722,13 +734,15 @@ static void stable_find_group(struct ksm_stable *stable, struct page *kpage)
 		folio_put(folio);
 		if (!same)
 			continue;
-		if (list_empty(&other->dups)) {
+		if (!other->dup_next) {
+			other->dup_next = other;
 			ksm_dup_groups++;
 			ksm_dup_nodes += 2;
 		} else {
 			ksm_dup_nodes++;
 		}
-		list_add(&stable->dups, &other->dups);
+		stable->dup_next = other->dup_next;
+		other->dup_next = stable;
 		return;
 	}
 }
@@ -1598,7 +1612,7 @@ static void ksm_merge_page(struct ksm_item *item, struct page *page)
 		item->age = 0;
 		item->skip = 0;
 	} else {
-		if (item->age < U8_MAX)
+		if (item->age < ITEM_AGE_MAX)
 			item->age++;
 		item->skip = smart_scan_skips(item->age);
 	}
@@ -1970,7 +1984,8 @@ static void ksm_scan(unsigned int nr)
 
 static bool ksmd_should_run(void)
 {
-	return (ksm_run & KSM_RUN_MERGE) &&
+	/* pages_to_scan 0 means no work: ksmd waits rather than spins. */
+	return (ksm_run & KSM_RUN_MERGE) && READ_ONCE(ksm_pages_to_scan) &&
 	       !list_empty(&ksm_mm_head.slot.mm_node);
 }
 
@@ -2249,8 +2264,8 @@ void __ksm_fork(struct mm_struct *mm, struct mm_struct *oldmm)
  * as upstream.  Unmergeable first gives the range private copies of its
  * KSM pages.  Called with mmap_lock held for write.
  *
- * Return: 0, or -ENOMEM, -EAGAIN, -EFAULT or -ERESTARTSYS (nothing changed
- * in the flags).
+ * Return: 0, or -ENOMEM, -EFAULT or -EINTR (a fatal signal while
+ * unmerging); nothing changed in the flags.
  */
 int ksm_madvise(struct vm_area_struct *vma, unsigned long start,
 		unsigned long end, int advice, unsigned long *vm_flags)
@@ -2498,7 +2513,7 @@ void rmap_walk_ksm(struct folio *folio, struct rmap_walk_control *rwc)
 	for (round = 0; round < 2; round++) {
 		struct ksm_item *item;
 
-		hlist_for_each_entry(item, &stable->items, link) {
+		for (item = stable->items; item; item = item->sibling) {
 			struct anon_vma *anon_vma = item->anon_vma;
 			unsigned long addr = item_address(item);
 			pgoff_t first = 0, last = ULONG_MAX;
@@ -2624,8 +2639,10 @@ long ksm_process_profit(struct mm_struct *mm)
 /* ---------------------------------------------------------------------- */
 
 /*
- * Every malformed or out-of-range number is EINVAL, as it has always been
- * for these files, whatever kstrto*() calls it.
+ * A malformed or out-of-range number is EINVAL for the knobs parsed here,
+ * as it has always been for them, whatever kstrto*() calls it.  Two knobs
+ * pass kstrto*()'s own error on, as upstream does: merge_across_nodes and
+ * max_page_sharing (ERANGE for a number too large for their type).
  */
 static int ksm_parse_uint(const char *buf, unsigned int *value)
 {
@@ -2693,6 +2710,7 @@ static ssize_t pages_to_scan_store(struct kobject *kobj,
 	if (err)
 		return err;
 	WRITE_ONCE(ksm_pages_to_scan, nr);
+	wake_up_interruptible(&ksmd_wait);
 	return count;
 }
 KSM_ATTR(pages_to_scan);
@@ -2935,6 +2953,7 @@ static ssize_t advisor_mode_store(struct kobject *kobj,
 		ksm_advisor = mode;
 	}
 	mutex_unlock(&ksm_lock);
+	wake_up_interruptible(&ksmd_wait);
 	return count;
 }
 KSM_ATTR(advisor_mode);
@@ -3148,7 +3167,12 @@ static int __init ksm_init(void)
 {
 	int err = -ENOMEM;
 
-	BUILD_BUG_ON(IS_ENABLED(CONFIG_64BIT) && sizeof(struct ksm_item) > 64);
+	/* Their sizes are the memory cost of KSM: keep them there. */
+	BUILD_BUG_ON(IS_ENABLED(CONFIG_64BIT) && sizeof(struct ksm_item) > 56);
+	BUILD_BUG_ON(IS_ENABLED(CONFIG_64BIT) &&
+		     sizeof(struct ksm_stable) > 64);
+	/* ksm_item.nid */
+	BUILD_BUG_ON(MAX_NUMNODES > (1 << 15));
 
 	ksm_zero_checksum = page_checksum(ZERO_PAGE(0));
 
