@@ -1734,6 +1734,39 @@ static bool cursor_next_mm(struct ksm_mm *kmm, bool dead)
 	return next == &ksm_mm_head;
 }
 
+/*
+ * Drop the stable nodes whose KSM page is gone: freed once its last
+ * mapping was written to or unmapped.  The scan would meet their items
+ * only next pass, and pages_shared should not wait for that.  One look at
+ * the page's ->mapping per node, at the end of every pass: a pass costs
+ * far more per page than this per KSM page.
+ */
+static void ksm_drop_gone_nodes(void)
+{
+	int nid;
+
+	for (nid = 0; nid < (ksm_merge_across_nodes ? 1 : nr_node_ids); nid++) {
+		struct rb_node *node = rb_first(&ksm_stable_trees[nid]);
+
+		while (node) {
+			struct ksm_stable *stable;
+			struct folio *folio;
+
+			stable = rb_entry(node, struct ksm_stable, rb);
+			node = rb_next(node);
+			folio = pfn_folio(READ_ONCE(stable->pfn));
+			if (READ_ONCE(folio->mapping) == stable_mapping(stable))
+				continue;
+			/* Moving under migration, or really gone? */
+			folio = stable_folio_get(stable, false);
+			if (folio)
+				folio_put(folio);
+			else
+				stable_drop_stale(stable);
+		}
+	}
+}
+
 /* Empty the unstable trees in use: they hold only this pass's items. */
 static void ksm_reset_unstable_trees(void)
 {
@@ -1953,6 +1986,7 @@ done_mm:
 	mmap_read_unlock(mm);
 
 	if (cursor_next_mm(kmm, dead)) {
+		ksm_drop_gone_nodes();
 		trace_ksm_stop_scan(ksm_full_scans, ksm_items);
 		ksm_full_scans++;
 		ksm_advise();

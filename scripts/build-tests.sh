@@ -79,7 +79,7 @@ list=$out/tests.list.tmp
 cat > "$list" <<'LIST'
 # timeout-s  attempts  dir-in-guest  test-id (the command, run as ./<test-id>)
 180  1  /tests/mm  ksm_tests -M -p 10
-180  3  /tests/mm  ksm_tests -U
+180  3b /tests/mm  ksm_tests -U
 180  1  /tests/mm  ksm_tests -Z -p 10 -z 0
 180  1  /tests/mm  ksm_tests -Z -p 10 -z 1
 180  3b /tests/mm  ksm_tests -N -m 1
