@@ -74,8 +74,9 @@ help:
 	@echo
 	@echo 'Main targets:'
 	@echo '  make run        build, boot our kernel, show KSM merging (demo/ksm_demo.c)'
-	@echo '  make check      build, boot once, run the KSM test suite; the last line is'
-	@echo '                  "N passed, N failed, N skipped", exit status 1 on failure'
+	@echo '  make check      build, boot, run the KSM test suite; boot again for the'
+	@echo '                  clients test (ksmtuned, two nested QEMU guests); the last'
+	@echo '                  line is "N passed, N failed, N skipped", status 1 on failure'
 	@echo '  make shell      boot to an interactive busybox shell (exit: power off)'
 	@echo '  make bench      our KSM against upstream, side by side (QEMU -icount):'
 	@echo '                  one table; raw figures and chart in build/bench/'
