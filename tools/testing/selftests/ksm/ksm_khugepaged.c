@@ -43,6 +43,7 @@ static const char * const khp_knobs[] = {
 	KHP_DIR "scan_sleep_millisecs",
 	KHP_DIR "alloc_sleep_millisecs",
 };
+
 #define NR_KHP_KNOBS	ARRAY_SIZE(khp_knobs)
 
 FIXTURE(khugepaged) {

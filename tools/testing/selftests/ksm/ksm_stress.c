@@ -53,6 +53,8 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 
+#include "../kselftest.h"
+
 #ifndef MADV_PAGEOUT
 #define MADV_PAGEOUT		21
 #endif
@@ -211,13 +213,14 @@ static void set_max(unsigned long *p, unsigned long v)
 {
 	unsigned long cur = __atomic_load_n(p, __ATOMIC_RELAXED);
 
-	while (v > cur && !__atomic_compare_exchange_n(p, &cur, v, false,
-				__ATOMIC_RELAXED, __ATOMIC_RELAXED))
+	while (v > cur &&
+	       !__atomic_compare_exchange_n(p, &cur, v, false,
+					    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
 		;
 }
 
 /* One line to stdout in one write(), so processes do not interleave. */
-static void __attribute__((format(printf, 1, 2))) say(const char *fmt, ...)
+static __printf(1, 2) void say(const char *fmt, ...)
 {
 	char buf[1024];
 	va_list ap;
@@ -344,7 +347,8 @@ static const char * const saved_names[] = {
 	"advisor_min_pages_to_scan", "advisor_max_pages_to_scan",
 	"stable_node_chains_prune_millisecs", "max_kernel_pages", "run",
 };
-#define NR_SAVED (sizeof(saved_names) / sizeof(saved_names[0]))
+
+#define NR_SAVED ARRAY_SIZE(saved_names)
 static long saved_val[NR_SAVED];
 static bool saved_ok[NR_SAVED];
 static char saved_advisor[32];
@@ -495,9 +499,9 @@ static void describe(const char *p, char *buf, size_t len)
 			 (unsigned long long)tag, odd,
 			 (unsigned long long)w[odd]);
 	else
-		snprintf(buf, len, "unrecognised: %zu zero words, %zu of tag "
-			 "%#llx, words 0-3 %#llx %#llx %#llx %#llx", zero,
-			 match, (unsigned long long)tag,
+		snprintf(buf, len,
+			 "unrecognised: %zu zero words, %zu of tag %#llx, words 0-3 %#llx %#llx %#llx %#llx",
+			 zero, match, (unsigned long long)tag,
 			 (unsigned long long)w[0], (unsigned long long)w[1],
 			 (unsigned long long)w[2], (unsigned long long)w[3]);
 }
@@ -533,7 +537,7 @@ static void frame_of(const void *addr, char *buf, size_t len)
 		 flags & (1ULL << 24) ? " ZERO" : "");
 }
 
-static const char *prot_name[] = { "rw", "ro", "none" };
+static const char * const prot_name[] = { "rw", "ro", "none" };
 
 static void report(int r, size_t i, long bad, const char *why)
 {
@@ -647,6 +651,14 @@ static void pick_range(int *r, size_t *first, size_t *n, size_t max)
 	*first = rnd(reg[*r].npages - *n + 1);
 }
 
+/* The word a patch goes into: the first, the second, one inside, the last. */
+static uint16_t patch_word(void)
+{
+	const uint16_t idx[] = { 0, 1, 100, words - 1 };
+
+	return idx[rnd(4)];
+}
+
 /* A new page state: mostly from the shared pool, some zero, some own. */
 static void new_state(struct pstate *s)
 {
@@ -660,7 +672,7 @@ static void new_state(struct pstate *s)
 		s->tag = ((uint64_t)(slot + 1) << 48) ^ splitmix(&rng);
 	s->widx = NO_PATCH;
 	if (!rnd(8)) {
-		s->widx = (uint16_t[]){ 0, 1, 100, words - 1 }[rnd(4)];
+		s->widx = patch_word();
 		s->wval = 1 + rnd(4);
 	}
 }
@@ -703,7 +715,7 @@ static void op_write_word(void)
 	s = &reg[r].st[i];
 	open_up(r, i, 1, P_RW, OP_WRITE_WORD);
 	if (s->widx == NO_PATCH)
-		s->widx = (uint16_t[]){ 0, 1, 100, words - 1 }[rnd(4)];
+		s->widx = patch_word();
 	s->wval = 1 + rnd(6);
 	((volatile uint64_t *)(reg[r].addr + i * page_size))[s->widx] =
 		s->wval;
@@ -1147,27 +1159,59 @@ static void worker_main(int s)
 		}
 		add(&sh->ops[o], 1);
 		switch (o) {
-		case OP_WRITE_PAGE:	op_write_page(); break;
-		case OP_WRITE_WORD:	op_write_word(); break;
-		case OP_FORK_VERIFY:	op_fork(false); break;
-		case OP_FORK_CONTINUE:	op_fork(true); break;
+		case OP_WRITE_PAGE:
+			op_write_page();
+			break;
+		case OP_WRITE_WORD:
+			op_write_word();
+			break;
+		case OP_FORK_VERIFY:
+			op_fork(false);
+			break;
+		case OP_FORK_CONTINUE:
+			op_fork(true);
+			break;
 		case OP_EXIT:
 			verify_all("exit");
 			reap_children(false);
 			_exit(0);
-		case OP_REMAP:		op_remap(); break;
-		case OP_MREMAP_PIECE:	op_mremap_piece(); break;
-		case OP_MREMAP_AREA:	op_mremap_area(); break;
-		case OP_MPROTECT:	op_mprotect(); break;
-		case OP_DONTNEED:	op_dontneed(); break;
+		case OP_REMAP:
+			op_remap();
+			break;
+		case OP_MREMAP_PIECE:
+			op_mremap_piece();
+			break;
+		case OP_MREMAP_AREA:
+			op_mremap_area();
+			break;
+		case OP_MPROTECT:
+			op_mprotect();
+			break;
+		case OP_DONTNEED:
+			op_dontneed();
+			break;
 		case OP_MERGEABLE:
-		case OP_UNMERGEABLE:	op_madvise_ksm(o); break;
-		case OP_PRCTL_MERGE:	op_prctl_merge(); break;
-		case OP_PAGEOUT:	op_pageout(); break;
-		case OP_MOVE_PAGES:	op_move_pages(); break;
-		case OP_MIGRATE_PAGES:	op_migrate_pages(); break;
-		case OP_COLLAPSE:	op_collapse(); break;
-		case OP_SPLIT:		op_split(); break;
+		case OP_UNMERGEABLE:
+			op_madvise_ksm(o);
+			break;
+		case OP_PRCTL_MERGE:
+			op_prctl_merge();
+			break;
+		case OP_PAGEOUT:
+			op_pageout();
+			break;
+		case OP_MOVE_PAGES:
+			op_move_pages();
+			break;
+		case OP_MIGRATE_PAGES:
+			op_migrate_pages();
+			break;
+		case OP_COLLAPSE:
+			op_collapse();
+			break;
+		case OP_SPLIT:
+			op_split();
+			break;
 		}
 		add(&sh->steps, 1);
 		if (++step % SWEEP_EVERY == 0) {
@@ -1397,8 +1441,7 @@ static void swap_setup(void)
 		return;
 	}
 	if (read_file("/sys/block/zram0/disksize", buf, sizeof(buf))) {
-		say("# swap: none, and no zram0: MADV_PAGEOUT only drops "
-		    "clean pages");
+		say("# swap: none, and no zram0: MADV_PAGEOUT only drops clean pages");
 		return;
 	}
 	if (strtoul(buf, NULL, 10)) {
@@ -1443,9 +1486,12 @@ static const char * const counter_names[] = {
 	"ksm_zero_pages", "stable_node_chains", "stable_node_dups",
 	"bytes of items (from general_profit)", "kernel_pages_allocated",
 };
-#define NR_COUNTERS (sizeof(counter_names) / sizeof(counter_names[0]))
-enum { C_SHARED, C_SHARING, C_UNSHARED, C_VOLATILE, C_ZERO, C_CHAINS, C_DUPS,
-       C_PROFIT, C_KPAGES };
+
+#define NR_COUNTERS ARRAY_SIZE(counter_names)
+enum {
+	C_SHARED, C_SHARING, C_UNSHARED, C_VOLATILE, C_ZERO, C_CHAINS, C_DUPS,
+	C_PROFIT, C_KPAGES
+};
 
 /*
  * The counters, with general_profit turned into what the items cost:
@@ -1498,8 +1544,8 @@ static long *slab_counts(long *out, char *why, size_t len)
 
 			target[n > 0 ? n : 0] = '\0';
 			slash = strrchr(target, '/');
-			snprintf(why, len, "%s is merged into %.64s with other "
-				 "caches (boot with slab_nomerge)",
+			snprintf(why, len,
+				 "%s is merged into %.64s with other caches (boot with slab_nomerge)",
 				 slab_names[i], slash ? slash + 1 : target);
 			fclose(f);
 			return NULL;
@@ -1507,8 +1553,9 @@ static long *slab_counts(long *out, char *why, size_t len)
 		snprintf(path, sizeof(path), "/sys/kernel/slab/%s/aliases",
 			 slab_names[i]);
 		if (!read_file(path, line, sizeof(line)) && atol(line) > 0) {
-			snprintf(why, len, "other caches are merged into %s "
-				 "(boot with slab_nomerge)", slab_names[i]);
+			snprintf(why, len,
+				 "other caches are merged into %s (boot with slab_nomerge)",
+				 slab_names[i]);
 			fclose(f);
 			return NULL;
 		}
@@ -1529,8 +1576,8 @@ static long *slab_counts(long *out, char *why, size_t len)
 	fclose(f);
 	for (i = 0; i < NR_SLABS; i++) {
 		if (!found[i]) {
-			snprintf(why, len, "no %s in /proc/slabinfo (merged "
-				 "with another cache? boot with slab_nomerge)",
+			snprintf(why, len,
+				 "no %s in /proc/slabinfo (merged with another cache? boot with slab_nomerge)",
 				 slab_names[i]);
 			return NULL;
 		}
@@ -1555,7 +1602,8 @@ static const char * const vmstat_names[] = {
 	"thp_fault_alloc", "thp_collapse_alloc", "thp_split_pmd",
 	"thp_split_page",
 };
-#define NR_VMSTAT (sizeof(vmstat_names) / sizeof(vmstat_names[0]))
+
+#define NR_VMSTAT ARRAY_SIZE(vmstat_names)
 
 static void read_vmstat(long *v)
 {
@@ -1603,8 +1651,7 @@ static int slot_of(pid_t pid, int nprocs)
 static int tap_n;
 static bool all_ok = true;
 
-static void __attribute__((format(printf, 2, 3))) tap(bool ok,
-						      const char *fmt, ...)
+static __printf(2, 3) void tap(bool ok, const char *fmt, ...)
 {
 	char buf[512];
 	va_list ap;
@@ -1636,12 +1683,12 @@ static int exclude(char *list)
 	return 0;
 }
 
-static void usage(const char *prog)
+static void show_usage(const char *prog)
 {
 	int i;
 
-	fprintf(stderr, "usage: %s [-t seconds] [-p procs] [-s seed] [-v] "
-		"[-x op,...]\n"
+	fprintf(stderr,
+		"usage: %s [-t seconds] [-p procs] [-s seed] [-v] [-x op,...]\n"
 		"  -t  how long to run (default 60)\n"
 		"  -p  worker processes, at least 8 (default 8)\n"
 		"  -s  seed of the random choices (default: from the clock)\n"
@@ -1673,15 +1720,24 @@ int main(int argc, char **argv)
 	seed = now_ms() ^ ((uint64_t)getpid() << 32);
 	while ((opt = getopt(argc, argv, "t:p:s:vx:h")) != -1) {
 		switch (opt) {
-		case 't': secs = strtoul(optarg, NULL, 0); break;
-		case 'p': nprocs = atoi(optarg); break;
-		case 's': seed = strtoull(optarg, NULL, 0); break;
-		case 'v': verbose = true; break;
+		case 't':
+			secs = strtoul(optarg, NULL, 0);
+			break;
+		case 'p':
+			nprocs = atoi(optarg);
+			break;
+		case 's':
+			seed = strtoull(optarg, NULL, 0);
+			break;
+		case 'v':
+			verbose = true;
+			break;
 		case 'x':
 			if (exclude(optarg))
-				usage(argv[0]);
+				show_usage(argv[0]);
 			break;
-		default: usage(argv[0]);
+		default:
+			show_usage(argv[0]);
 		}
 	}
 	if (nprocs < 8 || nprocs > MAX_WORKERS) {
@@ -1780,8 +1836,7 @@ int main(int argc, char **argv)
 			say("# time is up, waiting for the workers to finish");
 		}
 		if (now >= hard_deadline) {
-			say("# processes still running 5 minutes after the "
-			    "end; killing them");
+			say("# processes still running 5 minutes after the end; killing them");
 			crashes++;
 			for (s = 0; s < nprocs; s++)
 				if (sh->slot_pid[s] > 0)
@@ -1868,8 +1923,9 @@ int main(int argc, char **argv)
 	if (buf[0])
 		say("# vmstat:%s", buf);
 
-	tap(!sh->mismatches, "data integrity: %llu pages verified, %llu "
-	    "mismatches", (unsigned long long)sh->pages_verified,
+	tap(!sh->mismatches,
+	    "data integrity: %llu pages verified, %llu mismatches",
+	    (unsigned long long)sh->pages_verified,
 	    (unsigned long long)sh->mismatches);
 	tap(!crashes, "every process ended normally (%d did not)", crashes);
 	{
@@ -1877,8 +1933,8 @@ int main(int argc, char **argv)
 
 		for (i = 0; i < NR_OPS; i++)
 			unexp += sh->unexpected[i];
-		tap(!unexp, "no unexpected errors from syscalls or knobs "
-		    "(%llu)", (unsigned long long)unexp);
+		tap(!unexp, "no unexpected errors from syscalls or knobs (%llu)",
+		    (unsigned long long)unexp);
 	}
 
 	counters_ok = true;
@@ -1907,10 +1963,8 @@ int main(int argc, char **argv)
 		say("# after another run 0 -> 2 (raw values):%s", buf[0] ? buf :
 		    " all back (so the first run=2 left them)");
 	}
-	tap(counters_ok, "ksm counters back after run=2: pages_shared %ld, "
-	    "pages_sharing %ld, pages_unshared %ld, pages_volatile %ld, "
-	    "stable_node_chains %ld, stable_node_dups %ld, items %ld bytes "
-	    "(from general_profit), kernel_pages_allocated %ld",
+	tap(counters_ok,
+	    "ksm counters back after run=2: pages_shared %ld, pages_sharing %ld, pages_unshared %ld, pages_volatile %ld, stable_node_chains %ld, stable_node_dups %ld, items %ld bytes (from general_profit), kernel_pages_allocated %ld",
 	    end_c[C_SHARED], end_c[C_SHARING], end_c[C_UNSHARED],
 	    end_c[C_VOLATILE], end_c[C_CHAINS], end_c[C_DUPS],
 	    end_c[C_PROFIT], end_c[C_KPAGES] == LONG_MIN ? -1 :
@@ -1919,9 +1973,9 @@ int main(int argc, char **argv)
 	 * Apart: on 6.12 (upstream's KSM too) this counter drifts when
 	 * fork races with ksmd or unmerging (see the report in the log).
 	 */
-	tap(start_c[C_ZERO] == end_c[C_ZERO], "ksm_zero_pages back after "
-	    "run=2: %ld at the start, %ld at the end", start_c[C_ZERO],
-	    end_c[C_ZERO]);
+	tap(start_c[C_ZERO] == end_c[C_ZERO],
+	    "ksm_zero_pages back after run=2: %ld at the start, %ld at the end",
+	    start_c[C_ZERO], end_c[C_ZERO]);
 
 	have_slab1 = have_slab0 ? slab_counts(end_slab, why, sizeof(why)) :
 		     NULL;

@@ -275,7 +275,8 @@ TEST_F_TIMEOUT(swap, vmstat_events, KSM_TEST_TIMEOUT)
 {
 	if (vmstat_get("ksm_swpin_copy") == ULONG_MAX ||
 	    vmstat_get("cow_ksm") == ULONG_MAX)
-		SKIP(return, "no ksm_swpin_copy, cow_ksm in /proc/vmstat (CONFIG_VM_EVENT_COUNTERS=n)");
+		SKIP(return,
+		     "no ksm_swpin_copy, cow_ksm in /proc/vmstat (CONFIG_VM_EVENT_COUNTERS=n)");
 	swap_cycle(_metadata, self, true);
 }
 
