@@ -83,6 +83,8 @@ help:
 	@echo '                  (BENCH_ROUNDS=3 BENCH_REALTIME=1 BENCH_ONLY="ids")'
 	@echo '  make patch      our work as a format-patch series in build/patches/,'
 	@echo '                  with checkpatch --strict totals'
+	@echo '  make patch-check  make patch, then git am it patch by patch onto a fresh'
+	@echo '                  copy of the base and build the kernel at each (bisectable)'
 	@echo '  make stress     boot the debug kernel: ksm_stress, stress-ng, trinity'
 	@echo '                  under aggressive ksmd for STRESS_SECS; fails on a splat'
 	@echo
@@ -221,3 +223,9 @@ bench: $(B)/kernel/bzImage $(B)/baseline/bzImage $(TESTS_STAMP)
 .PHONY: patch
 patch:
 	@scripts/mkpatch.sh
+
+# The series applied with git am to a fresh copy of the base, the kernel
+# built after every patch (scripts/patch-check.sh).
+.PHONY: patch-check
+patch-check: patch
+	@scripts/patch-check.sh
