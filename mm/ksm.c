@@ -154,13 +154,13 @@
  * @nid: when unstable, the node whose unstable tree holds the item
  * @rb: when unstable, the link in the unstable tree
  * @stable: when stable, the KSM page's node
- * @sibling: when stable, the next item on @stable's list
+ * @link: when stable, the link in @stable's list of items
  * @anon_vma: when stable, the anon_vma to search for the mapping (pinned)
  *
  * One exists for every page ksmd tracks, so its size is the cost of KSM:
- * 56 bytes on 64-bit, checked at build time.  For that, a stable node's
- * items are on a singly linked list: taking one off walks the list, which
- * max_page_sharing keeps short (256 by default), as it keeps rmap walks.
+ * 64 bytes on 64-bit, checked at build time.  A stable node's list is
+ * doubly linked: fork children join a KSM page beyond max_page_sharing,
+ * so the list can be long, and taking an item off must not walk it.
  */
 struct ksm_item {
 	struct ksm_item *next;
@@ -178,7 +178,7 @@ struct ksm_item {
 		struct rb_node rb;
 		struct {
 			struct ksm_stable *stable;
-			struct ksm_item *sibling;
+			struct hlist_node link;
 			struct anon_vma *anon_vma;
 		};
 	};
@@ -190,8 +190,7 @@ struct ksm_item {
 /**
  * struct ksm_stable - one KSM page
  * @rb: the link in the stable tree of @nid
- * @items: the items that map this page, linked by their @sibling (under
- *	the KSM page's lock)
+ * @items: the items that map this page (under the KSM page's lock)
  * @dup_next: the next of the KSM pages of the same content, when
  *	max_page_sharing made more than one (a ring; NULL when alone)
  * @pfn: the page frame that holds the KSM page now (moves with migration)
@@ -204,7 +203,7 @@ struct ksm_item {
  */
 struct ksm_stable {
 	struct rb_node rb;
-	struct ksm_item *items;
+	struct hlist_head items;
 	struct ksm_stable *dup_next;
 	unsigned long pfn;
 	unsigned int nr_items;
@@ -610,8 +609,7 @@ static void stable_link(struct ksm_stable *stable, struct ksm_item *item,
 		item->pgoff_delta = delta;
 		item->address |= ITEM_PGOFF;
 	}
-	item->sibling = stable->items;
-	stable->items = item;
+	hlist_add_head(&item->link, &stable->items);
 	if (stable->nr_items++)
 		ksm_pages_sharing++;
 	else
@@ -623,11 +621,8 @@ static void stable_link(struct ksm_stable *stable, struct ksm_item *item,
 static void stable_unlink(struct ksm_item *item)
 {
 	struct ksm_stable *stable = item->stable;
-	struct ksm_item **link = &stable->items;
 
-	while (*link != item)
-		link = &(*link)->sibling;
-	*link = item->sibling;
+	hlist_del(&item->link);
 	if (--stable->nr_items)
 		ksm_pages_sharing--;
 	else
@@ -677,7 +672,7 @@ static void stable_ungroup(struct ksm_stable *stable)
 
 static void stable_free(struct ksm_stable *stable)
 {
-	VM_WARN_ON_ONCE(stable->items);
+	VM_WARN_ON_ONCE(!hlist_empty(&stable->items));
 	stable_ungroup(stable);
 	if (!RB_EMPTY_NODE(&stable->rb))
 		rb_erase(&stable->rb, &ksm_stable_trees[stable->nid]);
@@ -689,8 +684,11 @@ static void stable_free(struct ksm_stable *stable)
 /* The KSM page of @stable is gone: forget every item that mapped it. */
 static void stable_drop_stale(struct ksm_stable *stable)
 {
-	while (stable->items)
-		stable_unlink(stable->items);
+	struct ksm_item *item;
+	struct hlist_node *tmp;
+
+	hlist_for_each_entry_safe(item, tmp, &stable->items, link)
+		stable_unlink(item);
 	stable_free(stable);
 }
 
@@ -1637,6 +1635,7 @@ static int ksm_sweep_stable_nodes(bool idle_only)
 			struct ksm_stable *stable;
 			struct folio *folio;
 
+			cond_resched();
 			stable = rb_entry(node, struct ksm_stable, rb);
 			node = rb_next(node);
 			if (idle_only && stable->nr_items)
@@ -1743,6 +1742,7 @@ static bool cursor_next_mm(struct ksm_mm *kmm, bool dead)
  */
 static void ksm_drop_gone_nodes(void)
 {
+	unsigned int count = 0;
 	int nid;
 
 	for (nid = 0; nid < (ksm_merge_across_nodes ? 1 : nr_node_ids); nid++) {
@@ -1752,6 +1752,9 @@ static void ksm_drop_gone_nodes(void)
 			struct ksm_stable *stable;
 			struct folio *folio;
 
+			/* The trees change only under ksm_lock, held here. */
+			if (!(++count % 256))
+				cond_resched();
 			stable = rb_entry(node, struct ksm_stable, rb);
 			node = rb_next(node);
 			folio = pfn_folio(READ_ONCE(stable->pfn));
@@ -1840,8 +1843,16 @@ static void ksm_advise(void)
 
 /*
  * The anonymous page mapped at @addr of @vma, referenced; or NULL, with
- * *@settled true if the item at the cursor is for @addr and its page
- * needed no work (ksm_page_settled(), under the page table lock).
+ * *@settled true if the item at the cursor is for @addr and needs no work
+ * (ksm_page_settled(), under the page table lock).
+ *
+ * A stable item whose page is under migration needs none either: the
+ * migration entry will turn back into its KSM page (or the new copy of
+ * it), and dropping the item meanwhile would hide that mapping from rmap
+ * walks until the next pass.  A stable item whose mapping's page offset is
+ * not the one it recorded (a swapped-out KSM page moved by mremap, then
+ * swapped back in) keeps working, but without the offset: its rmap walks
+ * look at every VMA again.
  */
 static struct page *ksm_page_at(struct vm_area_struct *vma,
 				unsigned long addr, bool *settled)
@@ -1852,18 +1863,32 @@ static struct page *ksm_page_at(struct vm_area_struct *vma,
 	struct folio *folio;
 
 	*settled = false;
-	folio = folio_walk_start(&fw, vma, addr, 0);
+	if (item && item_address(item) != addr)
+		item = NULL;
+	folio = folio_walk_start(&fw, vma, addr, FW_MIGRATION);
 	if (!folio)
 		return NULL;
-	if (folio_test_anon(folio) && !folio_is_zone_device(folio)) {
-		if (item && item_address(item) == addr &&
-		    ksm_page_settled(item, folio)) {
-			*settled = true;
-		} else {
-			folio_get(folio);
-			page = fw.page;
-		}
+	if (fw.level == FW_LEVEL_PTE ? !pte_present(fw.pte) :
+	    fw.level == FW_LEVEL_PMD && !pmd_present(fw.pmd)) {
+		/* A migration entry: of the item's KSM page? */
+		*settled = item && (item->address & ITEM_STABLE) &&
+			   folio_stable(folio) == item->stable;
+		goto out;
 	}
+	if (!folio_test_anon(folio) || folio_is_zone_device(folio))
+		goto out;
+	if (item && (item->address & (ITEM_STABLE | ITEM_PGOFF)) ==
+		    (ITEM_STABLE | ITEM_PGOFF) &&
+	    linear_page_index(vma, addr) !=
+		    (addr >> PAGE_SHIFT) + item->pgoff_delta)
+		WRITE_ONCE(item->address, item->address & ~ITEM_PGOFF);
+	if (item && ksm_page_settled(item, folio)) {
+		*settled = true;
+	} else {
+		folio_get(folio);
+		page = fw.page;
+	}
+out:
 	folio_walk_end(&fw, vma);
 	return page;
 }
@@ -2526,40 +2551,34 @@ static bool ksm_anon_vma_lock(struct anon_vma *anon_vma,
 	return true;
 }
 
-/**
- * rmap_walk_ksm - rmap_walk() for a KSM page
- * @folio: the KSM page, locked
- * @rwc: what to do with each mapping
- *
- * The mappings are found through the items of the page's stable node,
- * each with the anon_vma of the VMA it was merged in, locked for read.
- * Each item's own mm comes first; a second round finds the children
- * forked since, which share that anon_vma but may have no item yet.
+/*
+ * The two rounds of rmap_walk_ksm(): each item's own mm, then the others.
+ * With @narrow, an item that knows its page offset has only the VMAs at
+ * that offset looked at.  Returns true if the walk was ended (by the
+ * caller's callbacks, or a contended lock with rwc->try_lock).
  */
-void rmap_walk_ksm(struct folio *folio, struct rmap_walk_control *rwc)
+static bool ksm_rmap_rounds(struct folio *folio, struct ksm_stable *stable,
+			    struct rmap_walk_control *rwc, bool narrow)
 {
-	struct ksm_stable *stable = folio_stable(folio);
 	int round;
 
-	VM_WARN_ON_ONCE_FOLIO(!folio_test_locked(folio), folio);
-	if (!stable)
-		return;
 	for (round = 0; round < 2; round++) {
 		struct ksm_item *item;
 
-		for (item = stable->items; item; item = item->sibling) {
+		hlist_for_each_entry(item, &stable->items, link) {
+			unsigned long address = READ_ONCE(item->address);
+			unsigned long addr = address & PAGE_MASK;
 			struct anon_vma *anon_vma = item->anon_vma;
-			unsigned long addr = item_address(item);
 			pgoff_t first = 0, last = ULONG_MAX;
 			struct anon_vma_chain *avc;
 
-			if (item->address & ITEM_PGOFF) {
+			if (narrow && (address & ITEM_PGOFF)) {
 				first = (addr >> PAGE_SHIFT) + item->pgoff_delta;
 				last = first;
 			}
 			cond_resched();
 			if (!ksm_anon_vma_lock(anon_vma, rwc))
-				return;
+				return true;
 			anon_vma_interval_tree_foreach(avc, &anon_vma->rb_root,
 						       first, last) {
 				struct vm_area_struct *vma = avc->vma;
@@ -2577,12 +2596,42 @@ void rmap_walk_ksm(struct folio *folio, struct rmap_walk_control *rwc)
 				if (!rwc->rmap_one(folio, vma, addr, rwc->arg) ||
 				    (rwc->done && rwc->done(folio))) {
 					anon_vma_unlock_read(anon_vma);
-					return;
+					return true;
 				}
 			}
 			anon_vma_unlock_read(anon_vma);
 		}
 	}
+	return false;
+}
+
+/**
+ * rmap_walk_ksm - rmap_walk() for a KSM page
+ * @folio: the KSM page, locked
+ * @rwc: what to do with each mapping
+ *
+ * The mappings are found through the items of the page's stable node,
+ * each with the anon_vma of the VMA it was merged in, locked for read.
+ * Each item's own mm comes first; a second round finds the children
+ * forked since, which share that anon_vma but may have no item yet.
+ */
+void rmap_walk_ksm(struct folio *folio, struct rmap_walk_control *rwc)
+{
+	struct ksm_stable *stable = folio_stable(folio);
+
+	VM_WARN_ON_ONCE_FOLIO(!folio_test_locked(folio), folio);
+	if (!stable)
+		return;
+	if (ksm_rmap_rounds(folio, stable, rwc, true))
+		return;
+	/*
+	 * Every mapping is at the page offset its item recorded, unless a
+	 * swapped-out KSM page was moved by mremap and swapped in again
+	 * before ksmd met it (see ksm_page_at()).  A caller that must reach
+	 * every mapping, and still sees some, gets the walk over all VMAs.
+	 */
+	if (rwc->done && !rwc->done(folio))
+		ksm_rmap_rounds(folio, stable, rwc, false);
 }
 
 #ifdef CONFIG_MEMORY_FAILURE
@@ -2737,13 +2786,21 @@ static ssize_t pages_to_scan_store(struct kobject *kobj,
 	unsigned int nr;
 	int err;
 
-	/* The advisor owns pages_to_scan while it is on. */
-	if (ksm_advisor != KSM_ADVISOR_NONE)
-		return -EINVAL;
 	err = ksm_parse_uint(buf, &nr);
 	if (err)
 		return err;
-	WRITE_ONCE(ksm_pages_to_scan, nr);
+	/*
+	 * The advisor owns pages_to_scan while it is on; under ksm_lock, so
+	 * that advisor_mode cannot change between the check and the write.
+	 */
+	mutex_lock(&ksm_lock);
+	if (ksm_advisor == KSM_ADVISOR_NONE)
+		WRITE_ONCE(ksm_pages_to_scan, nr);
+	else
+		err = -EINVAL;
+	mutex_unlock(&ksm_lock);
+	if (err)
+		return err;
 	wake_up_interruptible(&ksmd_wait);
 	return count;
 }
@@ -3202,7 +3259,7 @@ static int __init ksm_init(void)
 	int err = -ENOMEM;
 
 	/* Their sizes are the memory cost of KSM: keep them there. */
-	BUILD_BUG_ON(IS_ENABLED(CONFIG_64BIT) && sizeof(struct ksm_item) > 56);
+	BUILD_BUG_ON(IS_ENABLED(CONFIG_64BIT) && sizeof(struct ksm_item) > 64);
 	BUILD_BUG_ON(IS_ENABLED(CONFIG_64BIT) &&
 		     sizeof(struct ksm_stable) > 64);
 	/* ksm_item.nid */
