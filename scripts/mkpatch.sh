@@ -83,10 +83,9 @@ commit() {
 }
 
 # 1. The interface and the engine.
-engine_why="The header comes with the engine in one patch because neither builds
-without the other: the new ksm_fork() calls __ksm_fork(), which only the
-new mm/ksm.c defines (the header alone fails to link with the old
-engine), and the new mm/ksm.c uses the header's new declarations.
+engine_why="The header comes with the engine in one patch: on its own, with the old
+mm/ksm.c, the tree compiles but does not link, because the new
+ksm_fork() calls __ksm_fork(), which only the new mm/ksm.c defines.
 
 The engine is one file, mm/ksm.c, so its features (smart_scan, the
 advisor, max_page_sharing, merge_across_nodes, use_zero_pages, the 2009
@@ -258,9 +257,12 @@ MAINTAINERS: the directory goes with tools/testing/selftests/mm/ under
 MEMORY MANAGEMENT.
 
 $harness_note
+
 checkpatch: \"prefer '%s', __func__\" in ksm_common.c is about the
 path \"/proc/kpageflags\" opened by the helper kpageflags(), not a
-function name in a message.  $bit_note" \
+function name in a message.
+
+$bit_note" \
 	config ksm_common.h ksm_common.c ksm_knobs.c ksm_merge.c ksm_unmerge.c \
 	ksm_fork_exit.c
 
@@ -282,6 +284,7 @@ ksm_smaps: the KSM line of /proc/PID/smaps, the mg VmFlag, and KPF_KSM
 in /proc/kpageflags.
 
 $harness_note
+
 $maint_note" \
 	ksm_zero_pages.c ksm_prctl.c ksm_proc_stat.c ksm_smaps.c
 
@@ -303,6 +306,7 @@ its bounds and reports each decision through the ksm_advisor
 tracepoint; advisor_mode=none gives pages_to_scan back.
 
 $harness_note
+
 $maint_note" \
 	ksm_sharing_limit.c ksm_numa.c ksm_smart_scan.c ksm_advisor.c
 
@@ -325,10 +329,11 @@ in parentheses (the \"complex values\" error), and use their argument
 once per initialiser, a string literal every time.
 
 $harness_note
+
 $maint_note" \
 	ksm_sysfs.c ksm_2009_interface.c ksm_trace.c
 
-selftests_group "selftests/ksm: KSM pages under swap, migration, THP, memory failure and hot-remove" \
+selftests_group "selftests/ksm: swap, migration, THP, memory failure, hot-remove, khugepaged" \
 "What the rest of mm does to KSM pages, each test checking that every
 sharer keeps its content and that KSM pages stay shared or merge again:
 
@@ -350,11 +355,16 @@ MADV_COLLAPSE still collapses it (fails without the khugepaged patch of
 this series).
 
 $harness_note
+
 $maint_note
+
 $volatile_note
+
 The one TH_LOG() in ksm_swap longer than 100 columns keeps its message
 whole; the format string is its first argument, so it cannot stand on
-a line of its own.  $bit_note" \
+a line of its own.
+
+$bit_note" \
 	ksm_swap.c ksm_migrate.c ksm_thp.c ksm_hwpoison.c ksm_hotplug.c \
 	ksm_khugepaged.c
 
@@ -368,10 +378,14 @@ and asks for reclaim.  Built (TEST_GEN_PROGS_EXTENDED) but not run by
 default: it takes minutes and wants a debug kernel.
 
 $maint_note
+
 $volatile_note
+
 The format strings split across lines are say()'s, its first argument:
 whole, they would not fit in 100 columns beside the call; each is still
-one line of output.  $bit_note" \
+one line of output.
+
+$bit_note" \
 	ksm_stress.c
 
 # Anything the groups above do not name (a test added since) goes last.
@@ -465,5 +479,5 @@ for p in "$OUT"/0*.patch; do
 	total_c=$((total_c + ${c:-0}))
 done
 log "checkpatch --strict: $total_e errors, $total_w warnings, $total_c checks in all"
-log "series: $(ls "$OUT" | wc -l) files in ${OUT#$ROOT/} (commit $rev);" \
-    "apply with: git am ${OUT#$ROOT/}/0*.patch"
+log "series: $(ls "$OUT" | wc -l) files in ${OUT#"$ROOT"/} (commit $rev); apply with:" \
+    "git am \$(ls ${OUT#"$ROOT"/}/*.patch | grep -v cover-letter)"
