@@ -234,7 +234,7 @@ selftests_group "selftests/ksm: helpers, and tests of merging, unmerging, fork a
 "A new selftest directory for KSM, in the kselftest harness, for the
 behaviour of KSM as a process sees it, on any KSM implementation.
 Upstream's tools/testing/selftests/mm/ksm_tests.c and
-ksm_functional_tests.c stay as they are and pass unchanged.
+ksm_functional_tests.c stay as they are.
 
 ksm_common.c holds what every test needs: the sysfs knobs (saved and
 restored around each test), waiting for full scans with a timeout,
