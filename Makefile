@@ -41,13 +41,19 @@ B := $(BUILD)
 BASE_STAMP := $(B)/base/.harness-unpacked
 SYNCED := $(B)/src/.harness-state/synced
 TESTS_STAMP := $(B)/tests/.harness-built
-DEMO := $(B)/demo/ksm_demo
+DEMO_BIN := $(B)/demo/ksm_demo
 INITRAMFS := $(B)/initramfs.cpio.gz
 # configs/debug.config is the debug flavour's only (kernel-config.sh).
 CONFIGS := $(filter-out configs/debug.config,$(wildcard configs/*.config))
 KCONFIG_DEPS := $(CONFIGS) scripts/kernel-config.sh scripts/build-kernel.sh
 DEBUG_KCONFIG_DEPS := $(KCONFIG_DEPS) configs/debug.config
 STRESS_INITRAMFS := $(B)/initramfs-stress.cpio.gz
+
+# make run: which demo (scripts/guest-init, "harness_demo").
+DEMO ?= vms
+ifeq ($(filter $(DEMO),vms many slow),)
+$(error DEMO must be "vms", "many" or "slow", not "$(DEMO)")
+endif
 
 ifeq ($(filter $(KERNEL),ours baseline),)
 $(error KERNEL must be "ours" or "baseline", not "$(KERNEL)")
@@ -106,6 +112,9 @@ help:
 	@echo
 	@echo 'Variables:'
 	@echo '  KERNEL=ours|baseline  kernel for check/run/shell/stress (default: ours)'
+	@echo '  DEMO=vms|many|slow    make run: 4 VM-like processes of 32 MiB image + 4'
+	@echo '                        MiB own (default); 16 of 16 + 2 MiB; or vms at'
+	@echo '                        upstream'"'"'s default scan rate (100 pages/20 ms)'
 	@echo '  DEBUG=1               check/run/shell on the debug kernel (KASAN, lockdep,'
 	@echo '                        DEBUG_VM, ...); test timeouts x4 (TIMEOUT_SCALE)'
 	@echo '  STRESS_SECS=S         make stress: total stress time (default 120)'
@@ -152,12 +161,12 @@ $(TESTS_STAMP): $(SYNCED) scripts/build-tests.sh
 	@touch $@
 
 # The demo, static, against the same exported headers as the tests.
-$(DEMO): demo/ksm_demo.c $(TESTS_STAMP)
+$(DEMO_BIN): demo/ksm_demo.c $(TESTS_STAMP)
 	@mkdir -p $(@D)
 	gcc -static -O2 -Wall -isystem $(B)/headers/include -o $@ $<
 
 initramfs: $(INITRAMFS)
-$(INITRAMFS): $(TESTS_STAMP) $(DEMO) scripts/guest-init scripts/mk-initramfs.sh
+$(INITRAMFS): $(TESTS_STAMP) $(DEMO_BIN) scripts/guest-init scripts/mk-initramfs.sh
 	@scripts/mk-initramfs.sh
 
 # The stress tools (Debian's stress-ng and trinity, with their libraries)
@@ -177,7 +186,7 @@ check: $(KIMAGE) $(INITRAMFS) $(CLIENTS_INITRAMFS)
 	@scripts/check.sh $(KIMAGE) $(KERNEL) $(FLAVOUR)
 
 run: $(KIMAGE) $(INITRAMFS)
-	@scripts/run.sh $(KIMAGE) $(KERNEL)$(if $(FLAVOUR),-$(FLAVOUR))
+	@scripts/run.sh $(KIMAGE) $(KERNEL)$(if $(FLAVOUR),-$(FLAVOUR)) $(DEMO)
 
 shell: $(KIMAGE) $(INITRAMFS)
 	@scripts/qemu-run.sh shell $(KIMAGE) - $${QEMU_TIMEOUT:-3600}
