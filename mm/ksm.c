@@ -1007,20 +1007,25 @@ static int ksm_pte_merge(struct vm_area_struct *vma, unsigned long addr,
 }
 
 /*
- * Return the first address in [@addr, @end) whose page middle directory
- * is populated, or @end: no page can live where no page table is.  This
- * makes a scan of a huge sparse area cost what its pages cost, not what
- * its span does.  Called with mmap_lock held, which keeps the upper
- * levels of the page tables from being freed.
+ * Return the first address in [@addr, @end) whose page table entry is not
+ * empty (or that a huge page middle directory entry covers), or @end: no
+ * page can live where no entry is.  Empty upper levels are skipped whole,
+ * and a page table is read without its lock, as a hint: the caller looks
+ * again under the lock.  This makes a scan of a huge sparse area cost
+ * what its pages cost, not what its span does.  Called with mmap_lock
+ * held, which keeps the upper levels of the page tables from being freed.
  */
 static unsigned long ksm_next_table(struct mm_struct *mm, unsigned long addr,
 				    unsigned long end)
 {
 	while (addr < end) {
 		pgd_t *pgd = pgd_offset(mm, addr);
+		unsigned long next;
 		p4d_t *p4d;
 		pud_t *pud;
 		pmd_t *pmd;
+		pte_t *start, *pte;
+		pmd_t pmdval;
 
 		if (pgd_none(READ_ONCE(*pgd))) {
 			addr = pgd_addr_end(addr, end);
@@ -1037,9 +1042,25 @@ static unsigned long ksm_next_table(struct mm_struct *mm, unsigned long addr,
 			continue;
 		}
 		pmd = pmd_offset(pud, addr);
-		if (!pmd_none(pmdp_get_lockless(pmd)))
+		next = pmd_addr_end(addr, end);
+		pmdval = pmdp_get_lockless(pmd);
+		if (pmd_none(pmdval)) {
+			addr = next;
+			continue;
+		}
+		/* A huge or changing entry: let the caller look. */
+		if (!pmd_present(pmdval) || pmd_leaf(pmdval))
 			return addr;
-		addr = pmd_addr_end(addr, end);
+		/* A page table: its first entry that is not empty. */
+		start = pte_offset_map(pmd, addr);
+		if (!start)
+			return addr;
+		for (pte = start; addr < next; pte++, addr += PAGE_SIZE)
+			if (!pte_none(ptep_get_lockless(pte)))
+				break;
+		pte_unmap(start);
+		if (addr < next)
+			return addr;
 	}
 	return end;
 }
