@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The two files of the original 2009 KSM interface (part 2; upstream has
+ * The two files of the original 2009 KSM interface (upstream has
  * dropped them, so this program fails on an upstream kernel):
  *
  *   kernel_pages_allocated  read-only: the number of KSM pages now, that

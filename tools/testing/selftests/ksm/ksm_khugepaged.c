@@ -3,10 +3,9 @@
  * khugepaged and KSM pages.  khugepaged collapses a huge-page-aligned range
  * of small pages into a huge page by copying them; a range holding KSM
  * pages would give this process private copies of merged memory, and ksmd
- * would split the huge page again on its next pass.  Our patch
- * (patches/0001-mm-khugepaged-leave-KSM-pages-to-KSM.patch) makes
- * khugepaged skip such ranges; MADV_COLLAPSE, an explicit request, still
- * collapses them.
+ * would split the huge page again on its next pass.  So khugepaged skips
+ * such ranges ("mm/khugepaged: leave KSM pages to KSM"); MADV_COLLAPSE,
+ * an explicit request, still collapses them.
  *
  * Each test maps two huge-page-aligned ranges of small pages: the KSM range,
  * of which every STRIDE-th page is merged with a twin mapped elsewhere

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * merge_across_nodes (part 2): with 0, identical pages merge only with
+ * merge_across_nodes: with 0, identical pages merge only with
  * pages on the same NUMA node; with 1 (the default), across nodes.  The
  * knob takes 0 or 1 and changes only while no KSM page exists (EBUSY).
  * Needs two NUMA nodes with memory (the test VM boots with numa=fake=2).

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * prctl(PR_SET_MEMORY_MERGE) (part 2): "merge any" makes every anonymous
+ * prctl(PR_SET_MEMORY_MERGE): "merge any" makes every anonymous
  * private mapping of the process mergeable, old and new, without madvise();
  * PR_GET_MEMORY_MERGE reads it back; it survives fork and exec; turning it
  * off unmerges.

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Per-process accounting (part 2), shown by fs/proc from the mm counters
+ * Per-process accounting, shown by fs/proc from the mm counters
  * KSM keeps: /proc/PID/ksm_stat (ksm_rmap_items, ksm_zero_pages,
  * ksm_merging_pages, ksm_process_profit) and /proc/PID/ksm_merging_pages.
  * The profit formula also bounds the size of KSM's per-page rmap item: no

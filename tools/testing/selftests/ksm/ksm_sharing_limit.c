@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * max_page_sharing (part 2): no KSM page is mapped more often than the
+ * max_page_sharing: no KSM page is mapped more often than the
  * limit; identical pages beyond it go to further KSM pages of the same
  * content (a chain of "dups").  The knob takes values of 2 and more, and
  * changes only while no KSM page exists (EBUSY otherwise).

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * use_zero_pages (part 2): with it set, pages of zeroes are not merged
+ * use_zero_pages: with it set, pages of zeroes are not merged
  * with each other but mapped to the kernel's shared zero page, counted in
  * ksm_zero_pages (globally and per process in /proc/PID/ksm_stat), and
  * unmerged again by a write or MADV_UNMERGEABLE; with it clear, they merge
