@@ -193,6 +193,12 @@ FIXTURE_SETUP(khugepaged)
 	}
 	self->twins = map_anon(self->ntwins, false);
 	ASSERT_NE(NULL, self->twins);
+	/*
+	 * Flags of their own, so that the twins never join the KSM range's
+	 * VMA when mmap puts them right next to it: smaps counts per VMA.
+	 */
+	ASSERT_EQ(0, madvise(self->twins, self->ntwins * page_size,
+			     MADV_DONTFORK));
 	for (i = 0; i < self->ntwins; i++)
 		fill_page(self->twins + i * page_size, KSM_TAG + i * STRIDE);
 
