@@ -3275,6 +3275,33 @@ static int ksm_memory_callback(struct notifier_block *nb,
 /* Start-up                                                               */
 /* ---------------------------------------------------------------------- */
 
+#ifdef CONFIG_SYSFS
+static int __init ksm_sysfs_init(void)
+{
+	int err = sysfs_create_group(mm_kobj, &ksm_attr_group);
+
+	if (err)
+		pr_err("/sys/kernel/mm/ksm not created (%d)\n", err);
+	return err;
+}
+
+static void __init ksm_sysfs_exit(void)
+{
+	sysfs_remove_group(mm_kobj, &ksm_attr_group);
+}
+#else
+/* Without sysfs nobody could ever write run: ksmd merges from the start. */
+static int __init ksm_sysfs_init(void)
+{
+	ksm_run = KSM_RUN_MERGE;
+	return 0;
+}
+
+static void __init ksm_sysfs_exit(void)
+{
+}
+#endif
+
 static int __init ksm_init(void)
 {
 	int err = -ENOMEM;
@@ -3294,23 +3321,16 @@ static int __init ksm_init(void)
 	if (!ksm_item_cache || !ksm_stable_cache || !ksm_mm_cache)
 		goto out_caches;
 
+	err = ksm_sysfs_init();
+	if (err)
+		goto out_caches;
 	ksmd = kthread_run(ksmd_fn, NULL, "ksmd");
 	if (IS_ERR(ksmd)) {
-		pr_err("cannot start ksmd\n");
 		err = PTR_ERR(ksmd);
+		pr_err("ksmd did not start (%d)\n", err);
+		ksm_sysfs_exit();
 		goto out_caches;
 	}
-
-#ifdef CONFIG_SYSFS
-	err = sysfs_create_group(mm_kobj, &ksm_attr_group);
-	if (err) {
-		pr_err("cannot register sysfs files\n");
-		kthread_stop(ksmd);
-		goto out_caches;
-	}
-#else
-	ksm_run = KSM_RUN_MERGE;	/* no way for user to start it */
-#endif
 #ifdef CONFIG_MEMORY_HOTREMOVE
 	/* After slab's notifier, which must still hold our caches. */
 	hotplug_memory_notifier(ksm_memory_callback, KSM_CALLBACK_PRI);
