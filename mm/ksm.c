@@ -33,12 +33,14 @@
  * move to the stable tree.
  *
  * Both trees are ordered by a 32-bit checksum of the content (xor-multiply
- * folded), with ties broken by the order of insertion.  The key of an
- * item or node is fixed when it is inserted, so the trees stay well
- * formed even when the pages beneath the unstable tree change; a search
- * compares contents only for the few candidates with an equal checksum,
- * and so needs neither page references nor another mm's mmap_lock on
- * its way down.
+ * folded), then by the content itself.  A search reads pages only where
+ * checksums are equal: usually the match alone.  The checksum is no
+ * defence against a tenant who writes pages to collide (it is unkeyed and
+ * easy to invert), so the order inside a run of equal checksums is what
+ * bounds a search: O(log n) page comparisons, whatever the pages hold.
+ * See "Content is input" in Documentation/mm/ksm.rst.  Pages beneath the
+ * unstable tree may change and make its order wrong; that loses merges
+ * for a pass, but the tree stays a red-black tree, as deep as ever.
  *
  * Merging write-protects the page first (clearing the PTE and flushing the
  * TLB, so that no CPU and no GUP-fast can write it behind our back, and
@@ -251,6 +253,12 @@ static struct ksm_cursor ksm_cursor = {
 	.kmm = &ksm_mm_head,
 };
 
+/*
+ * Registered mms that exited while the cursor was elsewhere, out of the
+ * scan: ksmd frees their items at its next batch (ksm_reap_exited()).
+ */
+static LIST_HEAD(ksm_exited);
+
 static struct rb_root ksm_one_stable_tree = RB_ROOT;
 static struct rb_root ksm_one_unstable_tree = RB_ROOT;
 static struct rb_root *ksm_stable_trees = &ksm_one_stable_tree;
@@ -293,6 +301,28 @@ static ktime_t ksm_pass_started;
 static unsigned long ksm_last_sweep;	/* jiffies */
 static u64 ksm_pass_cpu_ns;
 
+/*
+ * Tasks waiting for ksm_lock.  ksmd ends its batch as soon as there is
+ * one (ksm_scan()), so that a sysfs write, a memory block going offline
+ * or the freezer waits for about one page of ksmd's work, never for a
+ * whole batch of pages_to_scan pages.
+ */
+static atomic_t ksm_lock_waiters = ATOMIC_INIT(0);
+
+static void ksm_mutex_lock(void)
+{
+	atomic_inc(&ksm_lock_waiters);
+	mutex_lock(&ksm_lock);
+	atomic_dec(&ksm_lock_waiters);
+}
+
+/* Should ksmd let go of ksm_lock (or its mmap_lock) now? */
+static bool ksm_lock_wanted(void)
+{
+	return atomic_read(&ksm_lock_waiters) || freezing(current) ||
+	       kthread_should_stop();
+}
+
 #ifdef CONFIG_MEMORY_HOTREMOVE
 /*
  * While a memory block goes offline, ksmd and the knobs that walk the
@@ -304,17 +334,17 @@ static DECLARE_WAIT_QUEUE_HEAD(ksm_online_wait);
 
 static void ksm_lock_online(void)
 {
-	mutex_lock(&ksm_lock);
+	ksm_mutex_lock();
 	while (ksm_offlining) {
 		mutex_unlock(&ksm_lock);
 		wait_event(ksm_online_wait, !READ_ONCE(ksm_offlining));
-		mutex_lock(&ksm_lock);
+		ksm_mutex_lock();
 	}
 }
 #else
 static inline void ksm_lock_online(void)
 {
-	mutex_lock(&ksm_lock);
+	ksm_mutex_lock();
 }
 #endif
 
@@ -453,20 +483,34 @@ static u32 page_checksum(struct page *page)
 	return (u32)a ^ (u32)(a >> 32);
 }
 
+/* Comparisons of pages made, counted for the KUnit tests only */
+#ifdef CONFIG_KSM_KUNIT_TEST
+static unsigned long ksm_test_cmps;
+#define ksm_count_cmp()	(ksm_test_cmps++)
+#else
+#define ksm_count_cmp()	do { } while (0)
+#endif
+
 /*
- * Have @a and @b the same content?  memcmp_pages() orders pages byte by
- * byte, which KSM never needs; this compares 64 bytes per step, about
- * twice as fast.  arm64 with MTE hooks memcmp_pages() to keep tagged
- * pages apart, so it goes through the hook.
+ * ksm_pages_cmp - order two pages by content
+ *
+ * Returns 0 if @a and @b hold the same bytes, else a negative or positive
+ * number, consistently: an order on contents for the trees to sort pages
+ * of equal checksum by (see "Content is input" in the overview).  Any
+ * total order will do, so it compares 64-bit words as numbers, the first
+ * pair that differs deciding, and reads 64 bytes per step until then.
+ * arm64 with MTE hooks memcmp_pages() to keep tagged pages apart, so it
+ * goes through the hook there.
  */
-static bool ksm_pages_equal(struct page *a, struct page *b)
+static int ksm_pages_cmp(struct page *a, struct page *b)
 {
 	const u64 *x, *y;
-	bool same = true;
-	unsigned int i;
+	unsigned int i, j;
+	int ret = 0;
 
+	ksm_count_cmp();
 	if (IS_ENABLED(CONFIG_ARM64_MTE))
-		return pages_identical(a, b);
+		return memcmp_pages(a, b);
 
 	x = kmap_local_page(a);
 	y = kmap_local_page(b);
@@ -476,19 +520,37 @@ static bool ksm_pages_equal(struct page *a, struct page *b)
 			   (x[i + 4] ^ y[i + 4]) | (x[i + 5] ^ y[i + 5]) |
 			   (x[i + 6] ^ y[i + 6]) | (x[i + 7] ^ y[i + 7]);
 
-		if (diff) {
-			same = false;
-			break;
-		}
+		if (!diff)
+			continue;
+		for (j = i; x[j] == y[j]; j++)
+			;
+		ret = x[j] < y[j] ? -1 : 1;
+		break;
 	}
 	kunmap_local(y);
 	kunmap_local(x);
-	return same;
+	return ret;
+}
+
+static inline bool ksm_pages_equal(struct page *a, struct page *b)
+{
+	return !ksm_pages_cmp(a, b);
 }
 
 /* ---------------------------------------------------------------------- */
 /* Finding a KSM page from its stable node                               */
 /* ---------------------------------------------------------------------- */
+
+/*
+ * The folio at @pfn, or NULL if the memory map there is gone: a node
+ * outlives its page, and the page's memory may have been hot-removed
+ * since (offlining drops the nodes of a block, ksm_drop_nodes_in(), but
+ * device memory has no such notifier).
+ */
+static struct folio *ksm_pfn_folio(unsigned long pfn)
+{
+	return pfn_valid(pfn) ? pfn_folio(pfn) : NULL;
+}
 
 /*
  * stable_folio_get - the KSM page of @stable, referenced and maybe locked
@@ -510,8 +572,8 @@ static struct folio *stable_folio_get(struct ksm_stable *stable, bool lock)
 
 again:
 	pfn = READ_ONCE(stable->pfn);
-	folio = pfn_folio(pfn);
-	if (READ_ONCE(folio->mapping) != want)
+	folio = ksm_pfn_folio(pfn);
+	if (!folio || READ_ONCE(folio->mapping) != want)
 		goto gone;
 
 	if (!folio_try_get(folio)) {
@@ -545,40 +607,6 @@ gone:
 	if (READ_ONCE(stable->pfn) != pfn)
 		goto again;
 	return NULL;
-}
-
-/*
- * Leftmost node of @root whose key equals @key: the first of a run of
- * equal keys, since equal keys are adjacent in the tree's order.
- */
-static struct rb_node *tree_first_equal(struct rb_root *root, u32 key,
-					u32 (*key_of)(struct rb_node *))
-{
-	struct rb_node *node = root->rb_node, *found = NULL;
-
-	while (node) {
-		u32 k = key_of(node);
-
-		if (key < k) {
-			node = node->rb_left;
-		} else if (key > k) {
-			node = node->rb_right;
-		} else {
-			found = node;
-			node = node->rb_left;
-		}
-	}
-	return found;
-}
-
-static u32 stable_key(struct rb_node *node)
-{
-	return rb_entry(node, struct ksm_stable, rb)->checksum;
-}
-
-static u32 unstable_key(struct rb_node *node)
-{
-	return rb_entry(node, struct ksm_item, rb)->checksum;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -695,77 +723,96 @@ static void stable_drop_stale(struct ksm_stable *stable)
 /*
  * Free @stable once nothing maps its page any longer: the locked @folio
  * keeps its content but loses its node, and is freed with its last
- * reference (a swap cache page, say).  A page still mapped by some
- * process that has no item for it yet (a child forked after the merge)
- * keeps its node, for the rmap walks that must find that mapping.
+ * reference.  A page still mapped by some process that has no item for
+ * it yet (a child forked after the merge) keeps its node, for the rmap
+ * walks that must find that mapping.  So does a page in the swap cache,
+ * unless everything is being unmerged: the swap entries that ksmd passed
+ * (and forgot the items of) still refer to it, and each swap-in maps it
+ * again only while it has a node (ksm_might_need_to_copy()); without one,
+ * every swap-in would make a private copy.  The node goes once the page
+ * is freed (ksm_drop_gone_nodes()).
  */
 static void stable_put_unused(struct ksm_stable *stable, struct folio *folio)
 {
 	if (stable->nr_items || folio_mapped(folio))
 		return;
+	if (folio_test_swapcache(folio) && ksm_run != KSM_RUN_UNMERGE)
+		return;
 	folio_set_stable(folio, NULL);
 	stable_free(stable);
 }
 
-/*
- * A KSM page of the same content as @kpage, among the nodes of equal
- * checksum, for @stable to group with: there is one when stable_search()
- * found only full ones and a second KSM page had to be made.
- */
-static void stable_find_group(struct ksm_stable *stable, struct page *kpage)
+/* Make @stable one of the group of KSM pages of @same's content. */
+static void stable_group(struct ksm_stable *stable, struct ksm_stable *same)
 {
-	struct rb_node *node;
-
-	node = tree_first_equal(&ksm_stable_trees[stable->nid],
-				stable->checksum, stable_key);
-	for (; node; node = rb_next(node)) {
-		struct ksm_stable *other = rb_entry(node, struct ksm_stable, rb);
-		struct folio *folio;
-		bool same;
-
-		if (other->checksum != stable->checksum)
-			break;
-		folio = stable_folio_get(other, false);
-		if (!folio)
-			continue;
-		same = ksm_pages_equal(kpage, folio_page(folio, 0));
-		folio_put(folio);
-		if (!same)
-			continue;
-		if (!other->dup_next) {
-			other->dup_next = other;
-			ksm_dup_groups++;
-			ksm_dup_nodes += 2;
-		} else {
-			ksm_dup_nodes++;
-		}
-		stable->dup_next = other->dup_next;
-		other->dup_next = stable;
-		return;
+	if (!same->dup_next) {
+		same->dup_next = same;
+		ksm_dup_groups++;
+		ksm_dup_nodes += 2;
+	} else {
+		ksm_dup_nodes++;
 	}
+	stable->dup_next = same->dup_next;
+	same->dup_next = stable;
 }
 
 /*
- * Insert @stable, whose KSM page is @kpage, in its tree, after any node
- * of equal checksum.
+ * Order the KSM page @kpage, of checksum @sum, against the node @other
+ * of a stable tree: by checksum, then by content.  Returns <0 or >0, or
+ * 0 for the same content; -EAGAIN (not an order) if @other's page is gone
+ * and @other was dropped, so the caller must start its descent again.
+ * An order it can rely on: a KSM page never changes.
+ */
+static int stable_cmp(struct page *kpage, u32 sum, struct ksm_stable *other)
+{
+	struct folio *folio;
+	int cmp;
+
+	if (sum != other->checksum)
+		return sum < other->checksum ? -1 : 1;
+	folio = stable_folio_get(other, false);
+	if (!folio) {
+		stable_drop_stale(other);
+		return -EAGAIN;
+	}
+	cmp = ksm_pages_cmp(kpage, folio_page(folio, 0));
+	folio_put(folio);
+	return cmp < 0 ? -1 : cmp;
+}
+
+/*
+ * Insert @stable, whose KSM page is @kpage, in its tree, ordered by
+ * checksum and then by content.  If a node of the same content is there
+ * already (max_page_sharing made a second KSM page), @stable joins its
+ * group and goes right after it, so that equal contents stay together.
  */
 static void stable_insert(struct ksm_stable *stable, struct page *kpage)
 {
 	struct rb_root *root = &ksm_stable_trees[stable->nid];
-	struct rb_node **link = &root->rb_node, *parent = NULL;
+	struct rb_node **link, *parent;
+	struct ksm_stable *same;
 
-	stable_find_group(stable, kpage);
-
+again:
+	link = &root->rb_node;
+	parent = NULL;
+	same = NULL;
 	while (*link) {
 		struct ksm_stable *other;
+		int cmp;
 
 		parent = *link;
 		other = rb_entry(parent, struct ksm_stable, rb);
-		if (stable->checksum < other->checksum)
-			link = &parent->rb_left;
-		else
-			link = &parent->rb_right;
+		cmp = stable_cmp(kpage, stable->checksum, other);
+		if (cmp == -EAGAIN)
+			goto again;
+		if (!cmp) {
+			same = other;
+			cmp = 1;
+		}
+		link = cmp < 0 ? &parent->rb_left : &parent->rb_right;
 	}
+	if (same)
+		stable_group(stable, same);
 	rb_link_node(&stable->rb, parent, link);
 	rb_insert_color(&stable->rb, root);
 }
@@ -786,29 +833,6 @@ static void unstable_erase(struct ksm_item *item)
 		rb_erase(&item->rb, &ksm_unstable_trees[item->nid]);
 	item->address &= ~ITEM_UNSTABLE;
 	ksm_pages_unshared--;
-}
-
-static void unstable_insert(struct ksm_item *item, int nid)
-{
-	struct rb_root *root = &ksm_unstable_trees[nid];
-	struct rb_node **link = &root->rb_node, *parent = NULL;
-
-	while (*link) {
-		struct ksm_item *other;
-
-		parent = *link;
-		other = rb_entry(parent, struct ksm_item, rb);
-		if (item->checksum < other->checksum)
-			link = &parent->rb_left;
-		else
-			link = &parent->rb_right;
-	}
-	rb_link_node(&item->rb, parent, link);
-	rb_insert_color(&item->rb, root);
-	item->nid = nid;
-	item->pass = ksm_pass_tag();
-	item->address |= ITEM_UNSTABLE;
-	ksm_pages_unshared++;
 }
 
 /* Drop whatever tree @item is in, so that it can be reused or freed. */
@@ -1112,8 +1136,10 @@ static bool ksm_mapped_at(struct vm_area_struct *vma, unsigned long addr)
  * userfaultfd write-protected areas alike.  Called with mmap_lock held,
  * for read or write.
  *
- * Return: 0, -ENOMEM if a copy could not be allocated, -ERESTARTSYS on a
- * fatal signal, -EFAULT if the fault failed otherwise.
+ * Return: 0, -ENOMEM if a copy could not be allocated, -ERESTARTSYS if a
+ * signal is pending (the pages copied so far stay copied, so a restarted
+ * call goes on where this one stopped).  A page whose fault fails for
+ * another reason (a hardware memory error) is left as it is.
  */
 static int ksm_unshare(struct vm_area_struct *vma, unsigned long start,
 		       unsigned long end)
@@ -1126,7 +1152,8 @@ static int ksm_unshare(struct vm_area_struct *vma, unsigned long start,
 
 		if (ksm_test_exit(mm))
 			break;
-		if (fatal_signal_pending(current))
+		/* The call is restarted, or fails with EINTR: see the guide. */
+		if (signal_pending(current))
 			return -ERESTARTSYS;
 		cond_resched();
 
@@ -1141,8 +1168,15 @@ static int ksm_unshare(struct vm_area_struct *vma, unsigned long start,
 				      FAULT_FLAG_REMOTE, NULL);
 		if (ret & VM_FAULT_OOM)
 			return -ENOMEM;
-		if (ret & VM_FAULT_ERROR)
-			return -EFAULT;
+		/*
+		 * A page that cannot be copied (a hardware memory error) stays
+		 * as it is, as upstream leaves it: reading it would fail the
+		 * same either way.
+		 */
+		if (ret & VM_FAULT_ERROR) {
+			addr += PAGE_SIZE;
+			continue;
+		}
 		/* Not advancing: check that the copy really took its place. */
 	}
 	return 0;
@@ -1278,63 +1312,94 @@ static bool ksm_try_zero(struct ksm_item *item, struct page *page, u32 sum)
 	return merged;
 }
 
-/*
- * Find a KSM page whose content has the checksum @sum, on node @nid if
- * that matters, that can take another mapping.  Returns it referenced,
- * or NULL.  The content is not compared here: a KSM page never changes,
- * so only a checksum collision could make it differ from the page being
- * merged, and ksm_fold() compares them anyway once that page is
- * write-protected.
- */
-static struct page *stable_search(u32 sum, int nid)
+/* @stable, or the first of its group after it, that can take a mapping */
+static struct ksm_stable *stable_with_room(struct ksm_stable *stable)
 {
-	struct rb_root *root = &ksm_stable_trees[nid];
-	struct rb_node *node;
+	struct ksm_stable *s = stable;
 
-restart:
-	node = tree_first_equal(root, sum, stable_key);
-	for (; node; node = rb_next(node)) {
-		struct ksm_stable *stable = rb_entry(node, struct ksm_stable, rb);
-		struct folio *kfolio;
-
-		if (stable->checksum != sum)
-			break;
-		if (stable->nr_items >= ksm_max_page_sharing)
-			continue;
-		kfolio = stable_folio_get(stable, false);
-		if (!kfolio) {
-			/* Its page is gone: prune it and look again. */
-			stable_drop_stale(stable);
-			goto restart;
-		}
-		if (!ksm_merge_across_nodes && folio_nid(kfolio) != nid) {
-			/* Migrated since: file it in its new node's tree. */
-			rb_erase(&stable->rb, root);
-			stable_ungroup(stable);
-			stable->nid = folio_nid(kfolio);
-			stable_insert(stable, folio_page(kfolio, 0));
-			folio_put(kfolio);
-			goto restart;
-		}
-		return folio_page(kfolio, 0);
-	}
+	do {
+		if (s->nr_items < ksm_max_page_sharing)
+			return s;
+		s = s->dup_next;
+	} while (s && s != stable);
 	return NULL;
 }
 
 /*
- * The page mapped at @item's address, referenced; NULL if there is no
- * anonymous page there any more.
+ * stable_search - a KSM page with the content of @page, that has room
+ * @page: the page to merge; its content may still change under us
+ * @sum: its checksum
+ * @nid: the tree to search
+ *
+ * The descent compares contents only where the checksums are equal, so
+ * it costs O(log n) comparisons of pages at most, whatever the pages
+ * hold.  A node whose page is gone is dropped on the way, and one whose
+ * page migrated to another node (merge_across_nodes off) is filed in that
+ * node's tree; each happens once to a node, then the descent starts over.
+ *
+ * Returns the KSM page referenced, or NULL.  ksm_fold() compares again
+ * once @page is write-protected.
  */
-static struct page *item_get_page(struct ksm_item *item)
+static struct page *stable_search(struct page *page, u32 sum, int nid)
+{
+	struct rb_root *root = &ksm_stable_trees[nid];
+	struct ksm_stable *stable;
+	struct rb_node *node;
+	struct folio *kfolio;
+	int cmp;
+
+restart:
+	node = root->rb_node;
+	while (node) {
+		stable = rb_entry(node, struct ksm_stable, rb);
+		cmp = stable_cmp(page, sum, stable);
+		if (cmp == -EAGAIN)
+			goto restart;
+		if (!cmp)
+			break;
+		node = cmp < 0 ? node->rb_left : node->rb_right;
+	}
+	if (!node)
+		return NULL;
+
+	stable = stable_with_room(stable);
+	if (!stable)
+		return NULL;
+	kfolio = stable_folio_get(stable, false);
+	if (!kfolio) {
+		stable_drop_stale(stable);
+		goto restart;
+	}
+	if (!ksm_merge_across_nodes && folio_nid(kfolio) != nid) {
+		/* Migrated since: file it in its new node's tree. */
+		rb_erase(&stable->rb, root);
+		stable_ungroup(stable);
+		stable->nid = folio_nid(kfolio);
+		stable_insert(stable, folio_page(kfolio, 0));
+		folio_put(kfolio);
+		goto restart;
+	}
+	return folio_page(kfolio, 0);
+}
+
+/*
+ * The page mapped at @item's address, referenced; NULL if there is no
+ * anonymous page there any more, or if the owner's mmap_lock is taken
+ * for write: a search of the unstable tree does not wait for another
+ * process (see unstable_search_insert()).
+ */
+static struct page *item_peek_page(struct ksm_item *item)
 {
 	struct vm_area_struct *vma;
 	struct folio_walk fw;
 	struct folio *folio;
 	struct page *page = NULL;
 
-	vma = item_lock_vma(item);
-	if (!vma)
+	if (!mmap_read_trylock(item->mm))
 		return NULL;
+	vma = ksm_vma_at(item->mm, item_address(item));
+	if (!vma)
+		goto out;
 	folio = folio_walk_start(&fw, vma, item_address(item), 0);
 	if (folio) {
 		if (folio_test_anon(folio) && !folio_is_zone_device(folio) &&
@@ -1344,39 +1409,70 @@ static struct page *item_get_page(struct ksm_item *item)
 		}
 		folio_walk_end(&fw, vma);
 	}
+out:
 	mmap_read_unlock(item->mm);
 	return page;
 }
 
 /*
- * Search this pass's unstable tree for a page with the content of @page;
- * returns its item and, in @tpage, the page referenced; or NULL.
+ * unstable_search_insert - pair @page with this pass's unstable tree
+ * @item: @page's item, in no tree; its checksum is @page's
+ * @page: the page, referenced
+ * @nid: the tree
+ * @pair: false if no new KSM page may be made: only insert
+ * @tpage: where the partner's page goes, referenced
+ *
+ * The tree is ordered by the checksum an item had when it was inserted,
+ * then by the content its page has now.  Contents of the unstable tree
+ * may change at any time, so among equal checksums the order may be
+ * wrong by now: that can hide a partner, never make the tree malformed,
+ * and the descent is as long as a red-black tree is deep, whatever the
+ * pages hold.  A partner whose page cannot be read at once (gone, or its
+ * mm's mmap_lock taken for write) counts as smaller.
+ *
+ * Returns the item of a page with @page's content, its page in @tpage;
+ * or NULL, with @item inserted in the tree.
  */
-static struct ksm_item *unstable_search(struct ksm_item *item,
-					struct page *page, int nid,
-					struct page **tpage)
+static struct ksm_item *unstable_search_insert(struct ksm_item *item,
+					       struct page *page, int nid,
+					       bool pair, struct page **tpage)
 {
-	struct rb_node *node;
+	struct rb_root *root = &ksm_unstable_trees[nid];
+	struct rb_node **link = &root->rb_node, *parent = NULL;
 
-	node = tree_first_equal(&ksm_unstable_trees[nid], item->checksum,
-				unstable_key);
-	for (; node; node = rb_next(node)) {
-		struct ksm_item *other = rb_entry(node, struct ksm_item, rb);
+	while (*link) {
+		struct ksm_item *other;
 		struct page *p;
+		int cmp = 1;
 
-		if (other->checksum != item->checksum)
-			break;
-		p = item_get_page(other);
-		if (!p)
-			continue;
-		if (page_to_nid(p) == nid || ksm_merge_across_nodes) {
-			if (p != page && ksm_pages_equal(page, p)) {
-				*tpage = p;
-				return other;
+		parent = *link;
+		other = rb_entry(parent, struct ksm_item, rb);
+		if (item->checksum != other->checksum) {
+			cmp = item->checksum < other->checksum ? -1 : 1;
+		} else {
+			cond_resched();
+			p = item_peek_page(other);
+			if (p) {
+				if (p != page)
+					cmp = ksm_pages_cmp(page, p);
+				if (!cmp && pair && (ksm_merge_across_nodes ||
+						     page_to_nid(p) == nid)) {
+					*tpage = p;
+					return other;
+				}
+				put_page(p);
+				if (!cmp)
+					cmp = 1;
 			}
 		}
-		put_page(p);
+		link = cmp < 0 ? &parent->rb_left : &parent->rb_right;
 	}
+	rb_link_node(&item->rb, parent, link);
+	rb_insert_color(&item->rb, root);
+	item->nid = nid;
+	item->pass = ksm_pass_tag();
+	item->address |= ITEM_UNSTABLE;
+	ksm_pages_unshared++;
 	return NULL;
 }
 
@@ -1514,7 +1610,7 @@ static bool ksm_try_merge(struct ksm_item *item, struct page *page)
 {
 	struct ksm_item *titem;
 	struct page *kpage, *tpage;
-	bool merged;
+	bool merged, moved;
 	int nid;
 	u32 sum;
 
@@ -1526,7 +1622,7 @@ static bool ksm_try_merge(struct ksm_item *item, struct page *page)
 		return true;
 
 	nid = ksm_tree_nid(page);
-	kpage = stable_search(sum, nid);
+	kpage = stable_search(page, sum, nid);
 	if (kpage) {
 		struct vm_area_struct *vma = item_lock_vma(item);
 		int err = -EAGAIN;
@@ -1543,25 +1639,27 @@ static bool ksm_try_merge(struct ksm_item *item, struct page *page)
 			return true;
 	}
 
+	moved = (item->address & ITEM_SEEN) && item->checksum != sum;
+	item->checksum = sum;
+	item->address |= ITEM_SEEN;
 	/*
 	 * A page whose content moved since the last pass is not a candidate:
 	 * it is being written.  A page seen for the first time is one, so
 	 * that memory that was just filled merges in one pass, not two.
+	 *
+	 * Nor is a page whose content has a KSM page with room, that it
+	 * could not join just now (locked, pinned, or the page changed):
+	 * pairing it would make a second KSM page of that content, which
+	 * only a full one (max_page_sharing) may cause.  It tries again next
+	 * pass.
 	 */
-	if ((item->address & ITEM_SEEN) && item->checksum != sum) {
-		item->checksum = sum;
+	if (moved || kpage)
 		return false;
-	}
-	item->checksum = sum;
-	item->address |= ITEM_SEEN;
 
-	titem = NULL;
-	if (ksm_may_make_ksm_page())
-		titem = unstable_search(item, page, nid, &tpage);
-	if (!titem) {
-		unstable_insert(item, nid);
+	titem = unstable_search_insert(item, page, nid,
+				       ksm_may_make_ksm_page(), &tpage);
+	if (!titem)
 		return false;
-	}
 	merged = ksm_pair(item, page, titem, tpage, nid);
 	put_page(tpage);
 	return merged;
@@ -1731,6 +1829,43 @@ static void ksm_mm_free(struct ksm_mm *kmm)
 }
 
 /*
+ * ksm_reap_exited - free the items of the mms on ksm_exited, then them
+ * @all: all of them; else stop as soon as ksm_lock is wanted elsewhere
+ *
+ * Their pages are unmapped, or about to be: only the trees and the stable
+ * nodes still know their items.  Runs at every batch and before anything
+ * that walks every item or starts a pass, so that no item of an exited mm
+ * outlives the unstable tree it was put in.
+ */
+static void ksm_reap_exited(bool all)
+{
+	struct ksm_mm *kmm;
+
+	for (;;) {
+		spin_lock(&ksm_mm_lock);
+		kmm = list_first_entry_or_null(&ksm_exited, struct ksm_mm,
+					       slot.mm_node);
+		spin_unlock(&ksm_mm_lock);
+		if (!kmm)
+			return;
+		while (kmm->items) {
+			struct ksm_item *item = kmm->items;
+
+			if (!all && ksm_lock_wanted())
+				return;
+			cond_resched();
+			kmm->items = item->next;
+			item_forget(item);
+			item_free(item);
+		}
+		spin_lock(&ksm_mm_lock);
+		list_del(&kmm->slot.mm_node);
+		spin_unlock(&ksm_mm_lock);
+		ksm_mm_free(kmm);
+	}
+}
+
+/*
  * Move the cursor past @kmm, whose items are all accounted for; free
  * @kmm if its mm has gone away.  Returns true when the pass is complete.
  */
@@ -1778,8 +1913,9 @@ static void ksm_drop_gone_nodes(void)
 				cond_resched();
 			stable = rb_entry(node, struct ksm_stable, rb);
 			node = rb_next(node);
-			folio = pfn_folio(READ_ONCE(stable->pfn));
-			if (READ_ONCE(folio->mapping) == stable_mapping(stable))
+			folio = ksm_pfn_folio(READ_ONCE(stable->pfn));
+			if (folio &&
+			    READ_ONCE(folio->mapping) == stable_mapping(stable))
 				continue;
 			/* Moving under migration, or really gone? */
 			folio = stable_folio_get(stable, false);
@@ -1808,6 +1944,7 @@ static void ksm_pass_start(void)
 	 */
 	lru_add_drain_all();
 
+	ksm_reap_exited(true);
 	ksm_cursor.pass++;
 	ksm_reset_unstable_trees();
 
@@ -1853,8 +1990,9 @@ static void ksm_advise(void)
 	if (cpu_pct)
 		want = min(want, div64_u64(pages * ksm_advisor_max_cpu, cpu_pct));
 	want = (3 * pages + want) / 4;
-	want = clamp_t(u64, want, ksm_advisor_min_pages,
-		       ksm_advisor_max_pages);
+	/* The bounds may cross (see ksm_advisor_bound_store()). */
+	want = max_t(u64, min_t(u64, want, ksm_advisor_max_pages),
+		     ksm_advisor_min_pages);
 	WRITE_ONCE(ksm_pages_to_scan, want);
 	trace_ksm_advisor(div_u64(wall_ns, NSEC_PER_SEC), want, cpu_pct);
 }
@@ -1973,7 +2111,8 @@ next_mm:
 				/* Let go after some progress, if wanted. */
 				if (!*budget || (budget_in != *budget &&
 						 (need_resched() ||
-						  mmap_lock_is_contended(mm)))) {
+						  mmap_lock_is_contended(mm) ||
+						  ksm_lock_wanted()))) {
 					ksm_cursor.address = addr;
 					mmap_read_unlock(mm);
 					return ERR_PTR(-EAGAIN);
@@ -2042,14 +2181,22 @@ done_mm:
 	goto next_mm;
 }
 
-/* One batch of ksmd's work: up to @nr pages.  Called with ksm_lock held. */
+/*
+ * One batch of ksmd's work: up to @nr pages, less if ksm_lock or the
+ * freezer wants ksmd.  Called with ksm_lock held.
+ */
 static void ksm_scan(unsigned int nr)
 {
+	unsigned int start = nr;
+
+	ksm_reap_exited(false);
 	while (nr) {
 		struct ksm_item *item;
 		struct page *page;
 
 		cond_resched();
+		if (nr != start && ksm_lock_wanted())
+			return;
 		item = ksm_next_page(&page, &nr);
 		if (IS_ERR(item))
 			continue;
@@ -2066,7 +2213,8 @@ static bool ksmd_should_run(void)
 {
 	/* pages_to_scan 0 means no work: ksmd waits rather than spins. */
 	return (ksm_run & KSM_RUN_MERGE) && READ_ONCE(ksm_pages_to_scan) &&
-	       !list_empty(&ksm_mm_head.slot.mm_node);
+	       (!list_empty(&ksm_mm_head.slot.mm_node) ||
+		!list_empty(&ksm_exited));
 }
 
 /* A new sleep_millisecs cuts the sleep short, so that it applies at once. */
@@ -2123,6 +2271,7 @@ static int ksm_unmerge_all(void)
 	struct ksm_mm *kmm;
 	int err = 0;
 
+	ksm_reap_exited(true);
 	/* The cursor marks the mm in use: __ksm_exit() leaves it to us. */
 	spin_lock(&ksm_mm_lock);
 	kmm = ksm_mm_next(&ksm_mm_head);
@@ -2259,10 +2408,19 @@ void __ksm_exit(struct mm_struct *mm)
 
 	spin_lock(&ksm_mm_lock);
 	kmm = ksm_mm_lookup(mm);
-	if (kmm && ksm_cursor.kmm != kmm && !kmm->items) {
+	if (kmm && ksm_cursor.kmm != kmm) {
 		hash_del(&kmm->slot.hash);
-		list_del(&kmm->slot.mm_node);
-		now = true;
+		if (!kmm->items) {
+			list_del(&kmm->slot.mm_node);
+			now = true;
+		} else {
+			/*
+			 * Its items, page tables and share of the counters
+			 * go at ksmd's next batch (ksm_reap_exited()), not
+			 * when the scan reaches it a pass later.
+			 */
+			list_move_tail(&kmm->slot.mm_node, &ksm_exited);
+		}
 	}
 	spin_unlock(&ksm_mm_lock);
 
@@ -2294,7 +2452,22 @@ static int ksm_count_zero_pte(pte_t *pte, unsigned long addr,
 	return 0;
 }
 
+/*
+ * A huge PMD maps no KSM zero page: step over it rather than let the
+ * walk split it to reach PTEs (the child would lose its huge pages).
+ */
+static int ksm_count_zero_pmd(pmd_t *pmd, unsigned long addr,
+			      unsigned long next, struct mm_walk *walk)
+{
+	pmd_t entry = pmdp_get(pmd);
+
+	if (pmd_leaf(entry) || !pmd_present(entry))
+		walk->action = ACTION_CONTINUE;
+	return 0;
+}
+
 static const struct mm_walk_ops ksm_count_zero_ops = {
+	.pmd_entry = ksm_count_zero_pmd,
 	.pte_entry = ksm_count_zero_pte,
 	.walk_lock = PGWALK_RDLOCK,
 };
@@ -2344,8 +2517,8 @@ void __ksm_fork(struct mm_struct *mm, struct mm_struct *oldmm)
  * as upstream.  Unmergeable first gives the range private copies of its
  * KSM pages.  Called with mmap_lock held for write.
  *
- * Return: 0, or -ENOMEM, -EFAULT or -EINTR (a fatal signal while
- * unmerging); nothing changed in the flags.
+ * Return: 0, or -ENOMEM or -ERESTARTSYS (a signal while unmerging);
+ * nothing changed in the flags.
  */
 int ksm_madvise(struct vm_area_struct *vma, unsigned long start,
 		unsigned long end, int advice, unsigned long *vm_flags)
@@ -2371,9 +2544,11 @@ int ksm_madvise(struct vm_area_struct *vma, unsigned long start,
 		if (!(*vm_flags & VM_MERGEABLE))
 			return 0;
 		if (vma->anon_vma) {
+			/* Keep out faults under the per-VMA lock meanwhile. */
+			vma_start_write(vma);
 			err = ksm_unshare(vma, start, end);
 			if (err)
-				return err == -ERESTARTSYS ? -EINTR : err;
+				return err;
 		}
 		*vm_flags &= ~VM_MERGEABLE;
 		return 0;
@@ -2413,10 +2588,12 @@ static int ksm_clear_all_vmas(struct mm_struct *mm)
 		if (!(vma->vm_flags & VM_MERGEABLE))
 			continue;
 		if (vma->anon_vma) {
-			int err = ksm_unshare(vma, vma->vm_start, vma->vm_end);
+			int err;
 
+			vma_start_write(vma);
+			err = ksm_unshare(vma, vma->vm_start, vma->vm_end);
 			if (err)
-				return err == -ERESTARTSYS ? -EINTR : err;
+				return err;
 		}
 		vm_flags_clear(vma, VM_MERGEABLE);
 	}
@@ -2573,13 +2750,49 @@ static bool ksm_anon_vma_lock(struct anon_vma *anon_vma,
 }
 
 /*
+ * Which page offsets of @anon_vma (locked) to look at for @item's
+ * mappings: the one it recorded, if @item's own VMA is found there;
+ * otherwise all of them.  The recorded offset is wrong when a
+ * swapped-out KSM page was moved by mremap and swapped in again before
+ * ksmd met it (see ksm_page_at()), or when the area was unmapped.
+ *
+ * The choice depends on the VMAs alone, never on what the caller
+ * wants: migration walks the mappings twice, once to put migration
+ * entries in and once to take them out, and the second walk must reach
+ * every entry the first one made, or one is left behind for good.
+ */
+static void ksm_item_pgoffs(struct ksm_item *item, unsigned long address,
+			    struct anon_vma *anon_vma, pgoff_t *first,
+			    pgoff_t *last)
+{
+	unsigned long addr = address & PAGE_MASK;
+	struct anon_vma_chain *avc;
+	pgoff_t pgoff;
+
+	*first = 0;
+	*last = ULONG_MAX;
+	if (!(address & ITEM_PGOFF))
+		return;
+	pgoff = (addr >> PAGE_SHIFT) + item->pgoff_delta;
+	anon_vma_interval_tree_foreach(avc, &anon_vma->rb_root, pgoff, pgoff) {
+		struct vm_area_struct *vma = avc->vma;
+
+		if (vma->vm_mm == item->mm && addr >= vma->vm_start &&
+		    addr < vma->vm_end) {
+			*first = pgoff;
+			*last = pgoff;
+			return;
+		}
+	}
+}
+
+/*
  * The two rounds of rmap_walk_ksm(): each item's own mm, then the others.
- * With @narrow, an item that knows its page offset has only the VMAs at
- * that offset looked at.  Returns true if the walk was ended (by the
- * caller's callbacks, or a contended lock with rwc->try_lock).
+ * Returns true if the walk was ended (by the caller's callbacks, or a
+ * contended lock with rwc->try_lock).
  */
 static bool ksm_rmap_rounds(struct folio *folio, struct ksm_stable *stable,
-			    struct rmap_walk_control *rwc, bool narrow)
+			    struct rmap_walk_control *rwc)
 {
 	int round;
 
@@ -2590,16 +2803,13 @@ static bool ksm_rmap_rounds(struct folio *folio, struct ksm_stable *stable,
 			unsigned long address = READ_ONCE(item->address);
 			unsigned long addr = address & PAGE_MASK;
 			struct anon_vma *anon_vma = item->anon_vma;
-			pgoff_t first = 0, last = ULONG_MAX;
 			struct anon_vma_chain *avc;
+			pgoff_t first, last;
 
-			if (narrow && (address & ITEM_PGOFF)) {
-				first = (addr >> PAGE_SHIFT) + item->pgoff_delta;
-				last = first;
-			}
 			cond_resched();
 			if (!ksm_anon_vma_lock(anon_vma, rwc))
 				return true;
+			ksm_item_pgoffs(item, address, anon_vma, &first, &last);
 			anon_vma_interval_tree_foreach(avc, &anon_vma->rb_root,
 						       first, last) {
 				struct vm_area_struct *vma = avc->vma;
@@ -2641,18 +2851,8 @@ void rmap_walk_ksm(struct folio *folio, struct rmap_walk_control *rwc)
 	struct ksm_stable *stable = folio_stable(folio);
 
 	VM_WARN_ON_ONCE_FOLIO(!folio_test_locked(folio), folio);
-	if (!stable)
-		return;
-	if (ksm_rmap_rounds(folio, stable, rwc, true))
-		return;
-	/*
-	 * Every mapping is at the page offset its item recorded, unless a
-	 * swapped-out KSM page was moved by mremap and swapped in again
-	 * before ksmd met it (see ksm_page_at()).  A caller that must reach
-	 * every mapping, and still sees some, gets the walk over all VMAs.
-	 */
-	if (rwc->done && !rwc->done(folio))
-		ksm_rmap_rounds(folio, stable, rwc, false);
+	if (stable)
+		ksm_rmap_rounds(folio, stable, rwc);
 }
 
 #ifdef CONFIG_MEMORY_FAILURE
@@ -2665,9 +2865,19 @@ struct ksm_kill_arg {
 static bool ksm_collect_one(struct folio *folio, struct vm_area_struct *vma,
 			    unsigned long addr, void *arg)
 {
+	DEFINE_FOLIO_VMA_WALK(pvmw, folio, vma, addr, 0);
 	struct ksm_kill_arg *ka = arg;
 	struct task_struct *tsk;
 
+	/*
+	 * The walk looks at every process whose VMA could map the page (an
+	 * item's anon_vma may be an ancestor's, covering children that have
+	 * copied their page since): signal only those that map it.  Under
+	 * the anon_vma lock, not mmap_lock: a page_vma_mapped_walk().
+	 */
+	if (!page_vma_mapped_walk(&pvmw))
+		return true;
+	page_vma_mapped_walk_done(&pvmw);
 	rcu_read_lock();
 	for_each_process(tsk) {
 		struct task_struct *t = task_early_kill(tsk, ka->force_early);
@@ -2814,7 +3024,7 @@ static ssize_t pages_to_scan_store(struct kobject *kobj,
 	 * The advisor owns pages_to_scan while it is on; under ksm_lock, so
 	 * that advisor_mode cannot change between the check and the write.
 	 */
-	mutex_lock(&ksm_lock);
+	ksm_mutex_lock();
 	if (ksm_advisor == KSM_ADVISOR_NONE)
 		WRITE_ONCE(ksm_pages_to_scan, nr);
 	else
@@ -2906,19 +3116,33 @@ static void ksm_switch_trees(bool across)
 {
 	struct ksm_mm *kmm;
 
-	/* No item may think it is in a tree that is about to be dropped. */
+	/*
+	 * No item may think it is in a tree that is about to be dropped.
+	 * The walk marks the mm it is in with the cursor, as
+	 * ksm_unmerge_all() does, so that it need not hold ksm_mm_lock and
+	 * may yield the CPU; and it leaves the cursor between passes, so the
+	 * pass in progress starts over with the new trees.
+	 */
+	ksm_reap_exited(true);
 	spin_lock(&ksm_mm_lock);
-	list_for_each_entry(kmm, &ksm_mm_head.slot.mm_node, slot.mm_node) {
+	kmm = ksm_mm_next(&ksm_mm_head);
+	ksm_cursor.kmm = kmm;
+	spin_unlock(&ksm_mm_lock);
+	while (kmm != &ksm_mm_head) {
 		struct ksm_item *item;
+		unsigned int n = 0;
 
 		for (item = kmm->items; item; item = item->next) {
+			if (!(++n % 1024))
+				cond_resched();
 			if (item->address & ITEM_UNSTABLE) {
 				item->address &= ~ITEM_UNSTABLE;
 				ksm_pages_unshared--;
 			}
 		}
+		cursor_next_mm(kmm, false);
+		kmm = ksm_cursor.kmm;
 	}
-	spin_unlock(&ksm_mm_lock);
 
 	ksm_merge_across_nodes = across;
 	if (across) {
@@ -3057,7 +3281,7 @@ static ssize_t advisor_mode_store(struct kobject *kobj,
 	if (mode < 0)
 		return -EINVAL;
 
-	mutex_lock(&ksm_lock);
+	ksm_mutex_lock();
 	if (mode != ksm_advisor) {
 		/* Either way pages_to_scan starts afresh, as upstream. */
 		WRITE_ONCE(ksm_pages_to_scan, mode == KSM_ADVISOR_SCAN_TIME ?
@@ -3090,19 +3314,21 @@ static ssize_t ksm_advisor_bound_store(const char *buf, size_t count,
 				       bool max)
 {
 	unsigned int value;
-	int err = 0;
 
+	/*
+	 * A bound may cross the other one for a while (set max=100, then
+	 * min=50): the order of two writes must not matter, so it is taken
+	 * as it is, and ksm_advise() lets the minimum win meanwhile.
+	 */
 	if (ksm_parse_uint(buf, &value) || !value)
 		return -EINVAL;
-	mutex_lock(&ksm_lock);
-	if (max ? value < ksm_advisor_min_pages : value > ksm_advisor_max_pages)
-		err = -EINVAL;
-	else if (max)
+	ksm_mutex_lock();
+	if (max)
 		ksm_advisor_max_pages = value;
 	else
 		ksm_advisor_min_pages = value;
 	mutex_unlock(&ksm_lock);
-	return err ? err : count;
+	return count;
 }
 
 KSM_SHOW(advisor_min_pages_to_scan, "%lu", ksm_advisor_min_pages)
@@ -3237,6 +3463,7 @@ static void ksm_drop_nodes_in(unsigned long start_pfn, unsigned long end_pfn)
 		while (node) {
 			struct ksm_stable *stable;
 
+			cond_resched();
 			stable = rb_entry(node, struct ksm_stable, rb);
 			node = rb_next(node);
 			if (stable->pfn >= start_pfn && stable->pfn < end_pfn)
@@ -3252,13 +3479,13 @@ static int ksm_memory_callback(struct notifier_block *nb,
 
 	switch (action) {
 	case MEM_GOING_OFFLINE:
-		mutex_lock(&ksm_lock);
+		ksm_mutex_lock();
 		ksm_offlining = true;
 		mutex_unlock(&ksm_lock);
 		break;
 	case MEM_OFFLINE:
 	case MEM_CANCEL_OFFLINE:
-		mutex_lock(&ksm_lock);
+		ksm_mutex_lock();
 		if (action == MEM_OFFLINE)
 			ksm_drop_nodes_in(mn->start_pfn,
 					  mn->start_pfn + mn->nr_pages);
@@ -3344,3 +3571,7 @@ out_caches:
 	return err;
 }
 subsys_initcall(ksm_init);
+
+#ifdef CONFIG_KSM_KUNIT_TEST
+#include "ksm-kunit.h"
+#endif
