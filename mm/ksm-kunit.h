@@ -1,0 +1,286 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * KUnit tests of the parts of KSM that need no process: the checksum and
+ * the order of contents, the number of page comparisons a stable tree
+ * search makes among colliding checksums, and smart_scan's skips.
+ *
+ * Included at the end of mm/ksm.c, so the tests see its static functions.
+ * The stable tree test swaps in a tree of its own under ksm_lock, with
+ * pages it allocates and marks as KSM pages of its own nodes; ksmd and the
+ * knobs wait meanwhile, and everything is undone before the lock goes.
+ */
+#ifndef _MM_KSM_KUNIT_H
+#define _MM_KSM_KUNIT_H
+
+#include <kunit/test.h>
+#include <linux/log2.h>
+
+/* A page of @word everywhere, with bit 63 of words @i and @i + 4 flipped */
+static void ksm_test_fill(struct page *page, u64 word, int i)
+{
+	u64 *w = kmap_local_page(page);
+	unsigned int j;
+
+	for (j = 0; j < PAGE_SIZE / sizeof(u64); j++)
+		w[j] = word;
+	if (i >= 0) {
+		w[i] ^= BIT_ULL(63);
+		w[i + 4] ^= BIT_ULL(63);
+	}
+	kunmap_local(w);
+}
+
+/*
+ * The checksum is no defence: flipping bit 63 of two words one lane step
+ * apart leaves it unchanged, for any content.  The trees must bear that
+ * (see the next tests); this one pins the fact down, and that any one
+ * word still counts.
+ */
+static void ksm_test_checksum(struct kunit *test)
+{
+	struct page *a = alloc_page(GFP_KERNEL), *b = alloc_page(GFP_KERNEL);
+	unsigned int i;
+	u32 zero;
+
+	KUNIT_ASSERT_NOT_NULL(test, a);
+	KUNIT_ASSERT_NOT_NULL(test, b);
+	ksm_test_fill(a, 0, -1);
+	zero = page_checksum(a);
+	KUNIT_EXPECT_EQ(test, zero, ksm_zero_checksum);
+	for (i = 0; i + 4 < PAGE_SIZE / sizeof(u64); i += 61) {
+		ksm_test_fill(b, 0, i);
+		KUNIT_EXPECT_EQ(test, page_checksum(b), zero);
+		KUNIT_EXPECT_FALSE(test, ksm_pages_equal(a, b));
+	}
+	for (i = 0; i < PAGE_SIZE / sizeof(u64); i++) {
+		u64 *w = kmap_local_page(b);
+
+		memset(w, 0, PAGE_SIZE);
+		w[i] = 1;
+		kunmap_local(w);
+		KUNIT_EXPECT_NE_MSG(test, page_checksum(b), zero, "word %u", i);
+	}
+	__free_page(a);
+	__free_page(b);
+}
+
+/* ksm_pages_cmp() is a total order: equal, antisymmetric, any word */
+static void ksm_test_pages_cmp(struct kunit *test)
+{
+	struct page *a = alloc_page(GFP_KERNEL), *b = alloc_page(GFP_KERNEL);
+	unsigned int i;
+
+	KUNIT_ASSERT_NOT_NULL(test, a);
+	KUNIT_ASSERT_NOT_NULL(test, b);
+	ksm_test_fill(a, 0x5555, -1);
+	ksm_test_fill(b, 0x5555, -1);
+	KUNIT_EXPECT_EQ(test, ksm_pages_cmp(a, b), 0);
+	for (i = 0; i < PAGE_SIZE / sizeof(u64); i += 7) {
+		u64 *w = kmap_local_page(b);
+
+		w[i] = 0x5556;
+		kunmap_local(w);
+		KUNIT_EXPECT_LT_MSG(test, ksm_pages_cmp(a, b), 0, "word %u", i);
+		KUNIT_EXPECT_GT_MSG(test, ksm_pages_cmp(b, a), 0, "word %u", i);
+		w = kmap_local_page(b);
+		w[i] = 0x5555;
+		kunmap_local(w);
+	}
+	KUNIT_EXPECT_EQ(test, ksm_pages_cmp(a, b), 0);
+	__free_page(a);
+	__free_page(b);
+}
+
+#define KSM_TEST_NODES	1000
+
+struct ksm_test_tree {
+	struct rb_root root;
+	struct rb_root *saved;
+	int saved_sharing;
+	struct ksm_stable *node[KSM_TEST_NODES + 1];
+	struct page *page[KSM_TEST_NODES + 1];
+};
+
+/* Page @i: all zero but for bit-63 pairs that spell @i, near the end */
+static void ksm_test_collider(struct page *page, unsigned int i)
+{
+	u64 *w = kmap_local_page(page);
+	unsigned int b, n = PAGE_SIZE / sizeof(u64);
+
+	memset(w, 0, PAGE_SIZE);
+	for (b = 0; (1U << b) <= i; b++) {
+		unsigned int j = n - 8 * (b / 4 + 1) + b % 4;
+
+		if (i & (1U << b)) {
+			w[j] ^= BIT_ULL(63);
+			w[j + 4] ^= BIT_ULL(63);
+		}
+	}
+	kunmap_local(w);
+}
+
+/* A KSM page of its own node, in the test's tree */
+static int ksm_test_add(struct ksm_test_tree *t, unsigned int i)
+{
+	struct folio *folio;
+
+	t->page[i] = alloc_page(GFP_KERNEL);
+	if (!t->page[i])
+		return -ENOMEM;
+	ksm_test_collider(t->page[i], i);
+	t->node[i] = stable_alloc(page_checksum(t->page[i]), 0);
+	if (!t->node[i])
+		return -ENOMEM;
+	folio = page_folio(t->page[i]);
+	t->node[i]->pfn = folio_pfn(folio);
+	folio_lock(folio);
+	folio_set_stable(folio, t->node[i]);
+	folio_unlock(folio);
+	stable_insert(t->node[i], t->page[i]);
+	return 0;
+}
+
+static void ksm_test_tree_undo(struct ksm_test_tree *t)
+{
+	unsigned int i;
+
+	for (i = 0; i <= KSM_TEST_NODES; i++) {
+		if (t->node[i])
+			stable_free(t->node[i]);
+		if (t->page[i]) {
+			WRITE_ONCE(t->page[i]->mapping, NULL);
+			__free_page(t->page[i]);
+		}
+	}
+	ksm_stable_trees = t->saved;
+	ksm_max_page_sharing = t->saved_sharing;
+	mutex_unlock(&ksm_lock);
+}
+
+/*
+ * A thousand KSM pages of one checksum, differing only in their last
+ * words: a search finds each, and a page of none, with at most one page
+ * comparison per level of the tree (2 log2(n + 1) levels at most).
+ */
+static void ksm_test_stable_collisions(struct kunit *test)
+{
+	unsigned int i, bound = 2 * ilog2(KSM_TEST_NODES + 1) + 2;
+	unsigned long worst = 0;
+	struct ksm_test_tree *t;
+	struct page *probe;
+
+	t = kunit_kzalloc(test, sizeof(*t), GFP_KERNEL);
+	probe = alloc_page(GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, t);
+	KUNIT_ASSERT_NOT_NULL(test, probe);
+
+	ksm_mutex_lock();
+	t->saved = ksm_stable_trees;
+	t->saved_sharing = ksm_max_page_sharing;
+	t->root = RB_ROOT;
+	ksm_stable_trees = &t->root;
+	ksm_max_page_sharing = 2;
+	for (i = 1; i <= KSM_TEST_NODES; i++) {
+		if (ksm_test_add(t, i)) {
+			ksm_test_tree_undo(t);
+			__free_page(probe);
+			KUNIT_FAIL(test, "out of memory");
+			return;
+		}
+	}
+
+	for (i = 0; i <= KSM_TEST_NODES + 1; i++) {
+		struct page *found;
+
+		ksm_test_collider(probe, i);
+		ksm_test_cmps = 0;
+		found = stable_search(probe, page_checksum(probe), 0);
+		worst = max(worst, ksm_test_cmps);
+		if (i >= 1 && i <= KSM_TEST_NODES) {
+			KUNIT_EXPECT_PTR_EQ(test, found, t->page[i]);
+		} else {
+			/* 0 is the zero page, KSM_TEST_NODES + 1 is new */
+			KUNIT_EXPECT_NULL(test, found);
+		}
+		if (found)
+			put_page(found);
+	}
+	KUNIT_EXPECT_LE(test, worst, bound);
+	kunit_info(test, "%d colliding KSM pages: at most %lu comparisons per search (bound %u)\n",
+		   KSM_TEST_NODES, worst, bound);
+
+	/*
+	 * A second KSM page of a content (max_page_sharing reached) joins
+	 * the first's group, and a search finds whichever has room.
+	 */
+	t->node[0] = stable_alloc(t->node[7]->checksum, 0);
+	t->page[0] = alloc_page(GFP_KERNEL);
+	if (t->node[0] && t->page[0]) {
+		struct folio *folio = page_folio(t->page[0]);
+		struct page *found;
+
+		ksm_test_collider(t->page[0], 7);
+		t->node[0]->pfn = folio_pfn(folio);
+		folio_lock(folio);
+		folio_set_stable(folio, t->node[0]);
+		folio_unlock(folio);
+		stable_insert(t->node[0], t->page[0]);
+		KUNIT_EXPECT_PTR_EQ(test, t->node[7]->dup_next, t->node[0]);
+		KUNIT_EXPECT_PTR_EQ(test, t->node[0]->dup_next, t->node[7]);
+		t->node[7]->nr_items = ksm_max_page_sharing;
+		ksm_test_collider(probe, 7);
+		found = stable_search(probe, page_checksum(probe), 0);
+		KUNIT_EXPECT_PTR_EQ(test, found, t->page[0]);
+		if (found)
+			put_page(found);
+		t->node[0]->nr_items = ksm_max_page_sharing;
+		found = stable_search(probe, page_checksum(probe), 0);
+		KUNIT_EXPECT_NULL(test, found);
+		if (found)
+			put_page(found);
+		t->node[0]->nr_items = 0;
+		t->node[7]->nr_items = 0;
+	} else {
+		KUNIT_FAIL(test, "out of memory");
+	}
+
+	ksm_test_tree_undo(t);
+	__free_page(probe);
+}
+
+/* smart_scan: no skip for six failed passes, then more, up to 8 */
+static void ksm_test_smart_scan_skips(struct kunit *test)
+{
+	u8 age, last = 0;
+
+	for (age = 0; age < 7; age++)
+		KUNIT_EXPECT_EQ(test, smart_scan_skips(age), 0);
+	for (age = 0; age <= ITEM_AGE_MAX; age++) {
+		u8 skips = smart_scan_skips(age);
+
+		KUNIT_EXPECT_GE(test, skips, last);
+		KUNIT_EXPECT_LE(test, skips, 8);
+		/* @skip is a 4-bit field */
+		KUNIT_EXPECT_LT(test, skips, 16);
+		last = skips;
+	}
+	KUNIT_EXPECT_EQ(test, smart_scan_skips(7), 1);
+	KUNIT_EXPECT_EQ(test, smart_scan_skips(ITEM_AGE_MAX), 8);
+}
+
+static struct kunit_case ksm_test_cases[] = {
+	KUNIT_CASE(ksm_test_checksum),
+	KUNIT_CASE(ksm_test_pages_cmp),
+	KUNIT_CASE(ksm_test_stable_collisions),
+	KUNIT_CASE(ksm_test_smart_scan_skips),
+	{}
+};
+
+static struct kunit_suite ksm_test_suite = {
+	.name = "ksm",
+	.test_cases = ksm_test_cases,
+};
+
+kunit_test_suite(ksm_test_suite);
+
+#endif /* _MM_KSM_KUNIT_H */
