@@ -9,6 +9,7 @@ PACKAGES=(
 	build-essential bc bison flex libelf-dev libssl-dev	# kernel build
 	python3						# kernel scripts, log verdict
 	cpio xz-utils kmod				# unpack, initramfs
+	rsync						# make headers_install (the tests)
 	linux-source-6.12				# the base tree
 	qemu-system-x86					# the test VM (TCG); also in
 							# it: make check's clients boot
