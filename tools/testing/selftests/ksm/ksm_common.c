@@ -14,6 +14,8 @@
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/swap.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -553,6 +555,143 @@ int read_ksm_stat(pid_t pid, const char *key, long *val)
 	return ret;
 }
 
+/* Write @str to the file @path in one write(); 0 or a negative errno. */
+int write_file(const char *path, const char *str)
+{
+	ssize_t ret;
+	int fd = open(path, O_WRONLY);
+
+	if (fd < 0)
+		return -errno;
+	ret = write(fd, str, strlen(str));
+	ret = ret < 0 ? -errno : 0;
+	close(fd);
+	return ret;
+}
+
+/* Does the start (4 KiB) of the file @path contain @word? */
+bool file_has(const char *path, const char *word)
+{
+	char buf[4096];
+	ssize_t len;
+	int fd = open(path, O_RDONLY);
+
+	if (fd < 0)
+		return false;
+	len = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (len <= 0)
+		return false;
+	buf[len] = '\0';
+	return strstr(buf, word);
+}
+
+/* mkswap: a version-1 swap header on the first page of @dev. */
+int make_swap(const char *dev, unsigned long size)
+{
+	char *hdr = calloc(1, page_size);
+	uint32_t *info = (uint32_t *)(hdr + 1024);
+	int fd, ret = 0;
+
+	if (!hdr)
+		return -ENOMEM;
+	info[0] = 1;				/* version */
+	info[1] = size / page_size - 1;		/* last_page */
+	info[2] = 0;				/* nr_badpages */
+	memcpy(hdr + page_size - 10, "SWAPSPACE2", 10);
+	fd = open(dev, O_WRONLY);
+	if (fd < 0 || pwrite(fd, hdr, page_size, 0) != (ssize_t)page_size)
+		ret = -errno;
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+	free(hdr);
+	return ret;
+}
+
+/*
+ * Swap on zram0 (@size bytes), unless zram0 is swap already.  Returns 0,
+ * -EBUSY when zram0 is in use but not as swap, or another negative errno.
+ * *@own is set as soon as this call has sized zram0: the caller then owns
+ * the device and takes it down with zram_swap_off(), even after an error.
+ */
+int zram_swap_on(unsigned long size, bool *own)
+{
+	unsigned long disksize;
+	char buf[32];
+	FILE *f;
+	int ret;
+
+	*own = false;
+	if (file_has("/proc/swaps", ZRAM_DEV))
+		return 0;
+	f = fopen(ZRAM_SYSFS "disksize", "r");
+	if (!f)
+		return -errno;
+	ret = fscanf(f, "%lu", &disksize);
+	fclose(f);
+	if (ret != 1)
+		return -EBADMSG;
+	if (disksize)
+		return -EBUSY;
+	snprintf(buf, sizeof(buf), "%lu", size);
+	ret = write_file(ZRAM_SYSFS "disksize", buf);
+	if (ret)
+		return ret;
+	*own = true;
+	ret = make_swap(ZRAM_DEV, size);
+	if (ret)
+		return ret;
+	if (swapon(ZRAM_DEV, 0))
+		return -errno;
+	return 0;
+}
+
+/* Undo zram_swap_on(): swapoff, then reset zram0; 0 or swapoff's -errno. */
+int zram_swap_off(void)
+{
+	int ret = 0;
+
+	if (swapoff(ZRAM_DEV))
+		ret = -errno;
+	write_file(ZRAM_SYSFS "reset", "1");
+	return ret;
+}
+
+/*
+ * Move this process into a new memory cgroup CGROUP_ROOT "@name.PID", with
+ * the memory controller enabled for the root's children first.  @cg gets
+ * its path once it exists ("" before), for memcg_leave().  Returns 0 or a
+ * negative errno.
+ */
+int memcg_enter(char *cg, size_t len, const char *name)
+{
+	char path[PATH_MAX];
+	int ret;
+
+	cg[0] = '\0';
+	if (!file_has(CGROUP_ROOT "cgroup.subtree_control", "memory")) {
+		ret = write_file(CGROUP_ROOT "cgroup.subtree_control",
+				 "+memory");
+		if (ret)
+			return ret;
+	}
+	snprintf(path, sizeof(path), CGROUP_ROOT "%s.%d", name, getpid());
+	if (mkdir(path, 0755))
+		return -errno;
+	snprintf(cg, len, "%s", path);
+	snprintf(path, sizeof(path), "%s/cgroup.procs", cg);
+	return write_file(path, "0");
+}
+
+/* Back to the root cgroup, and remove @cg: 0 or rmdir()'s -errno. */
+int memcg_leave(const char *cg)
+{
+	write_file(CGROUP_ROOT "cgroup.procs", "0");
+	return rmdir(cg) ? -errno : 0;
+}
+
 /* The frame of the shared zero page, as a read fault maps it; 0 if none. */
 unsigned long zero_pfn(void)
 {
@@ -891,18 +1030,22 @@ static int worker_loop(char *addr, uint64_t *tags, size_t npages,
 	return 0;
 }
 
-static void worker_main(const uint64_t *init_tags, size_t npages, int node,
-			int cmd_fd, int reply_fd, pid_t parent)
+struct tag_worker {
+	const uint64_t *tags;
+	size_t npages;
+	int node;
+};
+
+static void worker_main(void *arg, int cmd_fd, int reply_fd)
 {
+	const struct tag_worker *tw = arg;
+	const uint64_t *init_tags = tw->tags;
+	size_t npages = tw->npages;
+	int node = tw->node;
 	uint64_t *tags;
 	int64_t reply;
 	char *addr;
 	size_t i;
-
-	/* Never outlive the test, even when it is killed by its timeout. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
-		_exit(1);
 
 	/* MPOL_BIND to @node: the pages are allocated there when filled. */
 	if (node >= 0) {
@@ -937,13 +1080,27 @@ fail:
 	_exit(1);
 }
 
+/* End a worker that failed to start. */
+static void worker_kill(struct ksm_worker *w)
+{
+	kill(w->pid, SIGKILL);
+	close(w->cmd_fd);
+	close(w->reply_fd);
+	if (w->pagemap_fd >= 0)
+		close(w->pagemap_fd);
+	waitpid(w->pid, NULL, 0);
+	w->pid = 0;
+	w->pagemap_fd = -1;
+}
+
 /*
- * Start a worker whose page i holds tags[i], in memory it mapped itself
- * (on NUMA node @node, or anywhere if @node < 0) and marked MADV_MERGEABLE.
- * Returns 0 or a negative errno.
+ * Fork a worker of @npages pages that runs @body(@arg, cmd_fd, reply_fd):
+ * @body maps and fills its memory, writes its address (an int64_t), or a
+ * negative errno, on reply_fd, then serves commands and exits.  The
+ * worker dies with the test.  Returns 0 or a negative errno.
  */
-int worker_start_node(struct ksm_worker *w, const uint64_t *tags,
-		      size_t npages, int node)
+int worker_spawn(struct ksm_worker *w, size_t npages,
+		 void (*body)(void *arg, int cmd_fd, int reply_fd), void *arg)
 {
 	int cmd[2], reply[2];
 	pid_t parent = getpid();
@@ -970,7 +1127,12 @@ int worker_start_node(struct ksm_worker *w, const uint64_t *tags,
 	if (w->pid == 0) {
 		close(cmd[1]);
 		close(reply[0]);
-		worker_main(tags, npages, node, cmd[0], reply[1], parent);
+		/* Never outlive the test, even when it is killed by its timeout. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(1);
+		body(arg, cmd[0], reply[1]);
+		_exit(1);
 	}
 	close(cmd[0]);
 	close(reply[1]);
@@ -980,17 +1142,30 @@ int worker_start_node(struct ksm_worker *w, const uint64_t *tags,
 	if (read(w->reply_fd, &r, sizeof(r)) != sizeof(r))
 		r = -EPIPE;
 	if (r < 0) {
-		worker_stop(w);
+		worker_kill(w);
 		return r;
 	}
 	w->addr = (char *)(unsigned long)r;
 	w->pagemap_fd = pagemap_open(w->pid);
 	if (w->pagemap_fd < 0) {
 		r = -errno;
-		worker_stop(w);
+		worker_kill(w);
 		return r;
 	}
 	return 0;
+}
+
+/*
+ * Start a worker whose page i holds tags[i], in memory it mapped itself
+ * (on NUMA node @node, or anywhere if @node < 0) and marked MADV_MERGEABLE.
+ * Returns 0 or a negative errno.
+ */
+int worker_start_node(struct ksm_worker *w, const uint64_t *tags,
+		      size_t npages, int node)
+{
+	struct tag_worker tw = { tags, npages, node };
+
+	return worker_spawn(w, npages, worker_main, &tw);
 }
 
 int worker_start(struct ksm_worker *w, const uint64_t *tags, size_t npages)

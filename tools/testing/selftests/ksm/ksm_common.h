@@ -145,6 +145,18 @@ unsigned long zero_pfn(void);
 /* /proc/PID/ksm_stat */
 int read_ksm_stat(pid_t pid, const char *key, long *val);
 
+/* files, swap on zram, memory cgroups */
+#define ZRAM_SYSFS		"/sys/block/zram0/"
+#define ZRAM_DEV		"/dev/zram0"
+#define CGROUP_ROOT		"/sys/fs/cgroup/"
+int write_file(const char *path, const char *str);
+bool file_has(const char *path, const char *word);
+int make_swap(const char *dev, unsigned long size);
+int zram_swap_on(unsigned long size, bool *own);
+int zram_swap_off(void);
+int memcg_enter(char *cg, size_t len, const char *name);
+int memcg_leave(const char *cg);
+
 /*
  * A worker is a child process that maps and fills its own memory (so that
  * nothing is shared with the test by fork), marks it MADV_MERGEABLE and then
@@ -160,6 +172,8 @@ struct ksm_worker {
 	size_t npages;
 };
 
+int worker_spawn(struct ksm_worker *w, size_t npages,
+		 void (*body)(void *arg, int cmd_fd, int reply_fd), void *arg);
 int worker_start(struct ksm_worker *w, const uint64_t *tags, size_t npages);
 int worker_start_node(struct ksm_worker *w, const uint64_t *tags,
 		      size_t npages, int node);

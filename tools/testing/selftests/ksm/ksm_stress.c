@@ -6,10 +6,17 @@
  *
  * Worker processes (-p, at least 8) own MADV_MERGEABLE memory full of
  * duplicates and know what every one of their pages must hold: the state
- * of a page is a tag (0: zeroes, else word i = tag * K + i) and at most one
- * patched word.  Tags come mostly from a small pool shared by all workers,
- * so a lot merges.  Each worker does, at random: whole-page and one-word
- * writes, fork (the child verifies and exits, or carries on as the worker),
+ * of a page is a tag (0: zeroes, else word i = tag * K + i), at most one
+ * patched word, and up to 3 pairs of words j, j + 4 with bit 63 flipped.
+ * Tags come mostly from a small pool shared by all workers, so a lot
+ * merges.  Each worker does, at random: whole-page and one-word writes,
+ * collisions (pages rewritten to collide with contents other pages and
+ * workers hold or will hold: KSM orders its trees by a checksum that
+ * flipping bit 63 of words j and j + 4 leaves as it was, whatever the page
+ * holds; so many distinct pages share one checksum, the zero page's among
+ * them, some differ only in their last words, and exact copies of them,
+ * written by collisions and by ordinary writes, must merge all the same),
+ * fork (the child verifies and exits, or carries on as the worker),
  * exit (a new worker takes the slot), munmap + mmap, mremap (a piece away
  * and back, or a whole area), mprotect (read-only, none, and back),
  * MADV_DONTNEED, MADV_MERGEABLE / UNMERGEABLE, PR_SET_MEMORY_MERGE,
@@ -80,14 +87,23 @@
 #define TAG_POOL	48		/* tags shared by all workers: 1..48 */
 #define NO_PATCH	0xffff
 #define K_MUL		0x9e3779b97f4a7c15ULL
+#define NR_FLIPS	3		/* flipped word pairs in a page */
+#define BIT63		(1ULL << 63)
+#define COLL_POOL	24		/* colliders shared by all workers */
 
 enum { P_RW, P_RO, P_NONE };
 
-/* What one page must hold. */
+/*
+ * What one page must hold: the words of the tag, word widx replaced by
+ * wval, then bit 63 of words j and j + 4 flipped for each flip[] = j + 1
+ * (0: unused; the same pair twice flips nothing).  Any set of such pairs
+ * leaves the page's checksum as it was without them.
+ */
 struct pstate {
 	uint64_t tag;		/* 0: zeroes; else word i = tag * K_MUL + i */
-	uint64_t wval;		/* the patched word, if widx != NO_PATCH */
+	uint32_t wval;		/* the patched word, if widx != NO_PATCH */
 	uint16_t widx;
+	uint16_t flip[NR_FLIPS];
 	uint8_t prot;
 };
 
@@ -98,9 +114,9 @@ struct region {
 };
 
 enum op {
-	OP_WRITE_PAGE, OP_WRITE_WORD, OP_FORK_VERIFY, OP_FORK_CONTINUE,
-	OP_EXIT, OP_REMAP, OP_MREMAP_PIECE, OP_MREMAP_AREA, OP_MPROTECT,
-	OP_DONTNEED, OP_MERGEABLE, OP_UNMERGEABLE, OP_PRCTL_MERGE,
+	OP_WRITE_PAGE, OP_WRITE_WORD, OP_COLLIDE, OP_FORK_VERIFY,
+	OP_FORK_CONTINUE, OP_EXIT, OP_REMAP, OP_MREMAP_PIECE, OP_MREMAP_AREA,
+	OP_MPROTECT, OP_DONTNEED, OP_MERGEABLE, OP_UNMERGEABLE, OP_PRCTL_MERGE,
 	OP_PAGEOUT, OP_MOVE_PAGES, OP_MIGRATE_PAGES, OP_COLLAPSE, OP_SPLIT,
 	OP_SWEEP, NR_OPS,
 };
@@ -111,6 +127,7 @@ static struct {
 } ops[NR_OPS] = {
 	[OP_WRITE_PAGE]		= { "write_page", 30 },
 	[OP_WRITE_WORD]		= { "write_word", 15 },
+	[OP_COLLIDE]		= { "collide", 10 },
 	[OP_FORK_VERIFY]	= { "fork_verify", 2 },
 	[OP_FORK_CONTINUE]	= { "fork_continue", 1 },
 	[OP_EXIT]		= { "exit_respawn", 1 },
@@ -417,17 +434,43 @@ static int knobs_restore(void)
 /* ------------------------------------------------------------------ */
 /* Page contents                                                        */
 
+/* Bit 63 of word @i is flipped (an odd number of times). */
+static uint64_t flip_of(const struct pstate *s, size_t i)
+{
+	uint64_t x = 0;
+	int k;
+
+	for (k = 0; k < NR_FLIPS; k++)
+		if (s->flip[k] && (i + 1 == s->flip[k] ||
+				   i + 1 == s->flip[k] + 4u))
+			x ^= BIT63;
+	return x;
+}
+
+static bool has_flips(const struct pstate *s)
+{
+	int k;
+
+	for (k = 0; k < NR_FLIPS; k++)
+		if (s->flip[k])
+			return true;
+	return false;
+}
+
 static uint64_t word_of(const struct pstate *s, size_t i)
 {
+	uint64_t w = s->tag * K_MUL + (s->tag ? i : 0);
+
 	if (i == s->widx)
-		return s->wval;
-	return s->tag * K_MUL + (s->tag ? i : 0);
+		w = s->wval;
+	return w ^ flip_of(s, i);
 }
 
 static void fill_page(char *p, const struct pstate *s)
 {
 	uint64_t *w = (uint64_t *)p, m = s->tag * K_MUL;
 	size_t i;
+	int k;
 
 	if (!s->tag)
 		memset(p, 0, page_size);
@@ -436,6 +479,12 @@ static void fill_page(char *p, const struct pstate *s)
 			w[i] = m + i;
 	if (s->widx != NO_PATCH)
 		w[s->widx] = s->wval;
+	for (k = 0; k < NR_FLIPS; k++) {
+		if (!s->flip[k])
+			continue;
+		w[s->flip[k] - 1] ^= BIT63;
+		w[s->flip[k] + 3] ^= BIT63;
+	}
 }
 
 /* Index of the first word that is wrong, or -1. */
@@ -443,22 +492,52 @@ static long check_page(const char *p, const struct pstate *s)
 {
 	const volatile uint64_t *w = (const volatile uint64_t *)p;
 	uint64_t m = s->tag * K_MUL, step = s->tag ? 1 : 0;
-	size_t i;
+	size_t i, j;
+	int k;
 
+	/* The tag's words; the patched and flipped ones are checked below. */
 	for (i = 0; i < words; i++)
-		if (w[i] != m + i * step && i != s->widx)
+		if (w[i] != m + i * step && i != s->widx && !flip_of(s, i))
 			return i;
-	if (s->widx != NO_PATCH && w[s->widx] != s->wval)
+	if (s->widx != NO_PATCH && w[s->widx] != word_of(s, s->widx))
 		return s->widx;
+	for (k = 0; k < NR_FLIPS; k++) {
+		if (!s->flip[k])
+			continue;
+		for (j = s->flip[k] - 1; j < s->flip[k] + 4u; j += 4)
+			if (w[j] != word_of(s, j))
+				return j;
+	}
 	return -1;
+}
+
+/*
+ * The words of @w that are not m + i * step, as " i=value" (the first 4),
+ * and how many there are.
+ */
+static size_t odd_words(const uint64_t *w, uint64_t m, uint64_t step,
+			char *buf, size_t len)
+{
+	size_t i, n = 0, o = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < words; i++) {
+		if (w[i] == m + i * step)
+			continue;
+		if (n++ < 4 && o < len)
+			o += snprintf(buf + o, len - o, " %zu=%#llx", i,
+				      (unsigned long long)w[i]);
+	}
+	return n;
 }
 
 /* What a page that is not what it should be holds instead. */
 static void describe(const char *p, char *buf, size_t len)
 {
 	const uint64_t *w = (const uint64_t *)p;
-	size_t i, k, zero = 0, match = 0, odd = 0;
+	size_t i, k, n, zero = 0, match = 0;
 	uint64_t tag = 0;
+	char odd[128];
 
 	for (i = 0; i < words; i++)
 		zero += !w[i];
@@ -466,44 +545,35 @@ static void describe(const char *p, char *buf, size_t len)
 		snprintf(buf, len, "all zeroes");
 		return;
 	}
-	/* Word 1 or word 2 tells the tag, unless both were patched. */
-	for (k = 1; k <= 2; k++) {
+	/* Word 1, 2 or 3 tells the tag, unless all were changed. */
+	for (k = 1; k <= 3; k++) {
 		uint64_t t = (w[k] - k) * k_inv;
-		size_t m = 0, o = 0;
+		size_t m = 0;
 
-		for (i = 0; i < words; i++) {
-			if (w[i] == t * K_MUL + i)
-				m++;
-			else
-				o = i;
-		}
+		for (i = 0; i < words; i++)
+			m += w[i] == t * K_MUL + i;
 		if (m > match) {
 			match = m;
-			odd = o;
 			tag = t;
 		}
 	}
-	if (match < words - 1) {
-		odd = 0;
-		for (i = 0; i < words; i++)
-			if (w[i])
-				odd = i;
-	}
-	if (zero >= words - 1)
-		snprintf(buf, len, "zeroes but word %zu = %#llx", odd,
-			 (unsigned long long)w[odd]);
-	else if (match == words)
+	if (zero >= words - 8) {
+		n = odd_words(w, 0, 0, odd, sizeof(odd));
+		snprintf(buf, len, "zeroes but %zu word(s):%s%s", n, odd,
+			 n > 4 ? " ..." : "");
+	} else if (match == words) {
 		snprintf(buf, len, "tag %#llx", (unsigned long long)tag);
-	else if (match == words - 1)
-		snprintf(buf, len, "tag %#llx with word %zu = %#llx",
-			 (unsigned long long)tag, odd,
-			 (unsigned long long)w[odd]);
-	else
+	} else if (match >= words - 8) {
+		n = odd_words(w, tag * K_MUL, 1, odd, sizeof(odd));
+		snprintf(buf, len, "tag %#llx but %zu word(s):%s%s",
+			 (unsigned long long)tag, n, odd, n > 4 ? " ..." : "");
+	} else {
 		snprintf(buf, len,
 			 "unrecognised: %zu zero words, %zu of tag %#llx, words 0-3 %#llx %#llx %#llx %#llx",
 			 zero, match, (unsigned long long)tag,
 			 (unsigned long long)w[0], (unsigned long long)w[1],
 			 (unsigned long long)w[2], (unsigned long long)w[3]);
+	}
 }
 
 /* Frame and /proc/kpageflags of one of our pages, for the report. */
@@ -543,8 +613,10 @@ static void report(int r, size_t i, long bad, const char *why)
 {
 	const struct pstate *s = &reg[r].st[i];
 	char *p = reg[r].addr + i * page_size;
-	char found[256], again[256], frame[128], patch[64] = "";
+	char found[256], again[256], frame[128], patch[128] = "";
 	uint64_t got = ((volatile uint64_t *)p)[bad];
+	size_t o = 0;
+	int k;
 
 	add(&sh->mismatches, 1);
 	if (__atomic_add_fetch(&sh->reports, 1, __ATOMIC_RELAXED) >
@@ -555,8 +627,16 @@ static void report(int r, size_t i, long bad, const char *why)
 	usleep(1000);
 	describe(p, again, sizeof(again));
 	if (s->widx != NO_PATCH)
-		snprintf(patch, sizeof(patch), " with word %u = %#llx",
-			 s->widx, (unsigned long long)s->wval);
+		o = snprintf(patch, sizeof(patch), " with word %u = %#llx",
+			     s->widx, (unsigned long long)s->wval);
+	if (has_flips(s))
+		o += snprintf(patch + o, sizeof(patch) - o,
+			      " with bit 63 flipped in words");
+	for (k = 0; k < NR_FLIPS && o < sizeof(patch); k++)
+		if (s->flip[k])
+			o += snprintf(patch + o, sizeof(patch) - o,
+				      " %d+%d", s->flip[k] - 1,
+				      s->flip[k] + 3);
 	say("# MISMATCH worker %d pid %d gen %d%s after %s: addr %p "
 	    "(area %d page %zu, %s): expected tag %#llx%s; word %ld is "
 	    "%#llx, expected %#llx; page holds %s; %s; read again: %s",
@@ -659,22 +739,97 @@ static uint16_t patch_word(void)
 	return idx[rnd(4)];
 }
 
-/* A new page state: mostly from the shared pool, some zero, some own. */
+/* Where a flipped pair j, j + 4 goes: near the end, the start, anywhere. */
+static uint16_t flip_pos(uint64_t x)
+{
+	switch (x % 4) {
+	case 0:
+		return words - 5 - (x >> 2) % 8;
+	case 1:
+		return (x >> 2) % 8;
+	default:
+		return (x >> 2) % (words - 4);
+	}
+}
+
+/* Flip @nr more pairs at random (fewer if they undo each other). */
+static void add_flips(struct pstate *s, int nr)
+{
+	int f, k;
+
+	for (f = 0; f < nr; f++) {
+		for (k = 0; k < NR_FLIPS && s->flip[k]; k++)
+			;
+		if (k == NR_FLIPS)
+			k = rnd(NR_FLIPS);
+		s->flip[k] = 1 + flip_pos(splitmix(&rng));
+	}
+}
+
+/*
+ * Collider @k of the pool every worker draws from (derived from the seed
+ * alone, so workers write exact duplicates of each other's): zeroes or one
+ * of the first tags of the shared pool, with 1 to NR_FLIPS pairs flipped.
+ */
+static void coll_state(struct pstate *s, uint64_t k)
+{
+	uint64_t h = seed ^ (k + 1) * K_MUL;
+	int f, nr;
+
+	*s = (struct pstate){ .widx = NO_PATCH };
+	s->tag = k % 4 ? 1 + splitmix(&h) % 3 : 0;
+	nr = 1 + splitmix(&h) % NR_FLIPS;
+	for (f = 0; f < nr; f++)
+		s->flip[f] = 1 + flip_pos(splitmix(&h));
+}
+
+/*
+ * A new page state (prot P_RW): mostly from the shared pool, some zero,
+ * some own, a few colliders from their shared pool.
+ */
 static void new_state(struct pstate *s)
 {
 	uint64_t x = rnd(100);
 
-	if (x < 12)
+	if (x < 4) {
+		coll_state(s, rnd(COLL_POOL));
+		return;
+	}
+	*s = (struct pstate){ .widx = NO_PATCH };
+	if (x < 16)
 		s->tag = 0;
 	else if (x < 88)
 		s->tag = 1 + rnd(TAG_POOL);
 	else
 		s->tag = ((uint64_t)(slot + 1) << 48) ^ splitmix(&rng);
-	s->widx = NO_PATCH;
 	if (!rnd(8)) {
 		s->widx = patch_word();
 		s->wval = 1 + rnd(4);
 	}
+}
+
+/* The state of one of our collided pages, if a few looks find one. */
+static bool copy_collider(struct pstate *s)
+{
+	size_t i;
+	int k, r;
+
+	for (k = 0; k < 8; k++) {
+		r = rnd(NR_REGIONS);
+		i = rnd(reg[r].npages);
+		if (has_flips(&reg[r].st[i])) {
+			*s = reg[r].st[i];
+			return true;
+		}
+	}
+	return false;
+}
+
+/* What a write puts: a new state, or now and then a collider's copy. */
+static void write_state(struct pstate *s)
+{
+	if (rnd(10) || !copy_collider(s))
+		new_state(s);
 }
 
 static void write_pages(int r, size_t first, size_t n, bool same)
@@ -683,10 +838,10 @@ static void write_pages(int r, size_t first, size_t n, bool same)
 	size_t i;
 
 	open_up(r, first, n, P_RW, OP_WRITE_PAGE);
-	new_state(&s);
+	write_state(&s);
 	for (i = first; i < first + n; i++) {
 		if (!same)
-			new_state(&s);
+			write_state(&s);
 		s.prot = reg[r].st[i].prot;
 		reg[r].st[i] = s;
 		fill_page(reg[r].addr + i * page_size, &s);
@@ -718,8 +873,62 @@ static void op_write_word(void)
 		s->widx = patch_word();
 	s->wval = 1 + rnd(6);
 	((volatile uint64_t *)(reg[r].addr + i * page_size))[s->widx] =
-		s->wval;
+		word_of(s, s->widx);
 	verify(r, i, 1, "write_word");
+}
+
+/*
+ * Rewrite a range with pages whose checksum is that of contents other
+ * pages and workers hold or will hold: bit 63 flipped in words j and j + 4
+ * of any content leaves its checksum as it was.  KSM orders its trees by
+ * checksum: pages of one checksum must be told apart by their content
+ * (without unbounded work), and still merge when they are equal.  The
+ * range gets, at random: colliders of the all-zero page; colliders from a
+ * pool all workers share; colliders of a content one of our pages holds or
+ * a new one (mostly from the shared pool); or a family of one checksum
+ * that differs only in its last 8 words.  Some pages are exact copies of
+ * the one before.
+ */
+static void op_collide(void)
+{
+	struct pstate base, s;
+	uint64_t mode = rnd(20), tail = rnd(14);
+	bool same = mode < 15 && !rnd(4);
+	size_t first, n, i;
+	int r, k, b;
+
+	/* What the range collides with, taken before the range changes. */
+	r = rnd(NR_REGIONS);
+	if (mode < 3 || (mode >= 15 && !rnd(4)))
+		base = (struct pstate){ .widx = NO_PATCH };
+	else if (rnd(2))
+		base = reg[r].st[rnd(reg[r].npages)];
+	else
+		new_state(&base);
+	pick_range(&r, &first, &n, rnd(3) ? 4 : 24);
+	open_up(r, first, n, P_RW, OP_COLLIDE);
+	for (i = first; i < first + n; i++) {
+		if (i > first && (same || !rnd(4))) {
+			/* s as for the page before: the two must merge */
+		} else if (mode < 3 || (mode >= 9 && mode < 15)) {
+			s = base;
+			add_flips(&s, 1 + rnd(NR_FLIPS));
+		} else if (mode < 9) {
+			coll_state(&s, rnd(COLL_POOL));
+		} else {
+			/* Pairs j = words - 8 + b for the bits b of tail. */
+			s = base;
+			memset(s.flip, 0, sizeof(s.flip));
+			tail = tail % 14 + 1;	/* 1..14: 1 to 3 bits of 4 */
+			for (k = 0, b = 0; b < 4; b++)
+				if (tail & (1 << b))
+					s.flip[k++] = words - 8 + b + 1;
+		}
+		s.prot = reg[r].st[i].prot;
+		reg[r].st[i] = s;
+		fill_page(reg[r].addr + i * page_size, &s);
+	}
+	verify(r, first, n, "collide");
 }
 
 static void verify_all(const char *why)
@@ -1164,6 +1373,9 @@ static void worker_main(int s)
 			break;
 		case OP_WRITE_WORD:
 			op_write_word();
+			break;
+		case OP_COLLIDE:
+			op_collide();
 			break;
 		case OP_FORK_VERIFY:
 			op_fork(false);

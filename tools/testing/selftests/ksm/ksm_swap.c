@@ -10,78 +10,19 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <sys/swap.h>
 #include <sys/syscall.h>
 
 #include "../kselftest_harness.h"
 #include "ksm_common.h"
 
 #define NPAGES		32
-#define ZRAM		"/sys/block/zram0/"
-#define ZRAM_DEV	"/dev/zram0"
 #define ZRAM_SIZE	(32UL << 20)
-#define CGROOT		"/sys/fs/cgroup/"
-
-static int write_file(const char *path, const char *str)
-{
-	ssize_t ret;
-	int fd = open(path, O_WRONLY);
-
-	if (fd < 0)
-		return -errno;
-	ret = write(fd, str, strlen(str));
-	ret = ret < 0 ? -errno : 0;
-	close(fd);
-	return ret;
-}
-
-static bool file_has(const char *path, const char *word)
-{
-	char buf[4096];
-	ssize_t len;
-	int fd = open(path, O_RDONLY);
-
-	if (fd < 0)
-		return false;
-	len = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (len <= 0)
-		return false;
-	buf[len] = '\0';
-	return strstr(buf, word);
-}
-
-/* mkswap: a version-1 swap header on the first page of @dev. */
-static int make_swap(const char *dev, unsigned long size)
-{
-	char *hdr = calloc(1, page_size);
-	uint32_t *info = (uint32_t *)(hdr + 1024);
-	int fd, ret = 0;
-
-	if (!hdr)
-		return -ENOMEM;
-	info[0] = 1;				/* version */
-	info[1] = size / page_size - 1;		/* last_page */
-	info[2] = 0;				/* nr_badpages */
-	memcpy(hdr + page_size - 10, "SWAPSPACE2", 10);
-	fd = open(dev, O_WRONLY);
-	if (fd < 0 || pwrite(fd, hdr, page_size, 0) != (ssize_t)page_size)
-		ret = -errno;
-	if (fd >= 0) {
-		fsync(fd);
-		close(fd);
-	}
-	free(hdr);
-	return ret;
-}
 
 FIXTURE(swap) {
 	struct ksm_saved saved;
@@ -93,8 +34,6 @@ FIXTURE(swap) {
 FIXTURE_SETUP(swap)
 {
 	const char *skip = ksm_skip_reason(true);
-	char path[PATH_MAX];
-	unsigned long disksize;
 	int ret;
 
 	memset(self->w, 0, sizeof(self->w));
@@ -102,57 +41,40 @@ FIXTURE_SETUP(swap)
 	self->cg[0] = '\0';
 	if (skip)
 		SKIP(return, "%s", skip);
-	if (access(ZRAM "disksize", F_OK))
-		SKIP(return, "no %s (CONFIG_ZRAM)", ZRAM);
-	if (!file_has(CGROOT "cgroup.controllers", "memory"))
+	if (access(ZRAM_SYSFS "disksize", F_OK))
+		SKIP(return, "no %s (CONFIG_ZRAM)", ZRAM_SYSFS);
+	if (!file_has(CGROUP_ROOT "cgroup.controllers", "memory"))
 		SKIP(return, "no memory controller in %s (cgroup2, CONFIG_MEMCG)",
-		     CGROOT);
+		     CGROUP_ROOT);
 	ksm_save(&self->saved);
 	ASSERT_EQ(0, ksm_prepare(1000, 10));
 
 	/* zram0 as swap, unless it already is. */
-	if (!file_has("/proc/swaps", ZRAM_DEV)) {
-		FILE *f = fopen(ZRAM "disksize", "r");
-
-		ASSERT_NE(NULL, f);
-		ASSERT_EQ(1, fscanf(f, "%lu", &disksize));
-		fclose(f);
-		if (disksize)
-			SKIP(return, "zram0 is in use, and not as swap");
-		snprintf(path, sizeof(path), "%lu", ZRAM_SIZE);
-		ASSERT_EQ(0, write_file(ZRAM "disksize", path));
-		self->own_swap = true;
-		ASSERT_EQ(0, make_swap(ZRAM_DEV, ZRAM_SIZE));
-		ret = swapon(ZRAM_DEV, 0);
-		ASSERT_EQ(0, ret) TH_LOG("swapon(%s): %s", ZRAM_DEV,
-					 strerror(errno));
-	}
+	ret = zram_swap_on(ZRAM_SIZE, &self->own_swap);
+	if (ret == -EBUSY)
+		SKIP(return, "zram0 is in use, and not as swap");
+	ASSERT_EQ(0, ret) TH_LOG("swap on %s: %s", ZRAM_DEV, strerror(-ret));
 
 	/* This test process, and the workers it forks, in a memory cgroup. */
-	if (!file_has(CGROOT "cgroup.subtree_control", "memory"))
-		ASSERT_EQ(0, write_file(CGROOT "cgroup.subtree_control",
-					"+memory"));
-	snprintf(self->cg, sizeof(self->cg), CGROOT "ksm_swap.%d", getpid());
-	ASSERT_EQ(0, mkdir(self->cg, 0755));
-	snprintf(path, sizeof(path), "%s/cgroup.procs", self->cg);
-	ASSERT_EQ(0, write_file(path, "0"));
+	ret = memcg_enter(self->cg, sizeof(self->cg), "ksm_swap");
+	ASSERT_EQ(0, ret) TH_LOG("memory cgroup: %s", strerror(-ret));
 }
 
 FIXTURE_TEARDOWN(swap)
 {
-	int i;
+	int i, ret;
 
 	for (i = 0; i < 2; i++)
 		worker_stop(&self->w[i]);
 	if (self->cg[0]) {
-		write_file(CGROOT "cgroup.procs", "0");
-		if (rmdir(self->cg))
-			TH_LOG("rmdir(%s): %s", self->cg, strerror(errno));
+		ret = memcg_leave(self->cg);
+		if (ret)
+			TH_LOG("rmdir(%s): %s", self->cg, strerror(-ret));
 	}
 	if (self->own_swap) {
-		if (swapoff(ZRAM_DEV))
-			TH_LOG("swapoff(%s): %s", ZRAM_DEV, strerror(errno));
-		write_file(ZRAM "reset", "1");
+		ret = zram_swap_off();
+		if (ret)
+			TH_LOG("swapoff(%s): %s", ZRAM_DEV, strerror(-ret));
 	}
 	ksm_restore(&self->saved);
 }

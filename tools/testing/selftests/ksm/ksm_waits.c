@@ -1,0 +1,252 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * How long the interfaces of KSM wait while a hostile tenant keeps ksmd
+ * busy.  A child process holds pages that all have one checksum (our
+ * checksum is unkeyed: flipping bit 63 of word j and of word j + 4 leaves
+ * it unchanged), each different, so that every page ksmd looks at lands
+ * in a run of equal checksums; ksmd runs flat out (pages_to_scan 100000,
+ * sleep_millisecs 0).  Meanwhile the test times, many times over, what a
+ * host or another tenant does: knob writes (each takes ksm_lock, which
+ * ksmd holds while it scans), run=0 and run=1, madvise() of a new area,
+ * prctl(PR_SET_MEMORY_MERGE), fork and exit of a registered process, and
+ * last run=2.
+ *
+ * Every one must come back within WAIT_BOUND_MS: ksmd lets go of
+ * ksm_lock after the page it is working on whenever someone waits for
+ * it, and the work on one page is bounded whatever the pages hold.  The
+ * old engine held the lock for a whole batch of pages_to_scan pages, and
+ * each page of a run of equal checksums cost a comparison with every
+ * other: seconds.  The longest wait of each is printed.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+
+#include "../kselftest_harness.h"
+#include "ksm_common.h"
+
+#ifndef PR_SET_MEMORY_MERGE
+#define PR_SET_MEMORY_MERGE	67
+#endif
+
+#define NR_COLLIDING	4096
+#define ROUNDS		20
+/*
+ * About one page of ksmd's work, plus the scheduling of a 2-vCPU TCG
+ * guest: a page of ksmd costs well under a millisecond there, a batch
+ * of colliding pages of the old engine several seconds.
+ */
+#define WAIT_BOUND_MS	250
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000ULL + ts.tv_nsec / 1000;
+}
+
+/* Page @i: zeroes but for bit-63 pairs (j, j + 4) spelling @i, at the end */
+static void fill_colliding(uint64_t *w, unsigned int i)
+{
+	size_t n = page_size / sizeof(uint64_t);
+	unsigned int b;
+
+	memset(w, 0, page_size);
+	for (b = 0; (1U << b) <= i; b++) {
+		size_t j = n - 8 * (b / 4 + 1) + b % 4;
+
+		if (i & (1U << b)) {
+			w[j] ^= 1ULL << 63;
+			w[j + 4] ^= 1ULL << 63;
+		}
+	}
+}
+
+/* The tenant: NR_COLLIDING distinct pages of one checksum, mergeable */
+static pid_t start_tenant(void)
+{
+	int ready[2];
+	pid_t pid;
+	char c;
+
+	if (pipe(ready))
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		char *p = map_anon(NR_COLLIDING, false);
+		unsigned int i;
+
+		if (!p)
+			_exit(1);
+		for (i = 0; i < NR_COLLIDING; i++)
+			fill_colliding((uint64_t *)(p + i * page_size), i + 1);
+		if (madvise(p, NR_COLLIDING * page_size, MADV_MERGEABLE))
+			_exit(1);
+		if (write(ready[1], "r", 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(ready[1]);
+	if (pid < 0 || read(ready[0], &c, 1) != 1) {
+		if (pid > 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+		}
+		pid = -1;
+	}
+	close(ready[0]);
+	return pid;
+}
+
+struct wait_stat {
+	const char *what;
+	uint64_t max_us;
+	int errors;
+};
+
+static void note(struct wait_stat *s, uint64_t t0, int err)
+{
+	uint64_t us = now_us() - t0;
+
+	if (us > s->max_us)
+		s->max_us = us;
+	if (err)
+		s->errors++;
+}
+
+FIXTURE(waits) {
+	struct ksm_saved saved;
+	pid_t tenant;
+};
+
+FIXTURE_SETUP(waits)
+{
+	const char *skip = ksm_skip_reason(false);
+
+	self->tenant = 0;
+	if (skip)
+		SKIP(return, "%s", skip);
+	ksm_save(&self->saved);
+	ASSERT_EQ(0, ksm_prepare(100000, 0));
+}
+
+FIXTURE_TEARDOWN(waits)
+{
+	if (self->tenant > 0) {
+		kill(self->tenant, SIGKILL);
+		waitpid(self->tenant, NULL, 0);
+	}
+	ksm_restore(&self->saved);
+}
+
+TEST_F_TIMEOUT(waits, bounded_under_colliding_pages, 600)
+{
+	struct wait_stat knob = { "knob writes (pages_to_scan, sleep_millisecs, smart_scan, max_page_sharing)" };
+	struct wait_stat stop = { "echo 0 > run" };
+	struct wait_stat start = { "echo 1 > run" };
+	struct wait_stat madv = { "madvise MERGEABLE + UNMERGEABLE" };
+	struct wait_stat prct = { "prctl PR_SET_MEMORY_MERGE 1, 0" };
+	struct wait_stat forks = { "fork of a registered process" };
+	struct wait_stat exits = { "exit of a registered process" };
+	struct wait_stat unmerge = { "echo 2 > run" };
+	struct wait_stat *all[] = { &knob, &stop, &start, &madv, &prct,
+				    &forks, &exits, &unmerge };
+	unsigned long scans0, scans1;
+	char *area;
+	size_t i;
+	int r;
+
+	self->tenant = start_tenant();
+	ASSERT_LT(0, self->tenant);
+	area = map_anon(256, false);
+	ASSERT_NE(NULL, area);
+	memset(area, 0x5a, 256 * page_size);
+	ASSERT_EQ(0, madvise(area, 256 * page_size, MADV_MERGEABLE));
+
+	ASSERT_EQ(0, ksm_set("run", 1));
+	/* Let ksmd fill its trees with the colliding pages first. */
+	ASSERT_EQ(0, ksm_wait_scans(2, KSM_WAIT_SECS * 4));
+	scans0 = ksm_get("full_scans");
+
+	for (r = 0; r < ROUNDS; r++) {
+		uint64_t t0;
+		pid_t pid;
+		int status;
+
+		t0 = now_us();
+		note(&knob, t0, ksm_set("pages_to_scan", 100000));
+		t0 = now_us();
+		note(&knob, t0, ksm_set("sleep_millisecs", 0));
+		t0 = now_us();
+		note(&knob, t0, ksm_set("smart_scan", 0));
+		t0 = now_us();
+		note(&knob, t0, ksm_set("max_page_sharing", 256));
+
+		t0 = now_us();
+		note(&madv, t0, madvise(area, 256 * page_size,
+					MADV_UNMERGEABLE) ? errno : 0);
+		t0 = now_us();
+		note(&madv, t0, madvise(area, 256 * page_size,
+					MADV_MERGEABLE) ? errno : 0);
+
+		/* fork: the parent's side; exit: the child's, seen by wait */
+		t0 = now_us();
+		pid = fork();
+		if (pid == 0) {
+			int err = 0;
+
+			if (prctl(PR_SET_MEMORY_MERGE, 1, 0, 0, 0) ||
+			    prctl(PR_SET_MEMORY_MERGE, 0, 0, 0, 0))
+				err = 1;
+			_exit(err);
+		}
+		note(&forks, t0, pid < 0);
+		ASSERT_LT(0, pid);
+		t0 = now_us();
+		ASSERT_EQ(pid, waitpid(pid, &status, 0));
+		note(&exits, t0, !WIFEXITED(status));
+		/* The prctl pair ran inside the child's lifetime. */
+		note(&prct, t0, WEXITSTATUS(status));
+
+		usleep(20000);
+		t0 = now_us();
+		note(&stop, t0, ksm_set("run", 0));
+		t0 = now_us();
+		note(&start, t0, ksm_set("run", 1));
+		usleep(20000);
+	}
+	scans1 = ksm_get("full_scans");
+
+	{
+		uint64_t t0 = now_us();
+
+		note(&unmerge, t0, ksm_set("run", 2));
+	}
+
+	ksft_print_msg("%d rounds, %lu full scans of %d colliding pages meanwhile\n",
+		       ROUNDS, scans1 - scans0, NR_COLLIDING);
+	for (i = 0; i < ARRAY_SIZE(all); i++)
+		ksft_print_msg("longest wait: %8.1f ms  %s%s\n",
+			       all[i]->max_us / 1000.0, all[i]->what,
+			       all[i]->errors ? " (errors!)" : "");
+	for (i = 0; i < ARRAY_SIZE(all); i++) {
+		EXPECT_EQ(0, all[i]->errors) TH_LOG("%s failed", all[i]->what);
+		EXPECT_GE(WAIT_BOUND_MS * 1000ULL, all[i]->max_us)
+			TH_LOG("%s waited %.1f ms", all[i]->what,
+			       all[i]->max_us / 1000.0);
+	}
+	munmap(area, 256 * page_size);
+}
+
+TEST_HARNESS_MAIN
