@@ -113,13 +113,17 @@ kernel_pages_allocated and max_kernel_pages.
 
 The design keeps the two trees of the original KSM (a stable tree of
 merged pages, an unstable tree rebuilt every pass), but orders both by
-a 32-bit checksum of the content, with ties in insertion order.  A
-key never changes once inserted, so the unstable tree stays a valid
-search tree however its pages change, and a search compares contents
-only for the candidates with an equal checksum: it takes no page
-reference and no other mm's mmap_lock on its way down.  A page met for
-the first time goes into the unstable tree at once, so that memory
-just filled with duplicates merges in one pass.
+a 32-bit checksum of the content first and by the content second: a
+search reads pages only among equal checksums, usually the match
+alone.  Contents are chosen by tenants, and the checksum is unkeyed
+and easy to collide, so the order among equal checksums is what
+bounds a search: O(log n) page comparisons whatever the pages hold,
+and a page whose content has a KSM page with room always finds it.
+A page met for the first time goes into the unstable tree at once, so
+that memory just filled with duplicates merges in one pass.  ksmd ends
+a batch as soon as anyone waits for ksm_lock or the freezer wants it.
+The KUnit tests in mm/ksm-kunit.h (CONFIG_KSM_KUNIT_TEST, next patch)
+check the checksum, the order and the bound on comparisons.
 
 A merge into an existing KSM page clears the PTE, flushes the TLB,
 checks for pins, compares and installs the KSM page under one page
@@ -367,6 +371,25 @@ a line of its own.
 $bit_note" \
 	ksm_swap.c ksm_migrate.c ksm_thp.c ksm_hwpoison.c ksm_hotplug.c \
 	ksm_khugepaged.c
+
+selftests_group "selftests/ksm: hostile contents, bounded waits, reproducers, KUnit results" \
+"ksm_collide: pages crafted to have the checksum of another content
+(flipping bit 63 of two words one lane step apart leaves it unchanged)
+must not keep that content from merging as upstream merges it, nor make
+ksmd's work per pass grow with their number.
+ksm_waits: with such pages keeping ksmd busy, knob writes, run=0/1/2,
+madvise, prctl, fork and exit each come back within 250 ms.
+ksm_regress: reproducers of defects a review found: a migration entry
+left behind after mremap of a swapped-out KSM page (a kernel BUG from
+an unprivileged process), fork splitting the child's huge pages, a
+swapped-out KSM page losing its merge, an exited process lingering a
+whole pass, and the advisor's bounds depending on the order of writes.
+ksm_kunit: the results of the KUnit suite as TAP.
+
+$maint_note
+
+$bit_note" \
+	ksm_collide.c ksm_waits.c ksm_regress.c ksm_kunit.c
 
 selftests_group "selftests/ksm: ksm_stress, a torture test" \
 "Worker processes own mergeable memory full of duplicates and know what
