@@ -22,6 +22,10 @@ SHELL := /bin/bash
 KERNEL ?= ours
 # DEBUG=1: check/run/shell on the debug flavour (configs/debug.config).
 DEBUG ?=
+# make check ONLY="prog ...": only these programs (no clients boot unless
+# ksm_clients is named).
+ONLY ?=
+export ONLY
 # make stress: seconds of stress in total (ksm_stress, stress-ng, trinity).
 STRESS_SECS ?= 120
 export STRESS_SECS
@@ -117,6 +121,9 @@ help:
 	@echo '                        upstream'"'"'s default scan rate (100 pages/20 ms)'
 	@echo '  DEBUG=1               check/run/shell on the debug kernel (KASAN, lockdep,'
 	@echo '                        DEBUG_VM, ...); test timeouts x4 (TIMEOUT_SCALE)'
+	@echo '  ONLY="prog ..."       make check: only these programs (first word of'
+	@echo '                        the list'"'"'s id); the clients boot only if'
+	@echo '                        ksm_clients is named'
 	@echo '  STRESS_SECS=S         make stress: total stress time (default 120)'
 	@echo '  JOBS=N                parallel build jobs (default: nproc)'
 	@echo '  BUILD=DIR             build tree (default: build/)'

@@ -45,6 +45,12 @@ log_file=$BUILD/logs/check-$name-$(date +%Y%m%d-%H%M%S).log
 mkdir -p "$BUILD/logs"
 gzip -dc "$BUILD/initramfs.cpio.gz" |
 	cpio -i --quiet --to-stdout harness/tests.list > "$log_file.list"
+# ONLY="prog ...": run (and judge) only these programs, no clients boot.
+if [[ -n ${ONLY:-} ]]; then
+	awk -v only=" $ONLY " '$1 !~ /^[0-9]+$/ || index(only, " " $4 " ")' \
+		"$log_file.list" > "$log_file.list.tmp"
+	mv "$log_file.list.tmp" "$log_file.list"
+fi
 list=$log_file.list
 # The clients boot's list (one program) is fixed by mk-clients-initramfs.sh.
 clients_initrd=$BUILD/initramfs-clients-${name%%-*}.cpio.gz
@@ -58,7 +64,7 @@ boot() {
 		END {print s + 120 * k}' "$log.list")
 	((limit < cap)) || limit=$cap
 	INITRD=$3 QEMU_MEM=$4 \
-	QEMU_APPEND="harness_tscale=$scale harness_kernel=${name%%-*}" \
+	QEMU_APPEND="harness_tscale=$scale harness_kernel=${name%%-*}${ONLY:+ harness_only=${ONLY// /,}}" \
 		harness_boot "$what on $name kernel: boot and tests" check "$kernel" \
 		"$log" "$limit" "$5"
 }
@@ -66,11 +72,13 @@ boot() {
 harness_lock "make check on $kernel"
 boot check "$log_file" "$BUILD/initramfs.cpio.gz" 2G "check-$name.log"
 check_rc=$qemu_rc
-log "clients boot: QEMU and ksmtuned in the VM (scripts/guest-clients)"
-boot clients "$clients_log" "$clients_initrd" 3G "check-$name-clients.log"
-clients_rc=$qemu_rc
+clients=()
+if [[ -z ${ONLY:-} || " $ONLY " == *" ksm_clients "* ]]; then
+	log "clients boot: QEMU and ksmtuned in the VM (scripts/guest-clients)"
+	boot clients "$clients_log" "$clients_initrd" 3G "check-$name-clients.log"
+	clients=(--boot clients "$clients_log" "$clients_log.list" "$qemu_rc")
+fi
 base_version
 log "$flavour_line"
 exec python3 "$ROOT/scripts/verdict.py" check "$log_file" "$list" \
-	"$ROOT/tests/known-failures" --qemu-rc "$check_rc" \
-	--boot clients "$clients_log" "$clients_log.list" "$clients_rc"
+	"$ROOT/tests/known-failures" --qemu-rc "$check_rc" "${clients[@]}"
