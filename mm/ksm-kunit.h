@@ -36,14 +36,28 @@ static void ksm_test_fill(struct page *page, u64 word, int i)
  * (see the next tests); this one pins the fact down, and that any one
  * word still counts.
  */
+/* Two pages, freed when the test ends, whatever way it ends */
+static void ksm_test_free_page(void *page)
+{
+	__free_page(page);
+}
+
+static struct page *ksm_test_page(struct kunit *test)
+{
+	struct page *page = alloc_page(GFP_KERNEL);
+
+	KUNIT_ASSERT_NOT_NULL(test, page);
+	KUNIT_ASSERT_EQ(test, 0, kunit_add_action_or_reset(test,
+				ksm_test_free_page, page));
+	return page;
+}
+
 static void ksm_test_checksum(struct kunit *test)
 {
-	struct page *a = alloc_page(GFP_KERNEL), *b = alloc_page(GFP_KERNEL);
+	struct page *a = ksm_test_page(test), *b = ksm_test_page(test);
 	unsigned int i;
 	u32 zero;
 
-	KUNIT_ASSERT_NOT_NULL(test, a);
-	KUNIT_ASSERT_NOT_NULL(test, b);
 	ksm_test_fill(a, 0, -1);
 	zero = page_checksum(a);
 	KUNIT_EXPECT_EQ(test, zero, ksm_zero_checksum);
@@ -60,18 +74,14 @@ static void ksm_test_checksum(struct kunit *test)
 		kunmap_local(w);
 		KUNIT_EXPECT_NE_MSG(test, page_checksum(b), zero, "word %u", i);
 	}
-	__free_page(a);
-	__free_page(b);
 }
 
 /* ksm_pages_cmp() is a total order: equal, antisymmetric, any word */
 static void ksm_test_pages_cmp(struct kunit *test)
 {
-	struct page *a = alloc_page(GFP_KERNEL), *b = alloc_page(GFP_KERNEL);
+	struct page *a = ksm_test_page(test), *b = ksm_test_page(test);
 	unsigned int i;
 
-	KUNIT_ASSERT_NOT_NULL(test, a);
-	KUNIT_ASSERT_NOT_NULL(test, b);
 	ksm_test_fill(a, 0x5555, -1);
 	ksm_test_fill(b, 0x5555, -1);
 	KUNIT_EXPECT_EQ(test, ksm_pages_cmp(a, b), 0);
@@ -87,8 +97,6 @@ static void ksm_test_pages_cmp(struct kunit *test)
 		kunmap_local(w);
 	}
 	KUNIT_EXPECT_EQ(test, ksm_pages_cmp(a, b), 0);
-	__free_page(a);
-	__free_page(b);
 }
 
 #define KSM_TEST_NODES	1000
@@ -97,6 +105,7 @@ struct ksm_test_tree {
 	struct rb_root root;
 	struct rb_root *saved;
 	int saved_sharing;
+	bool saved_across;
 	struct ksm_stable *node[KSM_TEST_NODES + 1];
 	struct page *page[KSM_TEST_NODES + 1];
 };
@@ -154,6 +163,7 @@ static void ksm_test_tree_undo(struct ksm_test_tree *t)
 	}
 	ksm_stable_trees = t->saved;
 	ksm_max_page_sharing = t->saved_sharing;
+	ksm_merge_across_nodes = t->saved_across;
 	mutex_unlock(&ksm_lock);
 }
 
@@ -170,20 +180,25 @@ static void ksm_test_stable_collisions(struct kunit *test)
 	struct page *probe;
 
 	t = kunit_kzalloc(test, sizeof(*t), GFP_KERNEL);
-	probe = alloc_page(GFP_KERNEL);
 	KUNIT_ASSERT_NOT_NULL(test, t);
-	KUNIT_ASSERT_NOT_NULL(test, probe);
+	probe = ksm_test_page(test);
 
+	/*
+	 * One tree of our own, whatever merge_across_nodes says (the test
+	 * may run again through debugfs): with per-node trees, a page found
+	 * on another node would be refiled into a tree we do not have.
+	 */
 	ksm_mutex_lock();
 	t->saved = ksm_stable_trees;
 	t->saved_sharing = ksm_max_page_sharing;
+	t->saved_across = ksm_merge_across_nodes;
 	t->root = RB_ROOT;
 	ksm_stable_trees = &t->root;
+	ksm_merge_across_nodes = true;
 	ksm_max_page_sharing = 2;
 	for (i = 1; i <= KSM_TEST_NODES; i++) {
 		if (ksm_test_add(t, i)) {
 			ksm_test_tree_undo(t);
-			__free_page(probe);
 			KUNIT_FAIL(test, "out of memory");
 			return;
 		}
@@ -245,7 +260,6 @@ static void ksm_test_stable_collisions(struct kunit *test)
 	}
 
 	ksm_test_tree_undo(t);
-	__free_page(probe);
 }
 
 /* smart_scan: no skip for six failed passes, then more, up to 8 */

@@ -75,7 +75,9 @@
  *	ksmd waits for a KSM page's lock only to unlink items or to sweep.
  *	The lock of a KSM page also protects its stable node's list of
  *	items: rmap_walk_ksm(), folio_migrate_ksm() and collect_procs_ksm()
- *	run with it held.
+ *	run with it held.  One bit of a linked item changes without it:
+ *	ITEM_PGOFF, which the scanner and the rmap walk may clear (never
+ *	set), and clearing it only makes rmap walks look at more VMAs.
  *
  * page table lock, anon_vma lock: as everywhere in mm.
  *
@@ -730,13 +732,16 @@ static void stable_drop_stale(struct ksm_stable *stable)
  * (and forgot the items of) still refer to it, and each swap-in maps it
  * again only while it has a node (ksm_might_need_to_copy()); without one,
  * every swap-in would make a private copy.  The node goes once the page
- * is freed (ksm_drop_gone_nodes()).
+ * is freed (ksm_drop_gone_nodes()).  Only a node in the stable tree is
+ * kept so: one that never got there (a pair that failed) would be found
+ * by nothing.
  */
 static void stable_put_unused(struct ksm_stable *stable, struct folio *folio)
 {
 	if (stable->nr_items || folio_mapped(folio))
 		return;
-	if (folio_test_swapcache(folio) && ksm_run != KSM_RUN_UNMERGE)
+	if (folio_test_swapcache(folio) && ksm_run != KSM_RUN_UNMERGE &&
+	    !RB_EMPTY_NODE(&stable->rb))
 		return;
 	folio_set_stable(folio, NULL);
 	stable_free(stable);
@@ -793,6 +798,7 @@ static void stable_insert(struct ksm_stable *stable, struct page *kpage)
 	struct ksm_stable *same;
 
 again:
+	cond_resched();
 	link = &root->rb_node;
 	parent = NULL;
 	same = NULL;
@@ -1312,16 +1318,30 @@ static bool ksm_try_zero(struct ksm_item *item, struct page *page, u32 sum)
 	return merged;
 }
 
-/* @stable, or the first of its group after it, that can take a mapping */
+/*
+ * @stable, or the first of its group after it, that can take a mapping.
+ * One found further on is moved next to @stable in the ring, so that the
+ * next search, which starts from the same node while the tree does not
+ * change, finds it at once: a group whose KSM pages are mostly full costs
+ * one walk of its ring, not one per page merged into it.
+ */
 static struct ksm_stable *stable_with_room(struct ksm_stable *stable)
 {
-	struct ksm_stable *s = stable;
+	struct ksm_stable *prev = stable, *s;
 
-	do {
-		if (s->nr_items < ksm_max_page_sharing)
+	if (stable->nr_items < ksm_max_page_sharing)
+		return stable;
+	for (s = stable->dup_next; s && s != stable; s = s->dup_next) {
+		if (s->nr_items < ksm_max_page_sharing) {
+			if (prev != stable) {
+				prev->dup_next = s->dup_next;
+				s->dup_next = stable->dup_next;
+				stable->dup_next = s;
+			}
 			return s;
-		s = s->dup_next;
-	} while (s && s != stable);
+		}
+		prev = s;
+	}
 	return NULL;
 }
 
@@ -1349,6 +1369,7 @@ static struct page *stable_search(struct page *page, u32 sum, int nid)
 	int cmp;
 
 restart:
+	cond_resched();
 	node = root->rb_node;
 	while (node) {
 		stable = rb_entry(node, struct ksm_stable, rb);
@@ -1386,9 +1407,11 @@ restart:
  * The page mapped at @item's address, referenced; NULL if there is no
  * anonymous page there any more, or if the owner's mmap_lock is taken
  * for write: a search of the unstable tree does not wait for another
- * process (see unstable_search_insert()).
+ * process (see unstable_search_insert()).  @pinned tells whether the page
+ * has references beyond its mappings (DMA, a pipe): ksm_fold() would
+ * refuse it, so it is no partner to pair with.
  */
-static struct page *item_peek_page(struct ksm_item *item)
+static struct page *item_peek_page(struct ksm_item *item, bool *pinned)
 {
 	struct vm_area_struct *vma;
 	struct folio_walk fw;
@@ -1406,6 +1429,11 @@ static struct page *item_peek_page(struct ksm_item *item)
 		    !folio_test_ksm(folio)) {
 			folio_get(folio);
 			page = fw.page;
+			/* A large folio is split before merging: less exact. */
+			*pinned = folio_maybe_dma_pinned(folio) ||
+				  (!folio_test_large(folio) &&
+				   folio_ref_count(folio) > folio_mapcount(folio) +
+				   !!folio_test_swapcache(folio) + 1);
 		}
 		folio_walk_end(&fw, vma);
 	}
@@ -1428,7 +1456,10 @@ out:
  * wrong by now: that can hide a partner, never make the tree malformed,
  * and the descent is as long as a red-black tree is deep, whatever the
  * pages hold.  A partner whose page cannot be read at once (gone, or its
- * mm's mmap_lock taken for write) counts as smaller.
+ * mm's mmap_lock taken for write) counts as smaller.  A partner of equal
+ * content whose page has extra references (pinned: merging it would
+ * fail) is passed by to the right, so that a tenant's pinned copies of
+ * a content cannot make every page of it fail to pair.
  *
  * Returns the item of a page with @page's content, its page in @tpage;
  * or NULL, with @item inserted in the tree.
@@ -1450,13 +1481,16 @@ static struct ksm_item *unstable_search_insert(struct ksm_item *item,
 		if (item->checksum != other->checksum) {
 			cmp = item->checksum < other->checksum ? -1 : 1;
 		} else {
+			bool pinned = false;
+
 			cond_resched();
-			p = item_peek_page(other);
+			p = item_peek_page(other, &pinned);
 			if (p) {
 				if (p != page)
 					cmp = ksm_pages_cmp(page, p);
-				if (!cmp && pair && (ksm_merge_across_nodes ||
-						     page_to_nid(p) == nid)) {
+				if (!cmp && pair && !pinned &&
+				    (ksm_merge_across_nodes ||
+				     page_to_nid(p) == nid)) {
 					*tpage = p;
 					return other;
 				}
@@ -1662,6 +1696,12 @@ static bool ksm_try_merge(struct ksm_item *item, struct page *page)
 		return false;
 	merged = ksm_pair(item, page, titem, tpage, nid);
 	put_page(tpage);
+	/*
+	 * The partner could not be merged after all: @item's page is its own
+	 * again (ksm_unpair()), and waits in the tree for another partner.
+	 */
+	if (!merged && !(item->address & ITEM_STABLE))
+		unstable_search_insert(item, page, nid, false, &tpage);
 	return merged;
 }
 
@@ -1793,6 +1833,7 @@ static struct ksm_item *cursor_item(struct mm_struct *mm, unsigned long addr)
 		*link = item->next;
 		item_forget(item);
 		item_free(item);
+		cond_resched();
 	}
 	if (item && item_address(item) == addr)
 		return item;
@@ -1814,6 +1855,7 @@ static void cursor_drop_rest(void)
 		*ksm_cursor.link = item->next;
 		item_forget(item);
 		item_free(item);
+		cond_resched();
 	}
 }
 
@@ -1839,6 +1881,7 @@ static void ksm_mm_free(struct ksm_mm *kmm)
  */
 static void ksm_reap_exited(bool all)
 {
+	unsigned int done = 0;
 	struct ksm_mm *kmm;
 
 	for (;;) {
@@ -1851,7 +1894,8 @@ static void ksm_reap_exited(bool all)
 		while (kmm->items) {
 			struct ksm_item *item = kmm->items;
 
-			if (!all && ksm_lock_wanted())
+			/* Some progress each time, whoever waits. */
+			if (!all && ++done > 64 && ksm_lock_wanted())
 				return;
 			cond_resched();
 			kmm->items = item->next;
@@ -1938,12 +1982,6 @@ static void ksm_reset_unstable_trees(void)
 
 static void ksm_pass_start(void)
 {
-	/*
-	 * Pages fresh from a fault wait in per-CPU LRU batches, holding a
-	 * reference that ksm_pte_take() would take for a pin.
-	 */
-	lru_add_drain_all();
-
 	ksm_reap_exited(true);
 	ksm_cursor.pass++;
 	ksm_reset_unstable_trees();
@@ -2234,6 +2272,15 @@ static int ksmd_fn(void *unused)
 	set_user_nice(current, 5);
 
 	while (!kthread_should_stop()) {
+		/*
+		 * A pass is about to start: pages fresh from a fault wait in
+		 * per-CPU LRU batches, holding a reference that ksm_pte_take()
+		 * would take for a pin.  Drained before taking ksm_lock, since
+		 * it waits for work on every CPU.
+		 */
+		if (READ_ONCE(ksm_cursor.kmm) == &ksm_mm_head &&
+		    ksmd_should_run())
+			lru_add_drain_all();
 		ksm_lock_online();
 		if (ksmd_should_run())
 			ksm_scan(ksm_pages_to_scan);
@@ -2320,6 +2367,8 @@ static int ksm_unmerge_all(void)
 			break;
 	}
 
+	/* And those that exited meanwhile. */
+	ksm_reap_exited(true);
 	/* Wherever the walk stopped: park the cursor between passes. */
 	spin_lock(&ksm_mm_lock);
 	ksm_cursor.kmm = &ksm_mm_head;
@@ -2397,9 +2446,10 @@ int __ksm_enter(struct mm_struct *mm)
  * @mm: the mm
  *
  * A registered mm with no items, that the cursor is not on, is freed at
- * once.  Otherwise ksmd frees it when it next reaches it, and we make
- * sure that no ksmd is still working in it: ksmd holds mmap_lock for read
- * whenever it touches the mm, and checks mm_users after taking it.
+ * once; one with items goes to ksm_exited, for ksmd's next batch; the
+ * cursor's is freed when ksmd moves on.  We make sure that no ksmd is
+ * still working in the mm: ksmd holds mmap_lock for read whenever it
+ * touches the mm, and checks mm_users after taking it.
  */
 void __ksm_exit(struct mm_struct *mm)
 {
@@ -2681,8 +2731,16 @@ static bool swapin_page_fits(struct folio *folio, struct vm_area_struct *vma,
 	 */
 	if (folio_test_large(folio))
 		return true;
+	/*
+	 * A KSM page is mapped as it is only where KSM may map it: a VMA
+	 * made unmergeable since the page was swapped out (unmerging passes
+	 * swap entries by) gets a copy, or its mapping would escape the
+	 * unmerging that mremap relies on (see "mremap during a migration" in
+	 * Documentation/mm/ksm.rst).
+	 */
 	if (folio_test_ksm(folio))
-		return folio_stable(folio) && ksm_run != KSM_RUN_UNMERGE;
+		return folio_stable(folio) && ksm_run != KSM_RUN_UNMERGE &&
+		       (vma->vm_flags & VM_MERGEABLE);
 	anon_vma = folio_anon_vma(folio);
 	if (!anon_vma)
 		return true;
@@ -2752,14 +2810,20 @@ static bool ksm_anon_vma_lock(struct anon_vma *anon_vma,
 /*
  * Which page offsets of @anon_vma (locked) to look at for @item's
  * mappings: the one it recorded, if @item's own VMA is found there;
- * otherwise all of them.  The recorded offset is wrong when a
- * swapped-out KSM page was moved by mremap and swapped in again before
- * ksmd met it (see ksm_page_at()), or when the area was unmapped.
+ * otherwise all of them, from then on.  The recorded offset is wrong
+ * when a swapped-out KSM page was moved by mremap and swapped in again
+ * before ksmd met it (see ksm_page_at()), or when the area was unmapped.
  *
- * The choice depends on the VMAs alone, never on what the caller
- * wants: migration walks the mappings twice, once to put migration
- * entries in and once to take them out, and the second walk must reach
- * every entry the first one made, or one is left behind for good.
+ * Migration walks the mappings twice, once to put migration entries in
+ * and once to take them out, and the second walk must reach every entry
+ * the first one made, or one is left behind for good.  So the choice
+ * never depends on what the caller wants, and once wide an item stays
+ * wide: the VMAs may change between the two walks (mmap_lock is not
+ * held), and a VMA mapped at the recorded offset in between must not
+ * narrow the second walk.  ITEM_PGOFF is only ever set under the KSM
+ * page's lock, which migration holds across both walks; it is cleared
+ * here (under that lock) and by ksm_page_at(), and clearing it only
+ * widens.
  */
 static void ksm_item_pgoffs(struct ksm_item *item, unsigned long address,
 			    struct anon_vma *anon_vma, pgoff_t *first,
@@ -2784,6 +2848,7 @@ static void ksm_item_pgoffs(struct ksm_item *item, unsigned long address,
 			return;
 		}
 	}
+	WRITE_ONCE(item->address, READ_ONCE(item->address) & ~ITEM_PGOFF);
 }
 
 /*
@@ -3143,6 +3208,12 @@ static void ksm_switch_trees(bool across)
 		cursor_next_mm(kmm, false);
 		kmm = ksm_cursor.kmm;
 	}
+	/*
+	 * An mm that exited during the walk went to ksm_exited with its
+	 * items as they were: a new pass number makes them all items of an
+	 * earlier pass, which unstable_erase() leaves out of any tree.
+	 */
+	ksm_cursor.pass++;
 
 	ksm_merge_across_nodes = across;
 	if (across) {
@@ -3171,6 +3242,7 @@ static ssize_t merge_across_nodes_store(struct kobject *kobj,
 		return count;
 
 	ksm_lock_online();
+	ksm_reap_exited(true);
 	if (value != ksm_merge_across_nodes) {
 		if (ksm_pages_shared || ksm_sweep_stable_nodes(false) ||
 		    ksm_stable_nodes) {
@@ -3204,6 +3276,7 @@ static ssize_t max_page_sharing_store(struct kobject *kobj,
 		return count;
 
 	ksm_lock_online();
+	ksm_reap_exited(true);
 	if (value != ksm_max_page_sharing) {
 		if (ksm_pages_shared || ksm_sweep_stable_nodes(false) ||
 		    ksm_stable_nodes)
