@@ -30,18 +30,12 @@ static void ksm_test_fill(struct page *page, u64 word, int i)
 	kunmap_local(w);
 }
 
-/*
- * The checksum is no defence: flipping bit 63 of two words one lane step
- * apart leaves it unchanged, for any content.  The trees must bear that
- * (see the next tests); this one pins the fact down, and that any one
- * word still counts.
- */
-/* Two pages, freed when the test ends, whatever way it ends */
 static void ksm_test_free_page(void *page)
 {
 	__free_page(page);
 }
 
+/* A page, freed when the test ends, whatever way it ends */
 static struct page *ksm_test_page(struct kunit *test)
 {
 	struct page *page = alloc_page(GFP_KERNEL);
@@ -52,6 +46,12 @@ static struct page *ksm_test_page(struct kunit *test)
 	return page;
 }
 
+/*
+ * The checksum is no defence: flipping bit 63 of two words one lane step
+ * apart leaves it unchanged, for any content.  The trees must bear that
+ * (see the next tests); this one pins the fact down, and that any one
+ * word still counts.
+ */
 static void ksm_test_checksum(struct kunit *test)
 {
 	struct page *a = ksm_test_page(test), *b = ksm_test_page(test);

@@ -1394,6 +1394,7 @@ restart:
 	if (!ksm_merge_across_nodes && folio_nid(kfolio) != nid) {
 		/* Migrated since: file it in its new node's tree. */
 		rb_erase(&stable->rb, root);
+		RB_CLEAR_NODE(&stable->rb);
 		stable_ungroup(stable);
 		stable->nid = folio_nid(kfolio);
 		stable_insert(stable, folio_page(kfolio, 0));
@@ -1429,11 +1430,17 @@ static struct page *item_peek_page(struct ksm_item *item, bool *pinned)
 		    !folio_test_ksm(folio)) {
 			folio_get(folio);
 			page = fw.page;
-			/* A large folio is split before merging: less exact. */
-			*pinned = folio_maybe_dma_pinned(folio) ||
-				  (!folio_test_large(folio) &&
-				   folio_ref_count(folio) > folio_mapcount(folio) +
-				   !!folio_test_swapcache(folio) + 1);
+			/*
+			 * As ksm_pte_take() counts (a pin adds 1024); a large
+			 * folio is split before merging, so only a real pin
+			 * tells there.  Not folio_maybe_dma_pinned() for a
+			 * small one: a page mapped 1024 times would pass for
+			 * pinned.
+			 */
+			*pinned = folio_test_large(folio) ?
+				  folio_maybe_dma_pinned(folio) :
+				  folio_ref_count(folio) > folio_mapcount(folio) +
+				  !!folio_test_swapcache(folio) + 1;
 		}
 		folio_walk_end(&fw, vma);
 	}
@@ -1592,8 +1599,20 @@ static bool ksm_pair(struct ksm_item *item, struct page *page,
 	if (!err)
 		stable_insert(stable, folio_page(kfolio, 0));
 	folio_put(kfolio);
-	if (err)
+	if (err) {
 		ksm_unpair(item, stable);
+		/*
+		 * The partner could not be merged after all: @item's page is
+		 * its own again and waits in the tree for another partner.
+		 * (Not when @item's own page refused, above: a tenant's
+		 * pinned pages would line up in front of the partner.)
+		 */
+		if (!(item->address & ITEM_STABLE)) {
+			struct page *none;
+
+			unstable_search_insert(item, page, nid, false, &none);
+		}
+	}
 	return !err;
 }
 
@@ -1696,12 +1715,6 @@ static bool ksm_try_merge(struct ksm_item *item, struct page *page)
 		return false;
 	merged = ksm_pair(item, page, titem, tpage, nid);
 	put_page(tpage);
-	/*
-	 * The partner could not be merged after all: @item's page is its own
-	 * again (ksm_unpair()), and waits in the tree for another partner.
-	 */
-	if (!merged && !(item->address & ITEM_STABLE))
-		unstable_search_insert(item, page, nid, false, &tpage);
 	return merged;
 }
 
@@ -2078,7 +2091,8 @@ static struct page *ksm_page_at(struct vm_area_struct *vma,
 		    (ITEM_STABLE | ITEM_PGOFF) &&
 	    linear_page_index(vma, addr) !=
 		    (addr >> PAGE_SHIFT) + item->pgoff_delta)
-		WRITE_ONCE(item->address, item->address & ~ITEM_PGOFF);
+		WRITE_ONCE(item->address,
+			   READ_ONCE(item->address) & ~ITEM_PGOFF);
 	if (item && ksm_page_settled(item, folio)) {
 		*settled = true;
 	} else {

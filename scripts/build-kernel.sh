@@ -19,7 +19,13 @@ harness_lock "kernel build in $out"
 
 log "building ${flavour:+$flavour }kernel: $src -> $out (make -j$JOBS bzImage)"
 start=$SECONDS
-make -C "$src" O="$out" ARCH=$KARCH -j"$JOBS" bzImage
+# Without the harness's own make variables: "make check DEBUG=1" would
+# pass DEBUG=1 down (MAKEFLAGS) to tools/lib/subcmd, which then builds
+# with -O0 instead of -O3; objtool is relinked, every object depends on
+# objtool, and the whole kernel was rebuilt each time DEBUG=1 came or went
+# (make check DEBUG=1, then make stress, then make check).
+env -u MAKEFLAGS -u MAKEOVERRIDES -u MFLAGS -u DEBUG \
+	make -C "$src" O="$out" ARCH=$KARCH -j"$JOBS" bzImage
 # A plain copy: its fresh mtime tells make this stage is done.
 cp "$out/arch/x86/boot/bzImage" "$out/bzImage"
 log "kernel ready: $out/bzImage ($(du -h "$out/bzImage" | cut -f1)," \

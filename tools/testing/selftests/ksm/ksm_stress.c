@@ -1333,7 +1333,7 @@ static void worker_setup(void)
 			new_state(&g->st[i]);
 			/* Half of the zero pages are never touched. */
 			if (g->st[i].tag || g->st[i].widx != NO_PATCH ||
-			    rnd(2))
+			    has_flips(&g->st[i]) || rnd(2))
 				fill_page(g->addr + i * page_size, &g->st[i]);
 		}
 		if (madvise(g->addr, len, MADV_MERGEABLE))
