@@ -258,6 +258,12 @@ def main():
     print(f"raw figures: {os.path.join(bdir, 'raw.csv')}")
 
     gp = os.path.join(ROOT, "bench", "convergence.gp")
+    # The chart plots both convergence runs: none without them (BENCH_ONLY).
+    dats = [os.path.join(bdir, f"conv-{k}-{m}.dat")
+            for k in ("ours", "baseline") for m in ("default", "aggressive")]
+    if not all(os.path.exists(d) for d in dats):
+        samples = None
+        print("chart: not drawn (a convergence workload was not run)")
     if samples and subprocess.run(["sh", "-c", "command -v gnuplot"],
                                   capture_output=True).returncode == 0:
         r = subprocess.run(["gnuplot", "-e", f"dir='{bdir}'", gp],
