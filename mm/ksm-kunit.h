@@ -39,10 +39,11 @@ static void ksm_test_free_page(void *page)
 static struct page *ksm_test_page(struct kunit *test)
 {
 	struct page *page = alloc_page(GFP_KERNEL);
+	int err;
 
 	KUNIT_ASSERT_NOT_NULL(test, page);
-	KUNIT_ASSERT_EQ(test, 0, kunit_add_action_or_reset(test,
-				ksm_test_free_page, page));
+	err = kunit_add_action_or_reset(test, ksm_test_free_page, page);
+	KUNIT_ASSERT_EQ(test, 0, err);
 	return page;
 }
 

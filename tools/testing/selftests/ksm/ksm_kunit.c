@@ -4,8 +4,8 @@
  *
  * They run at boot, built into the kernel; their results wait in
  * /sys/kernel/debug/kunit/ksm/results (CONFIG_KUNIT_DEBUGFS), in KTAP
- * with the suite's cases nested one level down.  This prints one TAP
- * result per case, in order, with the cases' diagnostic lines, so that
+ * with the suite's kcases nested one level down.  This prints one TAP
+ * result per case, in order, with the kcases' diagnostic lines, so that
  * the harness judges each case as it judges any selftest.
  *
  * A kernel without the suite is a skip, unless it is our KSM (it has the
@@ -22,6 +22,7 @@
 #define RESULTS		"/sys/kernel/debug/kunit/ksm/results"
 #define OURS		"/sys/kernel/mm/ksm/kernel_pages_allocated"
 #define MAX_CASES	64
+#define SKIP_MARK	"# SKIP"
 
 struct kcase {
 	bool ok;
@@ -29,9 +30,9 @@ struct kcase {
 	char name[128];
 };
 
-static struct kcase cases[MAX_CASES];
+static struct kcase kcases[MAX_CASES];
 static char *diag[1024];
-static int nr_cases, nr_diag;
+static int nr_kcases, nr_diag;
 
 /* "ok 3 name # SKIP why" or "not ok 3 name", leading blanks already gone */
 static bool parse_result(const char *s, struct kcase *c)
@@ -50,7 +51,7 @@ static bool parse_result(const char *s, struct kcase *c)
 	}
 	if (sscanf(p, "%*d %127s%n", c->name, &n) != 1)
 		return false;
-	c->skip = strstr(p + n, "# SKIP") != NULL;
+	c->skip = !!strstr(p + n, SKIP_MARK);
 	return true;
 }
 
@@ -76,14 +77,14 @@ int main(void)
 		struct kcase c;
 
 		line[strcspn(line, "\n")] = '\0';
-		/* Only the nested lines are the cases and their messages. */
+		/* Only the nested lines are the kcases and their messages. */
 		if (!isspace((unsigned char)*s))
 			continue;
 		while (isspace((unsigned char)*s))
 			s++;
 		if (parse_result(s, &c)) {
-			if (nr_cases < MAX_CASES)
-				cases[nr_cases++] = c;
+			if (nr_kcases < MAX_CASES)
+				kcases[nr_kcases++] = c;
 		} else if (*s == '#' && nr_diag < 1024) {
 			diag[nr_diag++] = strdup(s);
 		}
@@ -93,17 +94,20 @@ int main(void)
 	for (i = 0; i < nr_diag; i++)
 		if (diag[i])
 			printf("%s\n", diag[i]);
-	if (!nr_cases) {
+	if (!nr_kcases) {
 		printf("1..1\nnot ok 1 ksm_kunit # no test case in %s\n",
 		       RESULTS);
 		return 1;
 	}
-	printf("1..%d\n", nr_cases);
-	for (i = 0; i < nr_cases; i++)
-		printf("%sok %d %s%s\n", cases[i].ok ? "" : "not ", i + 1,
-		       cases[i].name, cases[i].skip ? " # SKIP" : "");
-	for (i = 0; i < nr_cases; i++)
-		if (!cases[i].ok)
+	printf("1..%d\n", nr_kcases);
+	for (i = 0; i < nr_kcases; i++) {
+		const char *result = kcases[i].ok ? "ok" : "not ok";
+		const char *skip = kcases[i].skip ? " " SKIP_MARK : "";
+
+		printf("%s %d %s%s\n", result, i + 1, kcases[i].name, skip);
+	}
+	for (i = 0; i < nr_kcases; i++)
+		if (!kcases[i].ok)
 			return 1;
 	return 0;
 }

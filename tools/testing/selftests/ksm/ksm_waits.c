@@ -207,7 +207,8 @@ FIXTURE_TEARDOWN(waits)
 
 TEST_F_TIMEOUT(waits, bounded_under_colliding_pages, 600)
 {
-	struct wait_stat knob = { "knob writes (pages_to_scan, sleep_millisecs, smart_scan, max_page_sharing)" };
+	/* pages_to_scan, sleep_millisecs, smart_scan, max_page_sharing */
+	struct wait_stat knob = { "knob writes" };
 	struct wait_stat stop = { "echo 0 > run" };
 	struct wait_stat start = { "echo 1 > run" };
 	struct wait_stat madv = { "madvise MERGEABLE + UNMERGEABLE" };
