@@ -124,6 +124,8 @@ that memory just filled with duplicates merges in one pass.  ksmd ends
 a batch as soon as anyone waits for ksm_lock or the freezer wants it.
 The KUnit tests in mm/ksm-kunit.h (CONFIG_KSM_KUNIT_TEST, next patch)
 check the checksum, the order and the bound on comparisons.
+checkpatch asks whether MAINTAINERS needs updating for that new file:
+mm/ is MEMORY MANAGEMENT's, which covers it as it covers mm/ksm.c.
 
 A merge into an existing KSM page clears the PTE, flushes the TLB,
 checks for pins, compares and installs the KSM page under one page
