@@ -745,7 +745,11 @@ TEST_F_TIMEOUT(collide, zero_content_past_colliding_pair,
  * that grows with their number: about log2(2048) = 11 comparisons a page
  * against about 2048 for an engine that walks every page of its checksum.
  * And (b) costs about 4-5 times (c) if the work is n log n, 16 times if
- * it is n^2.
+ * it is n^2.  Measured: (b)/(a) 10.7 on the plain kernel, 14 on the debug
+ * kernel (KASAN makes each page read dearer), 2.5 on upstream's, 700 on
+ * our engine before the trees were ordered by content; (b)/(c) 3.5, 3.9,
+ * 1.8 and 17.  The bounds, 40 and 8, leave room for the noise of a busy
+ * TCG guest and still fail a quadratic engine.
  */
 TEST_F_TIMEOUT(collide, many_colliders_stay_cheap,
 	       3 * COST_WAIT_SECS + KSM_TEST_TIMEOUT)
@@ -807,7 +811,7 @@ TEST_F_TIMEOUT(collide, many_colliders_stay_cheap,
 	ratio_ba = cost_ms(&b) / cost_ms(&a);
 	ratio_bc = cost_ms(&b) / cost_ms(&c);
 	TH_LOG("(b)/(a) = %.1f, (b)/(c) = %.1f", ratio_ba, ratio_bc);
-	EXPECT_TRUE(ratio_ba < 20.0)
+	EXPECT_TRUE(ratio_ba < 40.0)
 		TH_LOG("colliding pages cost %.0f times random ones", ratio_ba);
 	EXPECT_TRUE(ratio_bc < 8.0)
 		TH_LOG("4 times the colliding pages cost %.1f times as much",
