@@ -3118,6 +3118,28 @@ KSM_ATTR(pages_to_scan);
 
 KSM_SHOW(run, "%u", ksm_run)
 
+/*
+ * run=2: every KSM page is unmerged and every item and node dropped.
+ * Unmerging may take long and needs memory, and OOM may pick the writer.
+ * Pages still swapped out keep their nodes: not an error.
+ */
+static int ksm_unmerge_everything(void)
+{
+	int err;
+
+	set_current_oom_origin();
+	err = ksm_unmerge_all();
+	if (!err)
+		err = ksm_sweep_stable_nodes(false);
+	clear_current_oom_origin();
+	if (err == -EBUSY)
+		return 0;
+	/* Nothing is left: full_scans counts from 0 again, as upstream's. */
+	if (!err)
+		ksm_full_scans = 0;
+	return err;
+}
+
 static ssize_t run_store(struct kobject *kobj, struct kobj_attribute *attr,
 			 const char *buf, size_t count)
 {
@@ -3133,27 +3155,16 @@ static ssize_t run_store(struct kobject *kobj, struct kobj_attribute *attr,
 	ksm_lock_online();
 	if (ksm_run != run) {
 		ksm_run = run;
-		if (run == KSM_RUN_UNMERGE) {
-			/* Unmerging may take long, and OOM may pick us. */
-			set_current_oom_origin();
-			err = ksm_unmerge_all();
-			if (!err)
-				err = ksm_sweep_stable_nodes(false);
-			/* Counting starts again, as upstream: nothing is left. */
-			if (!err)
-				ksm_full_scans = 0;
-			clear_current_oom_origin();
-			if (err == -EBUSY)
-				err = 0;	/* pages still swapped out */
-			if (err) {
-				ksm_run = KSM_RUN_STOP;
-				count = err;
-			}
-		}
+		if (run == KSM_RUN_UNMERGE)
+			err = ksm_unmerge_everything();
+		/* A failed unmerge leaves ksmd stopped, half done. */
+		if (err)
+			ksm_run = KSM_RUN_STOP;
 	}
 	mutex_unlock(&ksm_lock);
-
-	if (ksm_run & KSM_RUN_MERGE)
+	if (err)
+		return err;
+	if (run & KSM_RUN_MERGE)
 		wake_up_interruptible(&ksmd_wait);
 	return count;
 }
