@@ -1342,3 +1342,20 @@ bool pfn_is_thp(unsigned long pfn)
 {
 	return pfn && (kpageflags(pfn) & (1ULL << KPF_THP));
 }
+
+int memory_block_state(int block, const char *state)
+{
+	char path[128];
+	ssize_t ret;
+	int fd;
+
+	snprintf(path, sizeof(path),
+		 "/sys/devices/system/memory/memory%d/state", block);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -errno;
+	ret = write(fd, state, strlen(state));
+	ret = ret < 0 ? -errno : 0;
+	close(fd);
+	return ret;
+}

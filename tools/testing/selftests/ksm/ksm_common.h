@@ -111,6 +111,9 @@ bool page_has(const void *page, uint64_t tag);
 int vma_flag(pid_t pid, void *addr, const char *flag);
 long smaps_kb(pid_t pid, void *addr, const char *key);
 
+/* memory hotplug: write @state to /sys/devices/system/memory/memory@block/state */
+int memory_block_state(int block, const char *state);
+
 /* /proc/vmstat; ULONG_MAX if @name is missing */
 unsigned long vmstat_get(const char *name);
 

@@ -33,22 +33,6 @@ FIXTURE(hotplug) {
 	unsigned long block_pages;
 };
 
-static int block_state(int block, const char *state)
-{
-	char path[128];
-	ssize_t ret;
-	int fd;
-
-	snprintf(path, sizeof(path), MEMDIR "memory%d/state", block);
-	fd = open(path, O_WRONLY);
-	if (fd < 0)
-		return -errno;
-	ret = write(fd, state, strlen(state));
-	ret = ret < 0 ? -errno : 0;
-	close(fd);
-	return ret;
-}
-
 static bool block_online(int block)
 {
 	char path[128], buf[32] = "";
@@ -89,7 +73,7 @@ static int offline_some_block(void)
 	for (i = 0; i < n; i++) {
 		if (!block_online(blocks[i]))
 			continue;
-		if (!block_state(blocks[i], "offline"))
+		if (!memory_block_state(blocks[i], "offline"))
 			return blocks[i];
 	}
 	return -1;
@@ -122,7 +106,7 @@ FIXTURE_SETUP(hotplug)
 		SKIP(return, "no memory block of node 1 can be offlined");
 	self->offline = true;
 	/* Back as ZONE_MOVABLE: node 1's user pages go there first. */
-	ASSERT_EQ(0, block_state(self->block, "online_movable"));
+	ASSERT_EQ(0, memory_block_state(self->block, "online_movable"));
 	self->offline = false;
 }
 
@@ -132,7 +116,7 @@ FIXTURE_TEARDOWN(hotplug)
 
 	for (i = 0; i < 3; i++)
 		worker_stop(&self->w[i]);
-	if (self->offline && block_state(self->block, "online"))
+	if (self->offline && memory_block_state(self->block, "online"))
 		TH_LOG("memory%d stays offline", self->block);
 	ksm_restore(&self->saved);
 }
@@ -165,7 +149,7 @@ TEST_F_TIMEOUT(hotplug, offline_under_ksm_pages, KSM_TEST_TIMEOUT)
 	ASSERT_LT(0, in) TH_LOG("no KSM page landed in the movable block");
 
 	/* ksmd runs meanwhile; it must wait, not trip over the block. */
-	ASSERT_EQ(0, block_state(self->block, "offline"));
+	ASSERT_EQ(0, memory_block_state(self->block, "offline"));
 	self->offline = true;
 	EXPECT_EQ(0, pages_in_block(self, &self->w[0]));
 	EXPECT_EQ(0, pages_in_block(self, &self->w[1]));
@@ -183,7 +167,7 @@ TEST_F_TIMEOUT(hotplug, offline_under_ksm_pages, KSM_TEST_TIMEOUT)
 	EXPECT_LT(scans, ksm_get("full_scans"));
 	EXPECT_EQ(0, worker_check(&self->w[2]));
 
-	ASSERT_EQ(0, block_state(self->block, "online"));
+	ASSERT_EQ(0, memory_block_state(self->block, "online"));
 	self->offline = false;
 	EXPECT_EQ(0, worker_check(&self->w[0]));
 	free(tags);

@@ -125,25 +125,8 @@ static pid_t start_tenant(void)
 }
 
 #define NODE1_DIR	"/sys/devices/system/node/node1/"
-#define MEMORY_DIR	"/sys/devices/system/memory/"
 /* Offlining migrates a whole memory block, ksm_lock or not. */
 #define OFFLINE_BOUND_MS	10000
-
-static int block_state(int block, const char *state)
-{
-	char path[128];
-	ssize_t ret;
-	int fd;
-
-	snprintf(path, sizeof(path), MEMORY_DIR "memory%d/state", block);
-	fd = open(path, O_WRONLY);
-	if (fd < 0)
-		return -errno;
-	ret = write(fd, state, strlen(state));
-	ret = ret < 0 ? -errno : 0;
-	close(fd);
-	return ret;
-}
 
 /* A block of node 1 that goes offline (and is back online): -1 if none */
 static int offlinable_block(void)
@@ -157,7 +140,7 @@ static int offlinable_block(void)
 	while (block < 0 && (de = readdir(dir))) {
 		if (sscanf(de->d_name, "memory%d", &b) != 1)
 			continue;
-		if (!block_state(b, "offline") && !block_state(b, "online"))
+		if (!memory_block_state(b, "offline") && !memory_block_state(b, "online"))
 			block = b;
 	}
 	closedir(dir);
@@ -281,8 +264,8 @@ TEST_F_TIMEOUT(waits, bounded_under_colliding_pages, 600)
 			t0 = now_us();
 			if (block >= 0) {
 				note(&offline, t0,
-				     block_state(block, "offline") ||
-				     block_state(block, "online"));
+				     memory_block_state(block, "offline") ||
+				     memory_block_state(block, "online"));
 			} else {
 				/* The first block found went off and on. */
 				block = offlinable_block();
