@@ -1653,6 +1653,43 @@ static bool ksm_may_make_ksm_page(void)
 }
 
 /*
+ * smart_scan's hint of new pages: a bit per checksum (its low bits) of
+ * each page met for the first time, in this pass and the last.  A page
+ * that smart_scan would let go by is looked at anyway if a new page of
+ * its checksum came, so that a twin that appears late still merges within
+ * a pass or two, not after up to 8 (upstream's ksm_tests -N waits 2).
+ * Only new pages set bits, not every page scanned, so the bitmaps stay
+ * sparse on a host whose memory is all touched; a tenant who sets many
+ * only makes ksmd skip less, which costs no more than smart_scan off.
+ */
+#define KSM_NEW_SUM_BITS	16
+static DECLARE_BITMAP(ksm_new_sums_even, 1 << KSM_NEW_SUM_BITS);
+static DECLARE_BITMAP(ksm_new_sums_odd, 1 << KSM_NEW_SUM_BITS);
+
+static inline unsigned long *ksm_new_sums(unsigned long pass)
+{
+	return pass & 1 ? ksm_new_sums_odd : ksm_new_sums_even;
+}
+
+static inline unsigned int ksm_new_sum_bit(u32 sum)
+{
+	return sum & (BIT(KSM_NEW_SUM_BITS) - 1);
+}
+
+static void ksm_note_new_page(u32 sum)
+{
+	__set_bit(ksm_new_sum_bit(sum), ksm_new_sums(ksm_cursor.pass));
+}
+
+static bool ksm_new_twin_may_exist(u32 sum)
+{
+	unsigned int bit = ksm_new_sum_bit(sum);
+
+	return test_bit(bit, ksm_new_sums(ksm_cursor.pass)) ||
+	       test_bit(bit, ksm_new_sums(ksm_cursor.pass - 1));
+}
+
+/*
  * ksm_try_merge - try to merge the page @item tracks
  * @item: the item for the page's address, in no tree
  * @page: the page mapped there, referenced
@@ -1693,6 +1730,8 @@ static bool ksm_try_merge(struct ksm_item *item, struct page *page)
 	}
 
 	moved = (item->address & ITEM_SEEN) && item->checksum != sum;
+	if (!(item->address & ITEM_SEEN))
+		ksm_note_new_page(sum);
 	item->checksum = sum;
 	item->address |= ITEM_SEEN;
 	/*
@@ -1755,7 +1794,8 @@ static bool ksm_page_settled(struct ksm_item *item, struct folio *folio)
 		/* Unlinking from a stable node takes its page lock. */
 		return false;
 	}
-	if (item->skip && READ_ONCE(ksm_smart_scan)) {
+	if (item->skip && READ_ONCE(ksm_smart_scan) &&
+	    !ksm_new_twin_may_exist(item->checksum)) {
 		/* Inserted in an earlier pass, whose tree is gone. */
 		if (item->address & ITEM_UNSTABLE)
 			unstable_erase(item);
@@ -1998,6 +2038,7 @@ static void ksm_pass_start(void)
 	ksm_reap_exited(true);
 	ksm_cursor.pass++;
 	ksm_reset_unstable_trees();
+	bitmap_zero(ksm_new_sums(ksm_cursor.pass), 1 << KSM_NEW_SUM_BITS);
 
 	/*
 	 * A node no item links to stays only for a page still mapped by a
