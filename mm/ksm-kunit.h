@@ -138,7 +138,7 @@ static int ksm_test_add(struct ksm_test_tree *t, unsigned int i)
 	if (!t->page[i])
 		return -ENOMEM;
 	ksm_test_collider(t->page[i], i);
-	t->node[i] = stable_alloc(page_checksum(t->page[i]), 0);
+	t->node[i] = stable_alloc(page_checksum(t->page[i]), 0, 0);
 	if (!t->node[i])
 		return -ENOMEM;
 	folio = page_folio(t->page[i]);
@@ -210,7 +210,7 @@ static void ksm_test_stable_collisions(struct kunit *test)
 
 		ksm_test_collider(probe, i);
 		ksm_test_cmps = 0;
-		found = stable_search(probe, page_checksum(probe), 0);
+		found = stable_search(probe, 0, page_checksum(probe), 0);
 		worst = max(worst, ksm_test_cmps);
 		if (i >= 1 && i <= KSM_TEST_NODES) {
 			KUNIT_EXPECT_PTR_EQ(test, found, t->page[i]);
@@ -229,7 +229,7 @@ static void ksm_test_stable_collisions(struct kunit *test)
 	 * A second KSM page of a content (max_page_sharing reached) joins
 	 * the first's group, and a search finds whichever has room.
 	 */
-	t->node[0] = stable_alloc(t->node[7]->checksum, 0);
+	t->node[0] = stable_alloc(t->node[7]->checksum, 0, 0);
 	t->page[0] = alloc_page(GFP_KERNEL);
 	if (t->node[0] && t->page[0]) {
 		struct folio *folio = page_folio(t->page[0]);
@@ -245,12 +245,12 @@ static void ksm_test_stable_collisions(struct kunit *test)
 		KUNIT_EXPECT_PTR_EQ(test, t->node[0]->dup_next, t->node[7]);
 		t->node[7]->nr_items = ksm_max_page_sharing;
 		ksm_test_collider(probe, 7);
-		found = stable_search(probe, page_checksum(probe), 0);
+		found = stable_search(probe, 0, page_checksum(probe), 0);
 		KUNIT_EXPECT_PTR_EQ(test, found, t->page[0]);
 		if (found)
 			put_page(found);
 		t->node[0]->nr_items = ksm_max_page_sharing;
-		found = stable_search(probe, page_checksum(probe), 0);
+		found = stable_search(probe, 0, page_checksum(probe), 0);
 		KUNIT_EXPECT_NULL(test, found);
 		if (found)
 			put_page(found);
@@ -260,6 +260,59 @@ static void ksm_test_stable_collisions(struct kunit *test)
 		KUNIT_FAIL(test, "out of memory");
 	}
 
+	ksm_test_tree_undo(t);
+}
+
+/*
+ * Merge domains: KSM pages of one content in four domains are four
+ * nodes, no group; a search finds its own domain's page only, and none
+ * for a domain that has none.
+ */
+static void ksm_test_domains(struct kunit *test)
+{
+	struct ksm_test_tree *t;
+	struct page *probe;
+	unsigned int d;
+
+	t = kunit_kzalloc(test, sizeof(*t), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, t);
+	probe = ksm_test_page(test);
+	ksm_test_collider(probe, 5);
+
+	ksm_mutex_lock();
+	t->saved = ksm_stable_trees;
+	t->saved_sharing = ksm_max_page_sharing;
+	t->saved_across = ksm_merge_across_nodes;
+	t->root = RB_ROOT;
+	ksm_stable_trees = &t->root;
+	ksm_merge_across_nodes = true;
+	for (d = 1; d <= 4; d++) {
+		if (ksm_test_add(t, d)) {
+			ksm_test_tree_undo(t);
+			KUNIT_FAIL(test, "out of memory");
+			return;
+		}
+		/* Same content everywhere: re-file node d in domain d. */
+		rb_erase(&t->node[d]->rb, &t->root);
+		stable_ungroup(t->node[d]);
+		ksm_test_collider(t->page[d], 5);
+		t->node[d]->checksum = page_checksum(t->page[d]);
+		t->node[d]->domain = d;
+		stable_insert(t->node[d], t->page[d]);
+	}
+	for (d = 0; d <= 5; d++) {
+		struct page *found;
+
+		found = stable_search(probe, d, page_checksum(probe), 0);
+		if (d >= 1 && d <= 4)
+			KUNIT_EXPECT_PTR_EQ(test, found, t->page[d]);
+		else
+			KUNIT_EXPECT_NULL(test, found);
+		if (found)
+			put_page(found);
+		if (d >= 1 && d <= 4)
+			KUNIT_EXPECT_NULL(test, t->node[d]->dup_next);
+	}
 	ksm_test_tree_undo(t);
 }
 
@@ -287,6 +340,7 @@ static struct kunit_case ksm_test_cases[] = {
 	KUNIT_CASE(ksm_test_checksum),
 	KUNIT_CASE(ksm_test_pages_cmp),
 	KUNIT_CASE(ksm_test_stable_collisions),
+	KUNIT_CASE(ksm_test_domains),
 	KUNIT_CASE(ksm_test_smart_scan_skips),
 	{}
 };

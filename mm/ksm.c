@@ -51,6 +51,12 @@
  * Every full pass starts a new unstable tree.  Items remember which pass
  * put them in the tree, so old ones are simply forgotten when met again,
  * without a walk to tear the tree down.
+ *
+ * merge_domain confines merging to a process or a memory cgroup: the
+ * domain, a number, is the first key of both trees, so a search finds
+ * only its own domain's pages, at the cost of one integer comparison per
+ * level however many domains there are.  See "Merge domains" in
+ * Documentation/mm/ksm.rst.
  */
 
 /**
@@ -125,6 +131,8 @@
 #include <linux/pagewalk.h>
 #include <linux/sysfs.h>
 #include <linux/kobject.h>
+#include <linux/memcontrol.h>
+#include <linux/cgroup.h>
 
 #include <asm/tlbflush.h>
 #include "internal.h"
@@ -139,6 +147,21 @@
 #define ITEM_STATE	(ITEM_UNSTABLE | ITEM_STABLE)
 #define ITEM_SEEN	BIT(2)	/* @checksum holds a page seen before */
 #define ITEM_PGOFF	BIT(3)	/* stable: @pgoff_delta is valid */
+
+/*
+ * Merge domains (merge_domain): a page merges only with pages of its own
+ * domain, a number.  0 is everyone's: every page's with "global" (the
+ * default), and zero-filled pages' with merge_zero_across_domains.  With
+ * "process" it is a serial that an mm gets when it registers (a forked
+ * child is a process of its own: it keeps the KSM pages it inherited, and
+ * merges anew only with itself); with "cgroup" the id of the mm's memory
+ * cgroup (cgroup ids are not reused).  A stable node keeps 48 bits of it;
+ * KSM_DOMAIN_NONE, a domain that merges with nothing, stands for anything
+ * larger (2^48 cgroups or registrations: not in this machine's life).
+ */
+#define KSM_NID_BITS		16
+#define KSM_DOMAIN_BITS		48
+#define KSM_DOMAIN_NONE		(BIT_ULL(KSM_DOMAIN_BITS) - 1)
 
 /**
  * struct ksm_item - what ksmd knows of one page of one mm
@@ -157,6 +180,7 @@
  * @skip: passes smart_scan still lets go by without looking at the page
  * @nid: when unstable, the node whose unstable tree holds the item
  * @rb: when unstable, the link in the unstable tree
+ * @domain: when unstable, the merge domain the page was inserted for
  * @stable: when stable, the KSM page's node
  * @link: when stable, the link in @stable's list of items
  * @anon_vma: when stable, the anon_vma to search for the mapping (pinned)
@@ -179,7 +203,10 @@ struct ksm_item {
 	u32 skip:4;
 	u32 nid:15;
 	union {
-		struct rb_node rb;
+		struct {
+			struct rb_node rb;
+			u64 domain;
+		};
 		struct {
 			struct ksm_stable *stable;
 			struct hlist_node link;
@@ -199,8 +226,10 @@ struct ksm_item {
  *	max_page_sharing made more than one (a ring; NULL when alone)
  * @pfn: the page frame that holds the KSM page now (moves with migration)
  * @nr_items: how many items are on @items
- * @checksum: checksum of the (unchanging) content: the key in the tree
+ * @checksum: checksum of the (unchanging) content: the key in the tree,
+ *	after @domain
  * @nid: which stable tree holds this node
+ * @domain: the merge domain of the pages that map it (0: everyone's)
  *
  * The KSM folio's ->mapping points here, tagged with PAGE_MAPPING_KSM.
  * 64 bytes on 64-bit, checked at build time.
@@ -212,17 +241,20 @@ struct ksm_stable {
 	unsigned long pfn;
 	unsigned int nr_items;
 	u32 checksum;
-	int nid;
+	u64 nid:KSM_NID_BITS;
+	u64 domain:KSM_DOMAIN_BITS;
 };
 
 /**
  * struct ksm_mm - a registered mm
  * @slot: the mm, its link in the hash and in the list of registered mms
  * @items: the mm's items, sorted by address
+ * @serial: its merge domain in the "process" mode, one per registration
  */
 struct ksm_mm {
 	struct mm_slot slot;
 	struct ksm_item *items;
+	u64 serial;
 };
 
 /**
@@ -231,12 +263,17 @@ struct ksm_mm {
  * @address: the next address to look at in @kmm
  * @link: where the item for @address would go in @kmm's list
  * @pass: number of the current pass; its low bits tag unstable items
+ * @domain: the merge domain of @kmm's pages, when @domain_known
+ * @domain_known: @domain was found in this batch (a process may move to
+ *	another cgroup while ksmd sleeps)
  */
 struct ksm_cursor {
 	struct ksm_mm *kmm;
 	unsigned long address;
 	struct ksm_item **link;
 	unsigned long pass;
+	u64 domain;
+	bool domain_known;
 };
 
 #define KSM_RUN_STOP	0
@@ -287,6 +324,16 @@ static int ksm_max_page_sharing = 256;
 static unsigned int ksm_prune_millisecs = 2000;
 static bool ksm_smart_scan = true;
 static unsigned long ksm_max_kernel_pages;	/* 0: no limit */
+
+enum ksm_domain_mode {
+	KSM_DOMAIN_GLOBAL,
+	KSM_DOMAIN_PROCESS,
+	KSM_DOMAIN_CGROUP,
+};
+
+static enum ksm_domain_mode ksm_domain_mode;	/* under ksm_lock */
+static bool ksm_zero_across_domains;
+static u64 ksm_last_serial;			/* under ksm_mm_lock */
 
 /* The scan-time advisor (advisor_mode), see ksm_advise(). */
 enum ksm_advisor_mode {
@@ -540,6 +587,94 @@ static inline bool ksm_pages_equal(struct page *a, struct page *b)
 }
 
 /* ---------------------------------------------------------------------- */
+/* Merge domains                                                          */
+/* ---------------------------------------------------------------------- */
+
+#ifdef CONFIG_MEMCG
+/* The id of the memory cgroup of @mm's owner, as a merge domain. */
+static u64 ksm_cgroup_domain(struct mm_struct *mm)
+{
+	struct mem_cgroup *memcg = get_mem_cgroup_from_mm(mm);
+	u64 id;
+
+	if (!memcg)
+		return KSM_DOMAIN_NONE;
+	id = cgroup_id(memcg->css.cgroup);
+	mem_cgroup_put(memcg);
+	return id && id < KSM_DOMAIN_NONE ? id : KSM_DOMAIN_NONE;
+}
+#else
+static inline u64 ksm_cgroup_domain(struct mm_struct *mm)
+{
+	return KSM_DOMAIN_NONE;
+}
+#endif
+
+/*
+ * The merge domain of @kmm's pages now.  The scanner asks once per batch
+ * and mm, with ksm_lock and the mm's mmap_lock held; a process moved to
+ * another cgroup is seen in its new domain from its next batch on.
+ */
+static u64 ksm_mm_domain(struct ksm_mm *kmm)
+{
+	switch (ksm_domain_mode) {
+	case KSM_DOMAIN_PROCESS:
+		return kmm->serial;
+	case KSM_DOMAIN_CGROUP:
+		return ksm_cgroup_domain(kmm->slot.mm);
+	default:
+		return 0;
+	}
+}
+
+/*
+ * May a page of merge domain @domain keep mapping the KSM page of @stable?
+ * Its own domain's, yes; everyone's, with merge_zero_across_domains.  In
+ * the "process" mode an mm's domain never changes, and the only way to a
+ * KSM page of another is fork, which shared the page anyway: it stays.
+ * In the "cgroup" mode the process moved, and it gets a copy of its own.
+ */
+static inline bool ksm_domain_fits(const struct ksm_stable *stable,
+				   u64 domain)
+{
+	if (stable->domain == domain)
+		return true;
+	if (!stable->domain)
+		return READ_ONCE(ksm_zero_across_domains);
+	return ksm_domain_mode == KSM_DOMAIN_PROCESS;
+}
+
+/*
+ * The domain in which @page, of checksum @sum, in the mm being scanned,
+ * merges: the mm's, or everyone's (0) for a page of zeroes with
+ * merge_zero_across_domains.  The page may be written as soon as it was
+ * read: see ksm_domain_content_ok().
+ */
+static u64 ksm_page_domain(struct page *page, u32 sum)
+{
+	u64 domain = ksm_cursor.domain;
+
+	if (domain && READ_ONCE(ksm_zero_across_domains) &&
+	    sum == ksm_zero_checksum && ksm_pages_equal(page, ZERO_PAGE(0)))
+		return 0;
+	return domain;
+}
+
+/*
+ * A new KSM page of everyone's domain, outside the "global" mode, must
+ * hold zeroes, now that it is write-protected: its content was read
+ * before (ksm_page_domain()), and a page written in between must not
+ * carry another domain's partner across.  Its partner is compared with
+ * it, so one check of the KSM page covers both.
+ */
+static bool ksm_domain_content_ok(struct ksm_stable *stable,
+				  struct folio *kfolio)
+{
+	return stable->domain || ksm_domain_mode == KSM_DOMAIN_GLOBAL ||
+	       ksm_pages_equal(folio_page(kfolio, 0), ZERO_PAGE(0));
+}
+
+/* ---------------------------------------------------------------------- */
 /* Finding a KSM page from its stable node                               */
 /* ---------------------------------------------------------------------- */
 
@@ -664,7 +799,7 @@ static void stable_unlink(struct ksm_item *item)
 	trace_ksm_remove_rmap_item(stable->pfn, item, item->mm);
 }
 
-static struct ksm_stable *stable_alloc(u32 checksum, int nid)
+static struct ksm_stable *stable_alloc(u32 checksum, u64 domain, int nid)
 {
 	struct ksm_stable *stable;
 
@@ -674,6 +809,7 @@ static struct ksm_stable *stable_alloc(u32 checksum, int nid)
 		return NULL;
 	RB_CLEAR_NODE(&stable->rb);
 	stable->checksum = checksum;
+	stable->domain = domain;
 	stable->nid = nid;
 	ksm_stable_nodes++;
 	return stable;
@@ -762,17 +898,21 @@ static void stable_group(struct ksm_stable *stable, struct ksm_stable *same)
 }
 
 /*
- * Order the KSM page @kpage, of checksum @sum, against the node @other
- * of a stable tree: by checksum, then by content.  Returns <0 or >0, or
- * 0 for the same content; -EAGAIN (not an order) if @other's page is gone
- * and @other was dropped, so the caller must start its descent again.
- * An order it can rely on: a KSM page never changes.
+ * Order the KSM page @kpage, of merge domain @domain and checksum @sum,
+ * against the node @other of a stable tree: by domain, checksum, then
+ * content.  Returns <0 or >0, or 0 for the same content in the same
+ * domain; -EAGAIN (not an order) if @other's page is gone and @other was
+ * dropped, so the caller must start its descent again.  An order it can
+ * rely on: a KSM page never changes.
  */
-static int stable_cmp(struct page *kpage, u32 sum, struct ksm_stable *other)
+static int stable_cmp(struct page *kpage, u64 domain, u32 sum,
+		      struct ksm_stable *other)
 {
 	struct folio *folio;
 	int cmp;
 
+	if (domain != other->domain)
+		return domain < other->domain ? -1 : 1;
 	if (sum != other->checksum)
 		return sum < other->checksum ? -1 : 1;
 	folio = stable_folio_get(other, false);
@@ -808,7 +948,8 @@ again:
 
 		parent = *link;
 		other = rb_entry(parent, struct ksm_stable, rb);
-		cmp = stable_cmp(kpage, stable->checksum, other);
+		cmp = stable_cmp(kpage, stable->domain, stable->checksum,
+				 other);
 		if (cmp == -EAGAIN)
 			goto again;
 		if (!cmp) {
@@ -1348,6 +1489,7 @@ static struct ksm_stable *stable_with_room(struct ksm_stable *stable)
 /*
  * stable_search - a KSM page with the content of @page, that has room
  * @page: the page to merge; its content may still change under us
+ * @domain: its merge domain
  * @sum: its checksum
  * @nid: the tree to search
  *
@@ -1360,7 +1502,8 @@ static struct ksm_stable *stable_with_room(struct ksm_stable *stable)
  * Returns the KSM page referenced, or NULL.  ksm_fold() compares again
  * once @page is write-protected.
  */
-static struct page *stable_search(struct page *page, u32 sum, int nid)
+static struct page *stable_search(struct page *page, u64 domain, u32 sum,
+				  int nid)
 {
 	struct rb_root *root = &ksm_stable_trees[nid];
 	struct ksm_stable *stable;
@@ -1373,7 +1516,7 @@ restart:
 	node = root->rb_node;
 	while (node) {
 		stable = rb_entry(node, struct ksm_stable, rb);
-		cmp = stable_cmp(page, sum, stable);
+		cmp = stable_cmp(page, domain, sum, stable);
 		if (cmp == -EAGAIN)
 			goto restart;
 		if (!cmp)
@@ -1451,14 +1594,15 @@ out:
 
 /*
  * unstable_search_insert - pair @page with this pass's unstable tree
- * @item: @page's item, in no tree; its checksum is @page's
+ * @item: @page's item, in no tree; its checksum is @page's, its domain
+ *	the one @page merges in
  * @page: the page, referenced
  * @nid: the tree
  * @pair: false if no new KSM page may be made: only insert
  * @tpage: where the partner's page goes, referenced
  *
- * The tree is ordered by the checksum an item had when it was inserted,
- * then by the content its page has now.  Contents of the unstable tree
+ * The tree is ordered by the merge domain and the checksum an item had
+ * when it was inserted, then by the content its page has now.  Contents of the unstable tree
  * may change at any time, so among equal checksums the order may be
  * wrong by now: that can hide a partner, never make the tree malformed,
  * and the descent is as long as a red-black tree is deep, whatever the
@@ -1485,7 +1629,9 @@ static struct ksm_item *unstable_search_insert(struct ksm_item *item,
 
 		parent = *link;
 		other = rb_entry(parent, struct ksm_item, rb);
-		if (item->checksum != other->checksum) {
+		if (item->domain != other->domain) {
+			cmp = item->domain < other->domain ? -1 : 1;
+		} else if (item->checksum != other->checksum) {
 			cmp = item->checksum < other->checksum ? -1 : 1;
 		} else {
 			bool pinned = false;
@@ -1561,9 +1707,10 @@ static bool ksm_pair(struct ksm_item *item, struct page *page,
 	struct vm_area_struct *vma;
 	struct ksm_stable *stable;
 	struct folio *kfolio;
+	u64 domain = item->domain;
 	int err = -ENOMEM;
 
-	stable = stable_alloc(item->checksum, nid);
+	stable = stable_alloc(item->checksum, domain, nid);
 	if (!stable)
 		return false;
 
@@ -1589,7 +1736,8 @@ static bool ksm_pair(struct ksm_item *item, struct page *page,
 		return false;
 	}
 	err = -EAGAIN;
-	vma = item_lock_vma(titem);
+	vma = ksm_domain_content_ok(stable, kfolio) ? item_lock_vma(titem) :
+						      NULL;
 	if (vma) {
 		err = ksm_fold(titem, vma, tpage, folio_page(kfolio, 0), NULL);
 		mmap_read_unlock(titem->mm);
@@ -1610,6 +1758,7 @@ static bool ksm_pair(struct ksm_item *item, struct page *page,
 		if (!(item->address & ITEM_STABLE)) {
 			struct page *none;
 
+			item->domain = domain;
 			unstable_search_insert(item, page, nid, false, &none);
 		}
 	}
@@ -1619,27 +1768,35 @@ static bool ksm_pair(struct ksm_item *item, struct page *page,
 /*
  * @item's address maps @folio, already a KSM page, that @item does not
  * know about: inherited through fork, or met again after the item was
- * forgotten.  Link the item to it.
+ * forgotten.  Link the item to it; or, if the KSM page belongs to another
+ * merge domain than the mm's now (the process moved to another cgroup,
+ * merge_zero_across_domains was turned off), give the mm a copy of its
+ * own: the next pass merges it in its new domain.
  */
 static bool ksm_join(struct ksm_item *item, struct page *page)
 {
+	unsigned long addr = item_address(item);
 	struct folio *folio = page_folio(page);
 	struct vm_area_struct *vma;
 	struct ksm_stable *stable;
-	bool joined = false;
+	bool joined = false, foreign = false;
 
 	vma = item_lock_vma(item);
 	if (!vma)
 		return false;
 	if (folio_trylock(folio)) {
 		stable = folio_stable(folio);
-		if (stable && !RB_EMPTY_NODE(&stable->rb) &&
-		    ksm_maps_page(vma, item_address(item), page)) {
+		if (stable && !ksm_domain_fits(stable, ksm_cursor.domain)) {
+			foreign = true;
+		} else if (stable && !RB_EMPTY_NODE(&stable->rb) &&
+			   ksm_maps_page(vma, addr, page)) {
 			stable_link(stable, item, vma, vma->anon_vma);
 			joined = true;
 		}
 		folio_unlock(folio);
 	}
+	if (foreign)
+		ksm_unshare(vma, addr, addr + PAGE_SIZE);
 	mmap_read_unlock(item->mm);
 	return joined;
 }
@@ -1701,6 +1858,7 @@ static bool ksm_try_merge(struct ksm_item *item, struct page *page)
 	struct ksm_item *titem;
 	struct page *kpage, *tpage;
 	bool merged, moved;
+	u64 domain;
 	int nid;
 	u32 sum;
 
@@ -1712,7 +1870,8 @@ static bool ksm_try_merge(struct ksm_item *item, struct page *page)
 		return true;
 
 	nid = ksm_tree_nid(page);
-	kpage = stable_search(page, sum, nid);
+	domain = ksm_page_domain(page, sum);
+	kpage = stable_search(page, domain, sum, nid);
 	if (kpage) {
 		struct vm_area_struct *vma = item_lock_vma(item);
 		int err = -EAGAIN;
@@ -1745,9 +1904,10 @@ static bool ksm_try_merge(struct ksm_item *item, struct page *page)
 	 * only a full one (max_page_sharing) may cause.  It tries again next
 	 * pass.
 	 */
-	if (moved || kpage)
+	if (moved || kpage || domain == KSM_DOMAIN_NONE)
 		return false;
 
+	item->domain = domain;
 	titem = unstable_search_insert(item, page, nid,
 				       ksm_may_make_ksm_page(), &tpage);
 	if (!titem)
@@ -1788,8 +1948,9 @@ static u8 smart_scan_skips(u8 age)
 static bool ksm_page_settled(struct ksm_item *item, struct folio *folio)
 {
 	if (item->address & ITEM_STABLE) {
-		/* Still merged: nothing to do, and nothing to read. */
-		if (folio_test_ksm(folio) && folio_stable(folio) == item->stable)
+		/* Still merged, in its domain: nothing to do or to read. */
+		if (folio_test_ksm(folio) && folio_stable(folio) == item->stable &&
+		    ksm_domain_fits(item->stable, ksm_cursor.domain))
 			return true;
 		/* Unlinking from a stable node takes its page lock. */
 		return false;
@@ -1975,6 +2136,7 @@ static bool cursor_next_mm(struct ksm_mm *kmm, bool dead)
 	ksm_cursor.kmm = next;
 	ksm_cursor.address = 0;
 	ksm_cursor.link = &next->items;
+	ksm_cursor.domain_known = false;
 	if (dead) {
 		hash_del(&kmm->slot.hash);
 		list_del(&kmm->slot.mm_node);
@@ -2177,6 +2339,7 @@ static struct ksm_item *ksm_next_page(struct page **pagep,
 			ksm_cursor.kmm = kmm;
 			ksm_cursor.address = 0;
 			ksm_cursor.link = &kmm->items;
+			ksm_cursor.domain_known = false;
 		}
 		spin_unlock(&ksm_mm_lock);
 		if (kmm == &ksm_mm_head)
@@ -2189,6 +2352,11 @@ next_mm:
 	mmap_read_lock(mm);
 	if (!ksm_test_exit(mm) && test_bit(MMF_VM_MERGEABLE, &mm->flags)) {
 		VMA_ITERATOR(vmi, mm, ksm_cursor.address);
+
+		if (!ksm_cursor.domain_known) {
+			ksm_cursor.domain = ksm_mm_domain(kmm);
+			ksm_cursor.domain_known = true;
+		}
 
 		for_each_vma(vmi, vma) {
 			unsigned long addr;
@@ -2283,6 +2451,8 @@ static void ksm_scan(unsigned int nr)
 	unsigned int start = nr;
 
 	ksm_reap_exited(false);
+	/* The mm may have moved to another cgroup since the last batch. */
+	ksm_cursor.domain_known = false;
 	while (nr) {
 		struct ksm_item *item;
 		struct page *page;
@@ -2459,7 +2629,8 @@ static bool vma_ksm_compatible(struct vm_area_struct *vma)
  * @mm: the mm; its mmap_lock is held for write, or it is new (fork)
  *
  * New mms go just behind the cursor, so that ksmd meets them only on its
- * next pass, when their pages have had a chance to settle.
+ * next pass, when their pages have had a chance to settle.  Each is a
+ * merge domain of its own in the "process" mode.
  *
  * Return: 0 or -ENOMEM.
  */
@@ -2477,6 +2648,9 @@ int __ksm_enter(struct mm_struct *mm)
 	set_bit(MMF_VM_MERGEABLE, &mm->flags);
 	mmgrab(mm);
 	spin_lock(&ksm_mm_lock);
+	if (ksm_last_serial < KSM_DOMAIN_NONE)
+		ksm_last_serial++;
+	kmm->serial = ksm_last_serial;
 	slot = &kmm->slot;
 	mm_slot_insert(ksm_mm_hash, mm, slot);
 	wake = list_empty(&ksm_mm_head.slot.mm_node);
@@ -3105,6 +3279,19 @@ static ssize_t _name##_store(struct kobject *kobj,			\
 	return count;							\
 }
 
+/* A knob that is one of @n words: all of them, the one in force in []. */
+static ssize_t ksm_show_choice(char *buf, const char * const *names, int n,
+			       int cur)
+{
+	int i, len = 0;
+
+	for (i = 0; i < n; i++)
+		len += sysfs_emit_at(buf, len, i == cur ? "%s[%s]" : "%s%s",
+				     i ? " " : "", names[i]);
+	len += sysfs_emit_at(buf, len, "\n");
+	return len;
+}
+
 #define KSM_ATTR_RO(_name) \
 	static struct kobj_attribute _name##_attr = __ATTR_RO(_name)
 #define KSM_ATTR(_name) \
@@ -3216,6 +3403,48 @@ KSM_SHOW(use_zero_pages, "%u", ksm_use_zero_pages)
 KSM_BOOL_STORE(use_zero_pages, ksm_use_zero_pages)
 KSM_ATTR(use_zero_pages);
 
+/*
+ * Empty the unstable trees, before their key changes (merge_across_nodes,
+ * merge_domain): no item may think it is in a tree about to be dropped.
+ * The walk marks the mm it is in with the cursor, as ksm_unmerge_all()
+ * does, so that it need not hold ksm_mm_lock and may yield the CPU; and
+ * it leaves the cursor between passes, so the pass in progress starts
+ * over.  Called with ksm_lock held.
+ */
+static void ksm_forget_unstable(void)
+{
+	struct ksm_mm *kmm;
+
+	ksm_reap_exited(true);
+	spin_lock(&ksm_mm_lock);
+	kmm = ksm_mm_next(&ksm_mm_head);
+	ksm_cursor.kmm = kmm;
+	spin_unlock(&ksm_mm_lock);
+	while (kmm != &ksm_mm_head) {
+		struct ksm_item *item;
+		unsigned int n = 0;
+
+		for (item = kmm->items; item; item = item->next) {
+			if (!(++n % 1024))
+				cond_resched();
+			if (item->address & ITEM_UNSTABLE) {
+				item->address &= ~ITEM_UNSTABLE;
+				ksm_pages_unshared--;
+			}
+		}
+		cursor_next_mm(kmm, false);
+		kmm = ksm_cursor.kmm;
+	}
+	/*
+	 * An mm that exited during the walk went to ksm_exited with its
+	 * items as they were: a new pass number makes them all items of an
+	 * earlier pass, which unstable_erase() leaves out of any tree.
+	 */
+	ksm_cursor.pass++;
+	ksm_reset_unstable_trees();
+}
+
+#ifdef CONFIG_NUMA
 KSM_SHOW(merge_across_nodes, "%u", ksm_merge_across_nodes)
 
 /*
@@ -3245,42 +3474,7 @@ static int ksm_alloc_node_trees(void)
  */
 static void ksm_switch_trees(bool across)
 {
-	struct ksm_mm *kmm;
-
-	/*
-	 * No item may think it is in a tree that is about to be dropped.
-	 * The walk marks the mm it is in with the cursor, as
-	 * ksm_unmerge_all() does, so that it need not hold ksm_mm_lock and
-	 * may yield the CPU; and it leaves the cursor between passes, so the
-	 * pass in progress starts over with the new trees.
-	 */
-	ksm_reap_exited(true);
-	spin_lock(&ksm_mm_lock);
-	kmm = ksm_mm_next(&ksm_mm_head);
-	ksm_cursor.kmm = kmm;
-	spin_unlock(&ksm_mm_lock);
-	while (kmm != &ksm_mm_head) {
-		struct ksm_item *item;
-		unsigned int n = 0;
-
-		for (item = kmm->items; item; item = item->next) {
-			if (!(++n % 1024))
-				cond_resched();
-			if (item->address & ITEM_UNSTABLE) {
-				item->address &= ~ITEM_UNSTABLE;
-				ksm_pages_unshared--;
-			}
-		}
-		cursor_next_mm(kmm, false);
-		kmm = ksm_cursor.kmm;
-	}
-	/*
-	 * An mm that exited during the walk went to ksm_exited with its
-	 * items as they were: a new pass number makes them all items of an
-	 * earlier pass, which unstable_erase() leaves out of any tree.
-	 */
-	ksm_cursor.pass++;
-
+	ksm_forget_unstable();
 	ksm_merge_across_nodes = across;
 	if (across) {
 		ksm_stable_trees = &ksm_one_stable_tree;
@@ -3289,7 +3483,6 @@ static void ksm_switch_trees(bool across)
 		ksm_stable_trees = ksm_node_stable_trees;
 		ksm_unstable_trees = ksm_node_unstable_trees;
 	}
-	ksm_reset_unstable_trees();
 }
 
 static ssize_t merge_across_nodes_store(struct kobject *kobj,
@@ -3323,6 +3516,60 @@ static ssize_t merge_across_nodes_store(struct kobject *kobj,
 	return err ? err : count;
 }
 KSM_ATTR(merge_across_nodes);
+#endif /* CONFIG_NUMA */
+
+static const char * const ksm_domain_names[] = {
+	[KSM_DOMAIN_GLOBAL] = "global",
+	[KSM_DOMAIN_PROCESS] = "process",
+	[KSM_DOMAIN_CGROUP] = "cgroup",
+};
+
+static ssize_t merge_domain_show(struct kobject *kobj,
+				 struct kobj_attribute *attr, char *buf)
+{
+	return ksm_show_choice(buf, ksm_domain_names,
+			       ARRAY_SIZE(ksm_domain_names), ksm_domain_mode);
+}
+
+/*
+ * As merge_across_nodes: the mode changes only while there is no KSM page
+ * (EBUSY), since the domains of the old mode mean nothing in the new one;
+ * the unstable trees start afresh.  "cgroup" needs the memory controller
+ * (EOPNOTSUPP without it).
+ */
+static ssize_t merge_domain_store(struct kobject *kobj,
+				  struct kobj_attribute *attr,
+				  const char *buf, size_t count)
+{
+	int mode = sysfs_match_string(ksm_domain_names, buf);
+	int err = 0;
+
+	if (mode < 0)
+		return -EINVAL;
+	if (mode == KSM_DOMAIN_CGROUP && mem_cgroup_disabled())
+		return -EOPNOTSUPP;
+	if (mode == READ_ONCE(ksm_domain_mode))
+		return count;
+
+	ksm_lock_online();
+	ksm_reap_exited(true);
+	if (mode != ksm_domain_mode) {
+		if (ksm_pages_shared || ksm_sweep_stable_nodes(false) ||
+		    ksm_stable_nodes) {
+			err = -EBUSY;
+		} else {
+			ksm_forget_unstable();
+			WRITE_ONCE(ksm_domain_mode, mode);
+		}
+	}
+	mutex_unlock(&ksm_lock);
+	return err ? err : count;
+}
+KSM_ATTR(merge_domain);
+
+KSM_SHOW(merge_zero_across_domains, "%u", ksm_zero_across_domains)
+KSM_BOOL_STORE(merge_zero_across_domains, ksm_zero_across_domains)
+KSM_ATTR(merge_zero_across_domains);
 
 KSM_SHOW(max_page_sharing, "%d", ksm_max_page_sharing)
 
@@ -3401,14 +3648,8 @@ static const char * const ksm_advisor_names[] = {
 static ssize_t advisor_mode_show(struct kobject *kobj,
 				 struct kobj_attribute *attr, char *buf)
 {
-	int mode, len = 0;
-
-	for (mode = 0; mode < ARRAY_SIZE(ksm_advisor_names); mode++)
-		len += sysfs_emit_at(buf, len, mode == ksm_advisor ?
-				     "%s[%s]" : "%s%s", mode ? " " : "",
-				     ksm_advisor_names[mode]);
-	len += sysfs_emit_at(buf, len, "\n");
-	return len;
+	return ksm_show_choice(buf, ksm_advisor_names,
+			       ARRAY_SIZE(ksm_advisor_names), ksm_advisor);
 }
 
 static ssize_t advisor_mode_store(struct kobject *kobj,
@@ -3557,6 +3798,8 @@ static struct attribute *ksm_attrs[] = {
 #ifdef CONFIG_NUMA
 	&merge_across_nodes_attr.attr,
 #endif
+	&merge_domain_attr.attr,
+	&merge_zero_across_domains_attr.attr,
 	&max_page_sharing_attr.attr,
 	&stable_node_chains_prune_millisecs_attr.attr,
 	&smart_scan_attr.attr,
@@ -3676,7 +3919,7 @@ static int __init ksm_init(void)
 	BUILD_BUG_ON(IS_ENABLED(CONFIG_64BIT) && sizeof(struct ksm_item) > 64);
 	BUILD_BUG_ON(IS_ENABLED(CONFIG_64BIT) &&
 		     sizeof(struct ksm_stable) > 64);
-	/* ksm_item.nid */
+	/* ksm_item.nid, ksm_stable.nid */
 	BUILD_BUG_ON(MAX_NUMNODES > (1 << 15));
 
 	ksm_zero_checksum = page_checksum(ZERO_PAGE(0));

@@ -42,7 +42,7 @@ kselftest_make() {
 check_static() {
 	local f
 	for f in "$@"; do
-		if readelf -d "$f" 2>/dev/null | grep -q NEEDED; then
+		if readelf -d "$f" 2>/dev/null | grep NEEDED > /dev/null; then
 			die "$f is dynamically linked (missing static library?)"
 		fi
 	done
@@ -124,7 +124,7 @@ else
 				# Their own harness timeouts are longer (a
 				# defective engine is quadratic there).
 				case $p in
-				ksm_collide|ksm_waits) t=900 ;;
+				ksm_collide|ksm_waits|ksm_domains) t=900 ;;
 				*) t=300 ;;
 				esac
 				echo "$t  1  /tests/ksm  $p" >> "$list"

@@ -38,6 +38,7 @@ static const char * const knob_names[NR_KSM_KNOBS] = {
 	[KNOB_ADVISOR_MIN_PAGES]	= "advisor_min_pages_to_scan",
 	[KNOB_ADVISOR_MAX_PAGES]	= "advisor_max_pages_to_scan",
 	[KNOB_ADVISOR_TARGET_SCAN_TIME]	= "advisor_target_scan_time",
+	[KNOB_MERGE_ZERO_ACROSS_DOMAINS] = "merge_zero_across_domains",
 };
 
 static void __attribute__((constructor)) ksm_common_init(void)
@@ -181,6 +182,32 @@ int ksm_set(const char *name, unsigned long val)
 	return ksm_write_str(name, buf);
 }
 
+/*
+ * Ours: the merge domain mode in force ("global", "process", "cgroup"),
+ * the bracketed word of merge_domain; 0 or a negative errno.
+ */
+int ksm_merge_domain(char *buf, size_t len)
+{
+	char raw[64], *open, *close;
+	int ret = ksm_read_str("merge_domain", raw, sizeof(raw));
+
+	if (ret < 0)
+		return ret;
+	open = strchr(raw, '[');
+	close = open ? strchr(open, ']') : NULL;
+	if (!close || (size_t)(close - open) > len)
+		return -EPROTO;
+	*close = '\0';
+	snprintf(buf, len, "%s", open + 1);
+	return 0;
+}
+
+/* Set merge_domain: 0 or a negative errno (EBUSY while KSM pages exist). */
+int ksm_set_merge_domain(const char *mode)
+{
+	return ksm_write_str("merge_domain", mode);
+}
+
 void ksm_save(struct ksm_saved *saved)
 {
 	int i;
@@ -188,6 +215,8 @@ void ksm_save(struct ksm_saved *saved)
 	for (i = 0; i < NR_KSM_KNOBS; i++)
 		saved->present[i] = !ksm_read(knob_names[i], &saved->value[i]);
 	saved->advisor_mode = ksm_advisor_mode();
+	if (ksm_merge_domain(saved->merge_domain, sizeof(saved->merge_domain)))
+		saved->merge_domain[0] = '\0';
 }
 
 /*
@@ -241,6 +270,15 @@ void ksm_restore(const struct ksm_saved *saved)
 		if (ksm_set(knob_names[i], saved->value[i]))
 			ksft_print_msg("restore: cannot write %s=%lu\n",
 				       knob_names[i], saved->value[i]);
+	}
+	if (saved->merge_domain[0]) {
+		char cur_mode[16];
+
+		if ((ksm_merge_domain(cur_mode, sizeof(cur_mode)) ||
+		     strcmp(cur_mode, saved->merge_domain)) &&
+		    ksm_set_merge_domain(saved->merge_domain))
+			ksft_print_msg("restore: cannot write merge_domain=%s\n",
+				       saved->merge_domain);
 	}
 	/* Last: it sets pages_to_scan. */
 	if (saved->advisor_mode == ADVISOR_SCAN_TIME &&

@@ -53,6 +53,7 @@ enum ksm_knob {
 	KNOB_ADVISOR_MIN_PAGES,
 	KNOB_ADVISOR_MAX_PAGES,
 	KNOB_ADVISOR_TARGET_SCAN_TIME,
+	KNOB_MERGE_ZERO_ACROSS_DOMAINS,
 	NR_KSM_KNOBS,
 };
 
@@ -67,6 +68,7 @@ struct ksm_saved {
 	bool present[NR_KSM_KNOBS];
 	unsigned long value[NR_KSM_KNOBS];
 	int advisor_mode;	/* enum ksm_advisor_mode */
+	char merge_domain[16];	/* ours: "global"...; "" where absent */
 };
 
 /* The counters of one moment, read while ksmd is stopped. */
@@ -90,6 +92,8 @@ int ksm_write_str(const char *name, const char *str);
 int ksm_read_str(const char *name, char *buf, size_t len);
 int ksm_advisor_mode(void);
 int ksm_set_advisor_mode(int mode);
+int ksm_merge_domain(char *buf, size_t len);
+int ksm_set_merge_domain(const char *mode);
 int ksm_set(const char *name, unsigned long val);
 void ksm_save(struct ksm_saved *saved);
 void ksm_restore(const struct ksm_saved *saved);

@@ -2,11 +2,12 @@
 /*
  * The whole of /sys/kernel/mm/ksm/ against upstream 6.12 (mm/ksm.c and
  * Documentation/admin-guide/mm/ksm.rst): the same 24 files (with NUMA)
- * plus our two of the 2009 interface, each with upstream's mode, format
+ * plus our own (two of the 2009 interface, two of merge domains), each
+ * with upstream's mode (ours: the same rules), format
  * and default; bad input to every writable file fails with upstream's
  * errno and leaves the value alone; only root may write.
  *
- * Run on upstream's KSM, file_list fails (the 2009 files are ours only).
+ * Run on upstream's KSM, file_list fails (our files are ours only).
  * The defaults are those found when the program starts: the harness has
  * written run=2 (so "run" may read 0 or 2), everything else is as booted.
  */
@@ -62,10 +63,12 @@ static const struct ksm_file upstream_files[] = {
 	{ "general_profit",			0444, "0\n" },
 };
 
-/* The original 2009 interface, ours only. */
-static const struct ksm_file files_2009[] = {
+/* Ours only: the original 2009 interface, and merge domains. */
+static const struct ksm_file files_ours[] = {
 	{ "kernel_pages_allocated",		0444, "0\n" },
 	{ "max_kernel_pages",			0644, "0\n" },
+	{ "merge_domain",			0644, "[global] process cgroup\n" },
+	{ "merge_zero_across_domains",		0644, "0\n" },
 };
 
 /*
@@ -78,7 +81,7 @@ static const struct ksm_file files_2009[] = {
 #define BOOT_SNAPSHOT	"/tmp/ksm-boot/"
 
 static char boot_values[ARRAY_SIZE(upstream_files) +
-			ARRAY_SIZE(files_2009)][64];
+			ARRAY_SIZE(files_ours)][64];
 
 static int read_boot_value(const char *name, char *buf, size_t size)
 {
@@ -106,7 +109,7 @@ static void __attribute__((constructor)) read_boot_values(void)
 		return;
 	for (i = 0; i < ARRAY_SIZE(boot_values); i++) {
 		const char *name = i < n ? upstream_files[i].name :
-					   files_2009[i - n].name;
+					   files_ours[i - n].name;
 
 		if (read_boot_value(name, boot_values[i],
 				    sizeof(boot_values[i])) < 0)
@@ -142,10 +145,10 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char * const *)a, *(char * const *)b);
 }
 
-/* Exactly upstream's 24 files and our two, nothing else. */
+/* Exactly upstream's 24 files and our four, nothing else. */
 TEST_F(sysfs, file_list)
 {
-	const char *want[ARRAY_SIZE(upstream_files) + ARRAY_SIZE(files_2009)];
+	const char *want[ARRAY_SIZE(upstream_files) + ARRAY_SIZE(files_ours)];
 	char *have[64];
 	size_t nwant = 0, nhave = 0, i, j;
 	struct dirent *de;
@@ -153,8 +156,8 @@ TEST_F(sysfs, file_list)
 
 	for (i = 0; i < ARRAY_SIZE(upstream_files); i++)
 		want[nwant++] = upstream_files[i].name;
-	for (i = 0; i < ARRAY_SIZE(files_2009); i++)
-		want[nwant++] = files_2009[i].name;
+	for (i = 0; i < ARRAY_SIZE(files_ours); i++)
+		want[nwant++] = files_ours[i].name;
 	dir = opendir(KSM_SYSFS_DIR);
 	ASSERT_NE(NULL, dir);
 	while ((de = readdir(dir))) {
@@ -233,14 +236,14 @@ TEST_F(sysfs, modes_and_defaults)
 		check_file(_metadata, &upstream_files[i], boot_values[i]);
 }
 
-TEST_F(sysfs, modes_and_defaults_2009)
+TEST_F(sysfs, modes_and_defaults_ours)
 {
 	size_t i, n = ARRAY_SIZE(upstream_files);
 
-	for (i = 0; i < ARRAY_SIZE(files_2009); i++) {
-		if (!ksm_knob_exists(files_2009[i].name))
-			SKIP(return, "no %s%s", KSM_SYSFS_DIR, files_2009[i].name);
-		check_file(_metadata, &files_2009[i], boot_values[n + i]);
+	for (i = 0; i < ARRAY_SIZE(files_ours); i++) {
+		if (!ksm_knob_exists(files_ours[i].name))
+			SKIP(return, "no %s%s", KSM_SYSFS_DIR, files_ours[i].name);
+		check_file(_metadata, &files_ours[i], boot_values[n + i]);
 	}
 }
 
@@ -311,6 +314,14 @@ static const struct bad_input bad_inputs[] = {
 	{ "advisor_target_scan_time", "0", EINVAL },
 	/* ours: kstrtoul(), EINVAL */
 	ULONG_JUNK("max_kernel_pages"),
+	/* ours, as advisor_mode */
+	{ "merge_domain", "\n", EINVAL },
+	{ "merge_domain", "proc", EINVAL },
+	{ "merge_domain", "GLOBAL", EINVAL },
+	{ "merge_domain", "[global]", EINVAL },
+	{ "merge_domain", "process cgroup", EINVAL },
+	{ "merge_domain", "1", EINVAL },
+	BOOL_JUNK("merge_zero_across_domains"),
 };
 
 TEST_F(sysfs, bad_input_refused)
@@ -427,7 +438,7 @@ TEST_F(sysfs, advisor_bounds_refuse_nonsense)
 /* Non-root cannot open a single file for writing. */
 TEST_F(sysfs, nobody_cannot_write)
 {
-	size_t i, n = ARRAY_SIZE(upstream_files) + ARRAY_SIZE(files_2009);
+	size_t i, n = ARRAY_SIZE(upstream_files) + ARRAY_SIZE(files_ours);
 	int status;
 	pid_t pid;
 
@@ -441,7 +452,7 @@ TEST_F(sysfs, nobody_cannot_write)
 		for (i = 0; i < n; i++) {
 			const struct ksm_file *f = i < ARRAY_SIZE(upstream_files) ?
 				&upstream_files[i] :
-				&files_2009[i - ARRAY_SIZE(upstream_files)];
+				&files_ours[i - ARRAY_SIZE(upstream_files)];
 			char path[PATH_MAX];
 			int fd;
 
