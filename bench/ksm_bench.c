@@ -9,6 +9,10 @@
  *	MIB MiB of unique random pages, pages_to_scan 10000,
  *	sleep_millisecs 0; after WARM full scans, ksmd's CPU time (its
  *	se.sum_exec_runtime) and pages_scanned over MEASURE full scans.
+ *   ksm_bench domains NDOM MIB WARM MEASURE
+ *	As scan, with the MIB MiB split among NDOM processes, each a merge
+ *	domain of its own (merge_domain "process", where the kernel has it):
+ *	ksmd's CPU per scanned page must not grow with the number of domains.
  *   ksm_bench converge TAG NPROC MIB SHARED_PCT PAGES_TO_SCAN SLEEP_MS
  *	NPROC processes of MIB MiB each, SHARED_PCT% of every one holding
  *	the same contents in a different shuffled order, the rest unique;
@@ -250,6 +254,89 @@ static void ksm_setup(unsigned long pages_to_scan, unsigned long sleep)
 	ksm_write("run", 0);
 	ksm_write("pages_to_scan", pages_to_scan);
 	ksm_write("sleep_millisecs", sleep);
+}
+
+/* Our merge_domain, where the kernel has it: 0, or -1 if it has not. */
+static int set_merge_domain(const char *mode)
+{
+	int fd = open(KSM "merge_domain", O_WRONLY);
+	int ok;
+
+	if (fd < 0)
+		return -1;
+	ok = write(fd, mode, strlen(mode)) == (ssize_t)strlen(mode);
+	close(fd);
+	if (!ok)
+		die("merge_domain");
+	return 0;
+}
+
+static int bench_domains(int argc, char **argv)
+{
+	unsigned long ndom, mib, warm, meas, npages, per, d, i, s0, sc0, sc1;
+	int ready[2], pid = ksmd_pid(), domains;
+	pid_t *kids;
+	uint64_t c0, c1;
+	char c;
+
+	if (argc < 4)
+		return 2;
+	ndom = atol(argv[0]);
+	mib = atol(argv[1]);
+	warm = atol(argv[2]);
+	meas = atol(argv[3]);
+	npages = mib << 20 >> 12;
+	per = npages / ndom;
+	kids = calloc(ndom, sizeof(*kids));
+	if (!kids || !ndom || !per || pipe(ready))
+		die("setup");
+	ksm_setup(10000, 0);
+	ksm_write("run", 2);
+	domains = !set_merge_domain("process");
+	for (d = 0; d < ndom; d++) {
+		kids[d] = fork();
+		if (kids[d] < 0)
+			die("fork");
+		if (!kids[d]) {
+			char *area = map_anon(per * PAGE, 0);
+
+			for (i = 0; i < per; i++)
+				fill_page(area + i * PAGE, 3000000 + d * per + i);
+			if (madvise(area, per * PAGE, MADV_MERGEABLE))
+				die("madvise");
+			if (write(ready[1], "r", 1) != 1)
+				die("ready");
+			for (;;)
+				pause();
+		}
+	}
+	for (d = 0; d < ndom; d++)
+		if (read(ready[0], &c, 1) != 1)
+			die("ready");
+	s0 = ksm_read("full_scans");
+	ksm_write("run", 1);
+	if (wait_scans(s0 + warm, now_ns() + 600e9))
+		die("warm-up scans timed out");
+	s0 = ksm_read("full_scans");
+	wait_scans(s0 + 1, now_ns() + 600e9);	/* start on a pass boundary */
+	c0 = ksmd_cpu_ns(pid);
+	sc0 = ksm_read("pages_scanned");
+	if (wait_scans(s0 + 1 + meas, now_ns() + 600e9))
+		die("measured scans timed out");
+	c1 = ksmd_cpu_ns(pid);
+	sc1 = ksm_read("pages_scanned");
+	ksm_write("run", 2);
+	for (d = 0; d < ndom; d++) {
+		kill(kids[d], SIGKILL);
+		waitpid(kids[d], NULL, 0);
+	}
+	if (domains)
+		set_merge_domain("global");
+	printf("BENCH dom_%lu_domains %lu\n", ndom, domains ? ndom : 1);
+	printf("BENCH dom_%lu_cpu_ns_per_scanned_page %.1f\n", ndom,
+	       (double)(c1 - c0) / (sc1 - sc0 ? sc1 - sc0 : 1));
+	free(kids);
+	return 0;
 }
 
 static int bench_scan(int argc, char **argv)
@@ -578,6 +665,8 @@ int main(int argc, char **argv)
 		;
 	else if (!strcmp(argv[1], "scan"))
 		rc = bench_scan(argc - 2, argv + 2);
+	else if (!strcmp(argv[1], "domains"))
+		rc = bench_domains(argc - 2, argv + 2);
 	else if (!strcmp(argv[1], "converge"))
 		rc = bench_converge(argc - 2, argv + 2);
 	else if (!strcmp(argv[1], "sparse"))

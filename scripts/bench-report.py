@@ -36,6 +36,14 @@ TABLE = [
      "ms", "lo", "", None),
     ("scan_pages_scanned_per_pass", "2 pages scanned per full scan",
      "pages", "", "", None),
+    ("dom_1_cpu_ns_per_scanned_page",
+     "2 ksmd CPU per scanned page, 1 process", "ns", "lo", "", None),
+    ("dom_8_cpu_ns_per_scanned_page",
+     "2 ksmd CPU per scanned page, 8 processes", "ns", "lo", "", None),
+    ("dom_64_cpu_ns_per_scanned_page",
+     "2 ksmd CPU per scanned page, 64 processes", "ns", "lo", "", None),
+    ("dom_64_over_1", "2 64 domains / 1 domain (ours: process mode)", "x",
+     "lo", "<= 1.1 (ours)", lambda r, o: o <= 1.1),
     ("conv_default_t99_ms", "3 time to 99%, 100 pages/20 ms", "ms", "lo",
      "", None),
     ("conv_default_cpu99_ms", "3 ksmd CPU to 99%, 100 pages/20 ms", "ms",
@@ -123,6 +131,10 @@ def parse_log(path):
             figs["cow_merged_ms"] = times[1] * 1e3
         elif wid == "unmerge" and times:
             figs["unmerge_ms"] = times[0] * 1e3
+    one = figs.get("dom_1_cpu_ns_per_scanned_page")
+    many = figs.get("dom_64_cpu_ns_per_scanned_page")
+    if one and many:
+        figs["dom_64_over_1"] = many / one
     return figs, samples, problems
 
 
