@@ -21,6 +21,10 @@ log() { printf '>>> %s\n' "$*"; }
 warn() { printf '!!! %s\n' "$*" >&2; }
 die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
 
+# A step that fails says what failed: set -e alone exits without a word
+# (make then prints only "Error 141" for a SIGPIPE, say).
+trap 'warn "${0##*/}: line $LINENO: \"$BASH_COMMAND\" failed (status $?)"' ERR
+
 # "base: linux-source-6.12 6.12.117 (Debian 6.12.117-1~deb12u1)".
 base_version() {
 	local mk=$BUILD/base/Makefile kver pkgver

@@ -26,7 +26,7 @@ spec=$BUILD/initramfs.spec
 
 [[ -f $tests/tests.list ]] || die "no $tests/tests.list (scripts/build-tests.sh)"
 [[ -x $demo ]] || die "no $demo"
-if readelf -d "$busybox" | grep -q NEEDED; then
+if readelf -d "$busybox" | grep NEEDED > /dev/null; then
 	die "$busybox is not static (apt-get install busybox-static)"
 fi
 

@@ -33,7 +33,7 @@ mkdir -p "$work"
 
 gcc -static -O2 -Wall -o "$work/merge-exec" "$ROOT/scripts/merge-exec.c"
 
-if [[ -x $ksm_bin ]] && ! readelf -d "$ksm_bin" | grep -q NEEDED; then
+if [[ -x $ksm_bin ]] && ! readelf -d "$ksm_bin" | grep NEEDED > /dev/null; then
 	state=present
 elif [[ -f $ksm_src ]]; then
 	state="broken ${ksm_bin#$ROOT/} was not built (or is not static): see build/logs/selftests-ksm-build.log"

@@ -24,7 +24,17 @@ set -euo pipefail
 
 SERIES=$BUILD/series
 OUT=$BUILD/patches
-AUTHOR=${PATCH_AUTHOR:-"KSM for Linux 6.12 <ksm@localhost>"}
+# Author and Signed-off-by: PATCH_AUTHOR, else git's user.name and
+# user.email (of this repository or global), else a placeholder.
+if [[ -n ${PATCH_AUTHOR:-} ]]; then
+	AUTHOR=$PATCH_AUTHOR author_from="PATCH_AUTHOR"
+elif gname=$(git -C "$ROOT" config user.name) &&
+     gmail=$(git -C "$ROOT" config user.email) && [[ -n $gname && -n $gmail ]]; then
+	AUTHOR="$gname <$gmail>" author_from="git config user.name/user.email"
+else
+	AUTHOR="KSM for Linux 6.12 <ksm@localhost>"
+	author_from="a placeholder: set git config user.name and user.email, or PATCH_AUTHOR"
+fi
 REV=${PATCH_REV:-HEAD}
 rev=$(git -C "$ROOT" rev-parse --short "$REV^{commit}")
 SELFTESTS=tools/testing/selftests/ksm
@@ -38,6 +48,7 @@ rev_files() {
 	git -C "$ROOT" ls-tree -r --name-only "$rev" -- "$@"
 }
 log "series of commit $rev ($(git -C "$ROOT" log -1 --format=%s "$rev"))"
+log "author and Signed-off-by: $AUTHOR ($author_from)"
 if [[ $REV == HEAD ]] && [[ -n $(git -C "$ROOT" status --porcelain -- \
 		mm include Documentation patches "$SELFTESTS") ]]; then
 	warn "uncommitted changes to our files are not in the series"
@@ -48,9 +59,12 @@ rm -rf "$SERIES" "$OUT"
 cp -al "$BUILD/base" "$SERIES"
 rm -f "$SERIES/.harness-unpacked"
 
+# No automatic gc in our own trees, and no git (nor anything it leaves
+# running, such as a detached gc) holding fd 9, the harness lock.
 git_s() {
-	git -C "$SERIES" -c user.name="${AUTHOR% <*}" \
-		-c user.email="$(sed 's/.*<\(.*\)>/\1/' <<<"$AUTHOR")" "$@"
+	git -C "$SERIES" -c gc.auto=0 -c maintenance.auto=false \
+		-c user.name="${AUTHOR% <*}" \
+		-c user.email="$(sed 's/.*<\(.*\)>/\1/' <<<"$AUTHOR")" "$@" 9>&-
 }
 
 git_s init -q
@@ -89,7 +103,7 @@ ksm_fork() calls __ksm_fork(), which only the new mm/ksm.c defines.
 
 The engine is one file, mm/ksm.c, so its features (smart_scan, the
 advisor, max_page_sharing, merge_across_nodes, use_zero_pages, the 2009
-files) are not separate patches here; the cover letter has a table of
+files, merge domains) are not separate patches here; the cover letter has a table of
 which functions implement which."
 if [[ -n ${PATCH_HEADER_FIRST:-} ]]; then
 	lay include/linux/ksm.h
@@ -145,7 +159,7 @@ $engine_why}"
 while read -r p; do
 	[[ -n $p ]] || continue
 	text=$(git -C "$ROOT" show "$rev:$p")
-	subject=$(sed -n 's/^Subject: \(\[PATCH[^]]*\] \)\{0,1\}//p' <<<"$text" | head -n 1)
+	subject=$(sed -n 's/^Subject: \(\[PATCH[^]]*\] \)\{0,1\}//p' <<<"$text" | sed -n 1p)
 	body=$(awk 'f && /^---$/ {exit} f {print} /^Subject:/ {f=1}' <<<"$text")
 	(cd "$SERIES" && patch -p1 -s --no-backup-if-mismatch) <<<"$text"
 	commit "$subject
@@ -393,6 +407,24 @@ $maint_note
 $bit_note" \
 	ksm_collide.c ksm_waits.c ksm_regress.c ksm_kunit.c
 
+selftests_group "selftests/ksm: merge domains" \
+"ksm_domains: merge_domain and merge_zero_across_domains: input refused
+and EBUSY as merge_across_nodes; two processes with the same pages
+merge in the default mode and not in the process or cgroup mode, but
+in one cgroup, and part again when one is moved out; pages of zeroes
+across domains only with the option; a forked child keeps the pages it
+inherited and merges anew with its parent only in the cgroup mode; and
+the side channel as an attacker runs it (time a write to a page of
+guessed content): right nearly always with one domain, at chance with a
+domain per process.
+
+checkpatch: the timed write goes through a volatile pointer so that the
+compiler keeps it; the message that reports the two rates is longer
+than 100 columns to stay one line of output.
+
+$maint_note" \
+	ksm_domains.c
+
 selftests_group "selftests/ksm: ksm_stress, a torture test" \
 "Worker processes own mergeable memory full of duplicates and know what
 every page must hold; each does at random writes, fork, exit, munmap and
@@ -446,13 +478,17 @@ if [[ -f $BUILD/bench/table.md && -f $kernels ]] &&
 
 $(cat "$BUILD/bench/table.md")"
 else
+	# The readers read to the end (no early exit): under pipefail a
+	# writer killed by SIGPIPE would fail the whole step.
 	bench=$(git -C "$ROOT" show "$rev:README.md" |
-		awk '/^### Latest results/ {f = 1; next} f && /^(#|!\[)/ {exit} f')
+		awk '/^### Latest results/ && !d {f = 1; next}
+		     f && /^(#|!\[)/ {f = 0; d = 1} f')
 	bench="From the README, \"Latest results\" of make bench:
 $bench"
 fi
 features=$(git -C "$ROOT" show "$rev:README.md" |
-	awk '/^Where each upstream 6.12 KSM feature lives/ {f = 1} f && /^#/ {exit} f')
+	awk '/^Where each upstream 6.12 KSM feature lives/ && !d {f = 1}
+	     f && /^#/ {f = 0; d = 1} f')
 cover=$(ls "$OUT"/0000-*.patch)
 python3 - "$cover" "$features" "$bench" <<'EOF'
 import sys

@@ -52,8 +52,10 @@ sed -n 's|^diff --git a/\([^ ]*\) b/\([^ ]*\)$|\1\n\2|p' "${series[@]}" |
 		fi
 	done
 
+# No automatic gc, and fd 9 (the harness lock) closed for git: see mkpatch.sh.
 git_t() {
-	git -C "$TREE" -c user.name=patch-check -c user.email=patch-check@localhost "$@"
+	git -C "$TREE" -c gc.auto=0 -c maintenance.auto=false \
+		-c user.name=patch-check -c user.email=patch-check@localhost "$@" 9>&-
 }
 git_t init -q
 git_t add -A -f .
@@ -81,7 +83,7 @@ for p in "${series[@]}"; do
 	else
 		notes+=("build FAILED after $((SECONDS - t)) s")
 		bad=1
-		grep -E ': error:|undefined reference|\*\*\*' "$blog" | head -n 5 |
+		grep -E ': error:|undefined reference|\*\*\*' "$blog" | sed -n 1,5p |
 			sed 's/^/    /' >&2
 	fi
 
@@ -96,7 +98,7 @@ for p in "${series[@]}"; do
 		notes+=("kernel-doc clean")
 	else
 		notes+=("kernel-doc: $(wc -l <<<"$kd") lines")
-		echo "$kd" | head -n 5 | sed 's/^/    /' >&2
+		echo "$kd" | sed -n 1,5p | sed 's/^/    /' >&2
 		bad=1
 	fi
 
