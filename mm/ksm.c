@@ -159,7 +159,7 @@
  * KSM_DOMAIN_NONE, a domain that merges with nothing, stands for anything
  * larger (2^48 cgroups or registrations: not in this machine's life).
  */
-#define KSM_NID_BITS		16
+#define KSM_NID_BITS		15
 #define KSM_DOMAIN_BITS		48
 #define KSM_DOMAIN_NONE		(BIT_ULL(KSM_DOMAIN_BITS) - 1)
 
@@ -229,6 +229,9 @@ struct ksm_item {
  * @checksum: checksum of the (unchanging) content: the key in the tree,
  *	after @domain
  * @nid: which stable tree holds this node
+ * @closed: takes no new mappings: in the "process" mode, it is mapped by
+ *	another process too (a fork child), whom a new merge would tell that
+ *	it still maps the page
  * @domain: the merge domain of the pages that map it (0: everyone's)
  *
  * The KSM folio's ->mapping points here, tagged with PAGE_MAPPING_KSM.
@@ -242,6 +245,7 @@ struct ksm_stable {
 	unsigned int nr_items;
 	u32 checksum;
 	u64 nid:KSM_NID_BITS;
+	u64 closed:1;
 	u64 domain:KSM_DOMAIN_BITS;
 };
 
@@ -302,8 +306,10 @@ static struct rb_root ksm_one_stable_tree = RB_ROOT;
 static struct rb_root ksm_one_unstable_tree = RB_ROOT;
 static struct rb_root *ksm_stable_trees = &ksm_one_stable_tree;
 static struct rb_root *ksm_unstable_trees = &ksm_one_unstable_tree;
+#ifdef CONFIG_NUMA
 static struct rb_root *ksm_node_stable_trees;	/* merge_across_nodes = 0 */
 static struct rb_root *ksm_node_unstable_trees;
+#endif
 
 static struct kmem_cache *ksm_item_cache;
 static struct kmem_cache *ksm_stable_cache;
@@ -591,16 +597,29 @@ static inline bool ksm_pages_equal(struct page *a, struct page *b)
 /* ---------------------------------------------------------------------- */
 
 #ifdef CONFIG_MEMCG
-/* The id of the memory cgroup of @mm's owner, as a merge domain. */
+/*
+ * The id of the memory cgroup of @mm's owner, as a merge domain.  An mm
+ * whose owner is gone (it exits, held by /proc or ptrace a while longer)
+ * or whose cgroup is being removed merges with nothing: not the root
+ * cgroup's domain, which get_mem_cgroup_from_mm() would give.
+ */
 static u64 ksm_cgroup_domain(struct mm_struct *mm)
 {
-	struct mem_cgroup *memcg = get_mem_cgroup_from_mm(mm);
+	struct mem_cgroup *memcg = NULL;
+	struct task_struct *owner;
 	u64 id;
 
+	rcu_read_lock();
+	owner = rcu_dereference(mm->owner);
+	if (owner)
+		memcg = mem_cgroup_from_task(owner);
+	if (memcg && !css_tryget(&memcg->css))
+		memcg = NULL;
+	rcu_read_unlock();
 	if (!memcg)
 		return KSM_DOMAIN_NONE;
 	id = cgroup_id(memcg->css.cgroup);
-	mem_cgroup_put(memcg);
+	css_put(&memcg->css);
 	return id && id < KSM_DOMAIN_NONE ? id : KSM_DOMAIN_NONE;
 }
 #else
@@ -645,33 +664,20 @@ static inline bool ksm_domain_fits(const struct ksm_stable *stable,
 }
 
 /*
- * The domain in which @page, of checksum @sum, in the mm being scanned,
- * merges: the mm's, or everyone's (0) for a page of zeroes with
- * merge_zero_across_domains.  The page may be written as soon as it was
- * read: see ksm_domain_content_ok().
+ * Is @page, of checksum @sum, in the mm being scanned, a page of zeroes
+ * that may merge across domains (merge_zero_across_domains)?  Then it
+ * looks for a KSM page of everyone's domain (0) in the stable tree.  It
+ * still pairs in the unstable tree inside its own domain only: its
+ * content may change as soon as it was read, and the unstable tree
+ * compares with other pages as they are now.  A KSM page made of such a
+ * pair goes to domain 0 once it holds zeroes write-protected (ksm_pair()),
+ * so domain 0 holds nothing but zeroes, and merging into it compares with
+ * zeroes.
  */
-static u64 ksm_page_domain(struct page *page, u32 sum)
+static bool ksm_zero_for_all(struct page *page, u32 sum)
 {
-	u64 domain = ksm_cursor.domain;
-
-	if (domain && READ_ONCE(ksm_zero_across_domains) &&
-	    sum == ksm_zero_checksum && ksm_pages_equal(page, ZERO_PAGE(0)))
-		return 0;
-	return domain;
-}
-
-/*
- * A new KSM page of everyone's domain, outside the "global" mode, must
- * hold zeroes, now that it is write-protected: its content was read
- * before (ksm_page_domain()), and a page written in between must not
- * carry another domain's partner across.  Its partner is compared with
- * it, so one check of the KSM page covers both.
- */
-static bool ksm_domain_content_ok(struct ksm_stable *stable,
-				  struct folio *kfolio)
-{
-	return stable->domain || ksm_domain_mode == KSM_DOMAIN_GLOBAL ||
-	       ksm_pages_equal(folio_page(kfolio, 0), ZERO_PAGE(0));
+	return ksm_cursor.domain && READ_ONCE(ksm_zero_across_domains) &&
+	       sum == ksm_zero_checksum && ksm_pages_equal(page, ZERO_PAGE(0));
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1346,6 +1352,13 @@ static void folio_ksm_dirty(struct folio *folio)
 		folio_mark_dirty(folio);
 }
 
+/* Outside the "global" mode, is @folio mapped by other processes too? */
+static bool ksm_fork_shared(struct folio *folio)
+{
+	return ksm_domain_mode != KSM_DOMAIN_GLOBAL &&
+	       folio_mapcount(folio) > 1;
+}
+
 /*
  * ksm_fold - merge the page that @item tracks
  * @vma: @item's VMA, its mm's mmap_lock held for read
@@ -1389,6 +1402,15 @@ static int ksm_fold(struct ksm_item *item, struct vm_area_struct *vma,
 					    vma->anon_vma;
 		struct ksm_pte kp;
 
+		/*
+		 * With merge domains, a page still shared through fork does
+		 * not become a KSM page in place: the other processes, of
+		 * other domains maybe, would see their page become one (in
+		 * smaps).  ksm_pair() folds its partner instead.  Our
+		 * mmap_lock keeps this mm from forking meanwhile.
+		 */
+		if (ksm_fork_shared(folio))
+			goto unlock;
 		err = ksm_pte_take(vma, addr, folio, &kp);
 		if (err)
 			goto unlock;
@@ -1466,14 +1488,19 @@ static bool ksm_try_zero(struct ksm_item *item, struct page *page, u32 sum)
  * change, finds it at once: a group whose KSM pages are mostly full costs
  * one walk of its ring, not one per page merged into it.
  */
+static inline bool stable_has_room(struct ksm_stable *stable)
+{
+	return stable->nr_items < ksm_max_page_sharing && !stable->closed;
+}
+
 static struct ksm_stable *stable_with_room(struct ksm_stable *stable)
 {
 	struct ksm_stable *prev = stable, *s;
 
-	if (stable->nr_items < ksm_max_page_sharing)
+	if (stable_has_room(stable))
 		return stable;
 	for (s = stable->dup_next; s && s != stable; s = s->dup_next) {
-		if (s->nr_items < ksm_max_page_sharing) {
+		if (stable_has_room(s)) {
 			if (prev != stable) {
 				prev->dup_next = s->dup_next;
 				s->dup_next = stable->dup_next;
@@ -1532,6 +1559,13 @@ restart:
 	kfolio = stable_folio_get(stable, false);
 	if (!kfolio) {
 		stable_drop_stale(stable);
+		goto restart;
+	}
+	if (ksm_domain_mode == KSM_DOMAIN_PROCESS &&
+	    folio_mapcount(kfolio) > stable->nr_items) {
+		/* Mapped by a fork child too: see @closed. */
+		stable->closed = 1;
+		folio_put(kfolio);
 		goto restart;
 	}
 	if (!ksm_merge_across_nodes && folio_nid(kfolio) != nid) {
@@ -1699,16 +1733,32 @@ static void ksm_unpair(struct ksm_item *item, struct ksm_stable *stable)
 
 /*
  * Merge @page (tracked by @item) with @tpage (tracked by @titem, found in
- * the unstable tree) into a new KSM page.
+ * the unstable tree) into a new KSM page, of everyone's domain if @zero
+ * (ksm_zero_for_all()) and it holds zeroes once write-protected.
  */
 static bool ksm_pair(struct ksm_item *item, struct page *page,
-		     struct ksm_item *titem, struct page *tpage, int nid)
+		     struct ksm_item *titem, struct page *tpage, int nid,
+		     bool zero)
 {
 	struct vm_area_struct *vma;
 	struct ksm_stable *stable;
 	struct folio *kfolio;
 	u64 domain = item->domain;
+	bool swapped = false;
 	int err = -ENOMEM;
+
+	/*
+	 * A page shared through fork does not become the KSM page with merge
+	 * domains (ksm_fold()): the partner's does, if it is its own.
+	 */
+	if (!folio_test_large(page_folio(page)) &&
+	    ksm_fork_shared(page_folio(page)) &&
+	    !ksm_fork_shared(page_folio(tpage))) {
+		unstable_erase(titem);
+		swap(item, titem);
+		swap(page, tpage);
+		swapped = true;
+	}
 
 	stable = stable_alloc(item->checksum, domain, nid);
 	if (!stable)
@@ -1729,15 +1779,18 @@ static bool ksm_pair(struct ksm_item *item, struct page *page,
 	 * @page is a KSM page now, unlocked: by the time @titem's mm is
 	 * locked, migration may have moved it, so find it through its node.
 	 */
-	unstable_erase(titem);
+	if (!swapped)
+		unstable_erase(titem);
 	kfolio = stable_folio_get(stable, false);
 	if (!kfolio) {
 		stable_drop_stale(stable);
 		return false;
 	}
+	/* Not in the tree yet: its key may still change. */
+	if (zero && ksm_pages_equal(folio_page(kfolio, 0), ZERO_PAGE(0)))
+		stable->domain = 0;
 	err = -EAGAIN;
-	vma = ksm_domain_content_ok(stable, kfolio) ? item_lock_vma(titem) :
-						      NULL;
+	vma = item_lock_vma(titem);
 	if (vma) {
 		err = ksm_fold(titem, vma, tpage, folio_page(kfolio, 0), NULL);
 		mmap_read_unlock(titem->mm);
@@ -1791,6 +1844,8 @@ static bool ksm_join(struct ksm_item *item, struct page *page)
 		} else if (stable && !RB_EMPTY_NODE(&stable->rb) &&
 			   ksm_maps_page(vma, addr, page)) {
 			stable_link(stable, item, vma, vma->anon_vma);
+			if (stable->domain != ksm_cursor.domain && stable->domain)
+				stable->closed = 1;
 			joined = true;
 		}
 		folio_unlock(folio);
@@ -1857,8 +1912,7 @@ static bool ksm_try_merge(struct ksm_item *item, struct page *page)
 {
 	struct ksm_item *titem;
 	struct page *kpage, *tpage;
-	bool merged, moved;
-	u64 domain;
+	bool merged, moved, zero;
 	int nid;
 	u32 sum;
 
@@ -1870,8 +1924,8 @@ static bool ksm_try_merge(struct ksm_item *item, struct page *page)
 		return true;
 
 	nid = ksm_tree_nid(page);
-	domain = ksm_page_domain(page, sum);
-	kpage = stable_search(page, domain, sum, nid);
+	zero = ksm_zero_for_all(page, sum);
+	kpage = stable_search(page, zero ? 0 : ksm_cursor.domain, sum, nid);
 	if (kpage) {
 		struct vm_area_struct *vma = item_lock_vma(item);
 		int err = -EAGAIN;
@@ -1904,15 +1958,25 @@ static bool ksm_try_merge(struct ksm_item *item, struct page *page)
 	 * only a full one (max_page_sharing) may cause.  It tries again next
 	 * pass.
 	 */
-	if (moved || kpage || domain == KSM_DOMAIN_NONE)
+	if (moved || kpage || ksm_cursor.domain == KSM_DOMAIN_NONE)
 		return false;
 
-	item->domain = domain;
+	item->domain = ksm_cursor.domain;
 	titem = unstable_search_insert(item, page, nid,
 				       ksm_may_make_ksm_page(), &tpage);
 	if (!titem)
 		return false;
-	merged = ksm_pair(item, page, titem, tpage, nid);
+	/*
+	 * The partner's domain is the one its mm had when it was inserted,
+	 * earlier in this pass: a process moved to another cgroup since is
+	 * no partner any more.
+	 */
+	if (ksm_domain_mode == KSM_DOMAIN_CGROUP &&
+	    ksm_cgroup_domain(titem->mm) != titem->domain) {
+		put_page(tpage);
+		return false;
+	}
+	merged = ksm_pair(item, page, titem, tpage, nid, zero);
 	put_page(tpage);
 	return merged;
 }
