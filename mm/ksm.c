@@ -229,9 +229,9 @@ struct ksm_item {
  * @checksum: checksum of the (unchanging) content: the key in the tree,
  *	after @domain
  * @nid: which stable tree holds this node
- * @closed: takes no new mappings: in the "process" mode, it is mapped by
- *	another process too (a fork child), whom a new merge would tell that
- *	it still maps the page
+ * @closed: takes no new mappings: in the "process" mode, its mm forked
+ *	while it mapped the page, and a new merge would tell that mm that
+ *	the child still maps it (see ksm_close_forked())
  * @domain: the merge domain of the pages that map it (0: everyone's)
  *
  * The KSM folio's ->mapping points here, tagged with PAGE_MAPPING_KSM.
@@ -254,12 +254,16 @@ struct ksm_stable {
  * @slot: the mm, its link in the hash and in the list of registered mms
  * @items: the mm's items, sorted by address
  * @serial: its merge domain in the "process" mode, one per registration
+ * @flags: KSM_MM_FORKED: it forked since ksmd last looked at it
  */
 struct ksm_mm {
 	struct mm_slot slot;
 	struct ksm_item *items;
 	u64 serial;
+	unsigned long flags;
 };
+
+#define KSM_MM_FORKED	0
 
 /**
  * struct ksm_cursor - where ksmd's scan stands: there is only one
@@ -600,8 +604,8 @@ static inline bool ksm_pages_equal(struct page *a, struct page *b)
 /*
  * The id of the memory cgroup of @mm's owner, as a merge domain.  An mm
  * whose owner is gone (it exits, held by /proc or ptrace a while longer)
- * or whose cgroup is being removed merges with nothing: not the root
- * cgroup's domain, which get_mem_cgroup_from_mm() would give.
+ * merges with nothing: not in the root cgroup's domain, which
+ * get_mem_cgroup_from_mm() would give.
  */
 static u64 ksm_cgroup_domain(struct mm_struct *mm)
 {
@@ -1352,11 +1356,22 @@ static void folio_ksm_dirty(struct folio *folio)
 		folio_mark_dirty(folio);
 }
 
-/* Outside the "global" mode, is @folio mapped by other processes too? */
-static bool ksm_fork_shared(struct folio *folio)
+/*
+ * Outside the "global" mode, may @folio be mapped by other processes too?
+ * Mapped more than once, or in the swap cache: a process that shared it
+ * through fork may have it swapped out, and its swap-in would map the KSM
+ * page (ksm_might_need_to_copy()).  With the folio locked (ksm_fold()),
+ * a swap slot nobody else refers to is freed instead.
+ */
+static bool ksm_fork_shared(struct folio *folio, bool locked)
 {
-	return ksm_domain_mode != KSM_DOMAIN_GLOBAL &&
-	       folio_mapcount(folio) > 1;
+	if (ksm_domain_mode == KSM_DOMAIN_GLOBAL)
+		return false;
+	if (folio_mapcount(folio) > 1)
+		return true;
+	if (!folio_test_swapcache(folio))
+		return false;
+	return !locked || !folio_free_swap(folio);
 }
 
 /*
@@ -1409,7 +1424,7 @@ static int ksm_fold(struct ksm_item *item, struct vm_area_struct *vma,
 		 * smaps).  ksm_pair() folds its partner instead.  Our
 		 * mmap_lock keeps this mm from forking meanwhile.
 		 */
-		if (ksm_fork_shared(folio))
+		if (ksm_fork_shared(folio, true))
 			goto unlock;
 		err = ksm_pte_take(vma, addr, folio, &kp);
 		if (err)
@@ -1559,13 +1574,6 @@ restart:
 	kfolio = stable_folio_get(stable, false);
 	if (!kfolio) {
 		stable_drop_stale(stable);
-		goto restart;
-	}
-	if (ksm_domain_mode == KSM_DOMAIN_PROCESS &&
-	    folio_mapcount(kfolio) > stable->nr_items) {
-		/* Mapped by a fork child too: see @closed. */
-		stable->closed = 1;
-		folio_put(kfolio);
 		goto restart;
 	}
 	if (!ksm_merge_across_nodes && folio_nid(kfolio) != nid) {
@@ -1752,8 +1760,8 @@ static bool ksm_pair(struct ksm_item *item, struct page *page,
 	 * domains (ksm_fold()): the partner's does, if it is its own.
 	 */
 	if (!folio_test_large(page_folio(page)) &&
-	    ksm_fork_shared(page_folio(page)) &&
-	    !ksm_fork_shared(page_folio(tpage))) {
+	    ksm_fork_shared(page_folio(page), false) &&
+	    !ksm_fork_shared(page_folio(tpage), false)) {
 		unstable_erase(titem);
 		swap(item, titem);
 		swap(page, tpage);
@@ -1844,8 +1852,6 @@ static bool ksm_join(struct ksm_item *item, struct page *page)
 		} else if (stable && !RB_EMPTY_NODE(&stable->rb) &&
 			   ksm_maps_page(vma, addr, page)) {
 			stable_link(stable, item, vma, vma->anon_vma);
-			if (stable->domain != ksm_cursor.domain && stable->domain)
-				stable->closed = 1;
 			joined = true;
 		}
 		folio_unlock(folio);
@@ -1902,6 +1908,34 @@ static bool ksm_new_twin_may_exist(u32 sum)
 }
 
 /*
+ * In the "process" mode, a KSM page that an mm mapped when it forked may
+ * be mapped by the child still: it is closed to new mappings, which would
+ * tell the parent (once it let go of the page) that the child holds it.
+ * Called under ksm_lock before each merge: first before the search, so
+ * that KSM pages made after the fork stay open; again under the mm's
+ * mmap_lock right before a merge into a KSM page, so that a fork in
+ * between is seen too.  Returns true if @kmm had forked: the merge waits
+ * for the next search, which passes the closed nodes by.
+ */
+static bool ksm_close_forked(struct ksm_mm *kmm)
+{
+	struct ksm_item *item;
+	unsigned int n = 0;
+
+	if (!test_and_clear_bit(KSM_MM_FORKED, &kmm->flags) ||
+	    ksm_domain_mode != KSM_DOMAIN_PROCESS)
+		return false;
+	for (item = kmm->items; item; item = item->next) {
+		if (!(++n % 1024))
+			cond_resched();
+		/* Zeroes tell nothing. */
+		if ((item->address & ITEM_STABLE) && item->stable->domain)
+			item->stable->closed = 1;
+	}
+	return true;
+}
+
+/*
  * ksm_try_merge - try to merge the page @item tracks
  * @item: the item for the page's address, in no tree
  * @page: the page mapped there, referenced
@@ -1923,6 +1957,8 @@ static bool ksm_try_merge(struct ksm_item *item, struct page *page)
 	if (ksm_try_zero(item, page, sum))
 		return true;
 
+	/* Before this pass's KSM pages of the mm are made or joined. */
+	ksm_close_forked(ksm_cursor.kmm);
 	nid = ksm_tree_nid(page);
 	zero = ksm_zero_for_all(page, sum);
 	kpage = stable_search(page, zero ? 0 : ksm_cursor.domain, sum, nid);
@@ -1931,7 +1967,8 @@ static bool ksm_try_merge(struct ksm_item *item, struct page *page)
 		int err = -EAGAIN;
 
 		if (vma) {
-			err = ksm_fold(item, vma, page, kpage, NULL);
+			if (!ksm_close_forked(ksm_cursor.kmm))
+				err = ksm_fold(item, vma, page, kpage, NULL);
 			mmap_read_unlock(item->mm);
 		}
 		trace_ksm_merge_with_ksm_page(page_folio(kpage),
@@ -1961,20 +1998,23 @@ static bool ksm_try_merge(struct ksm_item *item, struct page *page)
 	if (moved || kpage || ksm_cursor.domain == KSM_DOMAIN_NONE)
 		return false;
 
-	item->domain = ksm_cursor.domain;
-	titem = unstable_search_insert(item, page, nid,
-				       ksm_may_make_ksm_page(), &tpage);
-	if (!titem)
-		return false;
 	/*
-	 * The partner's domain is the one its mm had when it was inserted,
-	 * earlier in this pass: a process moved to another cgroup since is
-	 * no partner any more.
+	 * A partner's domain is the one its mm had when it was inserted,
+	 * earlier in this pass: one whose process moved to another cgroup
+	 * since is no partner any more, and leaves the tree (once: the loop
+	 * ends).
 	 */
-	if (ksm_domain_mode == KSM_DOMAIN_CGROUP &&
-	    ksm_cgroup_domain(titem->mm) != titem->domain) {
+	for (;;) {
+		item->domain = ksm_cursor.domain;
+		titem = unstable_search_insert(item, page, nid,
+					       ksm_may_make_ksm_page(), &tpage);
+		if (!titem)
+			return false;
+		if (ksm_domain_mode != KSM_DOMAIN_CGROUP ||
+		    ksm_cgroup_domain(titem->mm) == titem->domain)
+			break;
+		unstable_erase(titem);
 		put_page(tpage);
-		return false;
 	}
 	merged = ksm_pair(item, page, titem, tpage, nid, zero);
 	put_page(tpage);
@@ -2828,6 +2868,7 @@ static const struct mm_walk_ops ksm_count_zero_ops = {
  */
 void __ksm_fork(struct mm_struct *mm, struct mm_struct *oldmm)
 {
+	struct ksm_mm *kmm;
 	long zero = 0;
 
 	mm->ksm_merging_pages = 0;
@@ -2844,6 +2885,12 @@ void __ksm_fork(struct mm_struct *mm, struct mm_struct *oldmm)
 	}
 	atomic_long_set(&mm->ksm_zero_pages, zero);
 	atomic_long_add(zero, &ksm_zero_pages);
+	/* For the "process" mode: ksm_close_forked(). */
+	spin_lock(&ksm_mm_lock);
+	kmm = ksm_mm_lookup(oldmm);
+	if (kmm)
+		set_bit(KSM_MM_FORKED, &kmm->flags);
+	spin_unlock(&ksm_mm_lock);
 	/* Registration is best effort: a child that misses it stays unmerged. */
 	__ksm_enter(mm);
 }

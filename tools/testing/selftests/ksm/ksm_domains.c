@@ -522,7 +522,9 @@ TEST_F_TIMEOUT(domains, fork_shared_page_not_merged_in_place,
 /*
  * A KSM page the parent no longer maps, kept alive by a fork child: the
  * parent's new pages of that content must not merge into it (that would
- * tell the parent that the child still holds the content).
+ * tell the parent that the child still holds the content).  The new
+ * copies are at lower addresses: ksmd meets them while the parent's old
+ * items of the KSM page are still linked to it.
  */
 TEST_F_TIMEOUT(domains, inherited_page_takes_no_new_merges, KSM_TEST_TIMEOUT)
 {
@@ -537,30 +539,32 @@ TEST_F_TIMEOUT(domains, inherited_page_takes_no_new_merges, KSM_TEST_TIMEOUT)
 	p = map_anon(4, false);
 	ASSERT_NE(NULL, p);
 	own.p = p;
-	fill_page(p, 0x7a7a);
-	fill_page(p + page_size, 0x7a7a);
-	fill_page(p + 2 * page_size, 0x2222);
-	fill_page(p + 3 * page_size, 0x3333);
+	fill_page(p, 0x2222);
+	fill_page(p + page_size, 0x3333);
+	fill_page(p + 2 * page_size, 0x7a7a);
+	fill_page(p + 3 * page_size, 0x7a7a);
 	ASSERT_EQ(0, madvise(p, 4 * page_size, MADV_MERGEABLE));
 	ASSERT_EQ(0, ksm_set("run", 1));
+	own.first = 2;
 	ASSERT_EQ(0, ksm_wait_for(own_one_frame, &own, KSM_WAIT_SECS));
-	kpfn = pagemap_pfn(own.pagemap_fd, p);
+	kpfn = pagemap_pfn(own.pagemap_fd, p + 2 * page_size);
 
 	pid = fork_idle(hold);
 	ASSERT_LE(0, pid);
 	fd = pagemap_open(pid);
 	ASSERT_LE(0, fd);
 	/* The parent lets go of the KSM page, then makes its content anew. */
-	fill_page(p, 0x4444);
-	fill_page(p + page_size, 0x5555);
-	fill_page(p + 2 * page_size, 0x7a7a);
-	fill_page(p + 3 * page_size, 0x7a7a);
-	own.first = 2;
+	fill_page(p + 2 * page_size, 0x4444);
+	fill_page(p + 3 * page_size, 0x5555);
+	fill_page(p, 0x7a7a);
+	fill_page(p + page_size, 0x7a7a);
+	own.first = 0;
 	ASSERT_EQ(0, ksm_wait_for(own_one_frame, &own, KSM_WAIT_SECS))
 		TH_LOG("the parent's new copies did not merge");
-	EXPECT_NE(kpfn, pagemap_pfn(own.pagemap_fd, p + 2 * page_size))
+	EXPECT_NE(kpfn, pagemap_pfn(own.pagemap_fd, p))
 		TH_LOG("the parent merged into the page its child kept");
-	EXPECT_EQ(kpfn, pagemap_pfn(fd, p)) TH_LOG("the child lost its page");
+	EXPECT_EQ(kpfn, pagemap_pfn(fd, p + 2 * page_size))
+		TH_LOG("the child lost its page");
 	close(fd);
 	close(own.pagemap_fd);
 	close(hold[1]);
