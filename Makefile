@@ -109,6 +109,9 @@ help:
 	@echo '  make tests      headers, upstream ksm tests, our selftests: build/tests/'
 	@echo '  make initramfs  build/initramfs.cpio.gz'
 	@echo '  make harness-test  self-test of the log verdict on made-up logs (no VM)'
+	@echo '  make matrix     W=1 builds of our KSM and its callers in 8 configs'
+	@echo '                  (Debian amd64, i386, arm64, without KSM/NUMA/SYSFS/'
+	@echo '                  MEMORY_HOTREMOVE/SWAP); MATRIX_ONLY="i386 ..."'
 	@echo '  make docs-check    the ksm.rst files parse and resolve; kernel-doc -Wall'
 	@echo '                  on mm/ksm*.c and include/linux/ksm.h reports nothing'
 	@echo '  make clean      remove build outputs, keep build/base'
@@ -186,7 +189,7 @@ $(STRESS_INITRAMFS): $(INITRAMFS) scripts/mk-stress-initramfs.sh \
 # the nested guests' kernel and busybox initramfs, appended to the test
 # initramfs.
 $(CLIENTS_INITRAMFS): $(INITRAMFS) $(NESTED_KIMAGE) scripts/mk-clients-initramfs.sh \
-		scripts/guest-clients scripts/nested-init
+		scripts/guest-clients scripts/nested-init scripts/ksm-frames.c
 	@scripts/mk-clients-initramfs.sh $(NESTED_KIMAGE) $@
 
 check: $(KIMAGE) $(INITRAMFS) $(CLIENTS_INITRAMFS)
@@ -204,6 +207,13 @@ stress: $(B)/$(patsubst %-debug,%,$(KDIR))-debug/bzImage $(STRESS_INITRAMFS)
 
 harness-test:
 	@scripts/test-verdict.sh
+
+# Our KSM compiled as the kernel test robot would (W=1; Debian's amd64,
+# i386, arm64 and x86_64 without KSM, NUMA, SYSFS, MEMORY_HOTREMOVE, SWAP):
+# scripts/matrix.sh.  Slow, not in CI.  MATRIX_ONLY="cfg ..." for a few.
+.PHONY: matrix
+matrix: $(SYNCED)
+	@scripts/matrix.sh
 
 # Our two rst files must be valid reStructuredText whose references resolve
 # (scripts/check-rst.py, python3-docutils), and kernel-doc must have nothing

@@ -6,6 +6,8 @@
 #
 #   /harness/tests.list        replaces the test list: the clients test only
 #   /tests/clients/ksm_clients scripts/guest-clients (the test itself)
+#   /tests/clients/ksm-frames  scripts/ksm-frames.c, static: the frames
+#                              two QEMUs share (merge domains)
 #   /nested/bzImage            NESTED_KERNEL, the kernel of the nested guests
 #   /nested/initramfs.cpio.gz  their busybox initramfs (scripts/nested-init)
 #   Debian's qemu-system-x86_64, its TCG accelerator module and the
@@ -42,6 +44,7 @@ for f in "${host_files[@]}"; do
 	[[ -e $f ]] || die "no $f (apt-get install qemu-system-x86 ksmtuned; make deps)"
 done
 mkdir -p "$work"
+gcc -static -O2 -Wall -Werror -o "$work/ksm-frames" "$ROOT/scripts/ksm-frames.c"
 
 # The nested guests' initramfs: busybox and scripts/nested-init.
 {
@@ -66,6 +69,7 @@ echo "900  1  /tests/clients  ksm_clients" > "$work/tests.list"
 	echo "file /nested/initramfs.cpio.gz $work/nested.cpio.gz 0644 0 0"
 	echo "dir /tests/clients 0755 0 0"
 	echo "file /tests/clients/ksm_clients $ROOT/scripts/guest-clients 0755 0 0"
+	echo "file /tests/clients/ksm-frames $work/ksm-frames 0755 0 0"
 	echo "file /harness/tests.list $work/tests.list 0644 0 0"
 } > "$work/initramfs.spec"
 
