@@ -310,7 +310,7 @@ static struct rb_root ksm_one_stable_tree = RB_ROOT;
 static struct rb_root ksm_one_unstable_tree = RB_ROOT;
 static struct rb_root *ksm_stable_trees = &ksm_one_stable_tree;
 static struct rb_root *ksm_unstable_trees = &ksm_one_unstable_tree;
-#ifdef CONFIG_NUMA
+#if defined(CONFIG_NUMA) && defined(CONFIG_SYSFS)
 static struct rb_root *ksm_node_stable_trees;	/* merge_across_nodes = 0 */
 static struct rb_root *ksm_node_unstable_trees;
 #endif
@@ -2636,6 +2636,8 @@ static int ksmd_fn(void *unused)
 /* Unmerging everything (run = 2)                                         */
 /* ---------------------------------------------------------------------- */
 
+/* Only run=2 unmerges everything, and run is in sysfs. */
+#ifdef CONFIG_SYSFS
 /*
  * Give every registered mm private copies of its KSM pages, and forget
  * all items and stable nodes.  Called with ksm_lock held and ksmd
@@ -2706,6 +2708,7 @@ static int ksm_unmerge_all(void)
 	spin_unlock(&ksm_mm_lock);
 	return err;
 }
+#endif /* CONFIG_SYSFS */
 
 /* ---------------------------------------------------------------------- */
 /* Registration: madvise, prctl, fork, exec, exit                         */
@@ -3357,6 +3360,8 @@ long ksm_process_profit(struct mm_struct *mm)
 /* sysfs: /sys/kernel/mm/ksm/                                             */
 /* ---------------------------------------------------------------------- */
 
+#ifdef CONFIG_SYSFS
+
 /*
  * A malformed or out-of-range number is EINVAL for the knobs parsed here,
  * as it has always been for them, whatever kstrto*() calls it.  Two knobs
@@ -3940,6 +3945,7 @@ static const struct attribute_group ksm_attr_group = {
 	.attrs = ksm_attrs,
 	.name = "ksm",
 };
+#endif /* CONFIG_SYSFS */
 
 #ifdef CONFIG_MEMORY_HOTREMOVE
 /*

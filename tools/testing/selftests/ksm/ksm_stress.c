@@ -27,8 +27,8 @@
  *
  * Meanwhile one more process flips the knobs of /sys/kernel/mm/ksm at
  * random (run 0/1/2, pages_to_scan, sleep_millisecs, use_zero_pages,
- * max_page_sharing, merge_across_nodes, smart_scan, advisor_mode, ...) and
- * asks the memory cgroup for proactive reclaim, which swaps KSM pages out.
+ * max_page_sharing, merge_across_nodes, merge_domain, smart_scan,
+ * advisor_mode, ...) and asks the memory cgroup for proactive reclaim, which swaps KSM pages out.
  *
  * At the end every process exits, run goes 0 -> 2, and KSM's counters and
  * (where /proc/slabinfo shows them) its slab objects must be back where
@@ -150,6 +150,7 @@ static struct {
 enum knob {
 	K_RUN, K_PAGES_TO_SCAN, K_SLEEP, K_ZERO, K_MAX_SHARING, K_ACROSS,
 	K_SMART, K_ADVISOR, K_ADV_TARGET, K_PRUNE, K_MAX_KPAGES, K_RECLAIM,
+	K_DOMAIN, K_ZERO_DOMAINS,
 	NR_KNOBS,
 };
 
@@ -166,6 +167,8 @@ static const char * const knob_file[NR_KNOBS] = {
 	[K_PRUNE]	= "stable_node_chains_prune_millisecs",
 	[K_MAX_KPAGES]	= "max_kernel_pages",
 	[K_RECLAIM]	= "(memory.reclaim)",
+	[K_DOMAIN]	= "merge_domain",
+	[K_ZERO_DOMAINS] = "merge_zero_across_domains",
 };
 
 /* Shared by every process of the test (MAP_SHARED: KSM never merges it). */
@@ -341,12 +344,15 @@ static int ksm_putl(const char *name, long val)
 }
 
 /* The advisor mode in use ("none" or "scan-time"), from "a [b]". */
-static void advisor_mode(char *out, size_t len)
+/* The bracketed word of a knob such as advisor_mode; @dflt if none. */
+static void knob_word(const char *name, const char *dflt, char *out,
+		      size_t len)
 {
-	char buf[128], *l, *r;
+	char buf[128], path[128], *l, *r;
 
-	snprintf(out, len, "none");
-	if (read_file(KSM_DIR "advisor_mode", buf, sizeof(buf)))
+	snprintf(out, len, "%s", dflt);
+	snprintf(path, sizeof(path), KSM_DIR "%s", name);
+	if (read_file(path, buf, sizeof(buf)))
 		return;
 	l = strchr(buf, '[');
 	r = l ? strchr(l, ']') : NULL;
@@ -356,19 +362,25 @@ static void advisor_mode(char *out, size_t len)
 	}
 }
 
+static void advisor_mode(char *out, size_t len)
+{
+	knob_word("advisor_mode", "none", out, len);
+}
+
 /* Knobs saved at the start and put back at the end. */
 static const char * const saved_names[] = {
 	"pages_to_scan", "sleep_millisecs", "use_zero_pages",
 	"max_page_sharing", "merge_across_nodes", "smart_scan",
 	"advisor_target_scan_time", "advisor_max_cpu",
 	"advisor_min_pages_to_scan", "advisor_max_pages_to_scan",
-	"stable_node_chains_prune_millisecs", "max_kernel_pages", "run",
+	"stable_node_chains_prune_millisecs", "max_kernel_pages",
+	"merge_zero_across_domains", "run",
 };
 
 #define NR_SAVED ARRAY_SIZE(saved_names)
 static long saved_val[NR_SAVED];
 static bool saved_ok[NR_SAVED];
-static char saved_advisor[32];
+static char saved_advisor[32], saved_domain[32];
 
 static void knobs_save(void)
 {
@@ -377,6 +389,7 @@ static void knobs_save(void)
 	for (i = 0; i < NR_SAVED; i++)
 		saved_ok[i] = !ksm_get(saved_names[i], &saved_val[i]);
 	advisor_mode(saved_advisor, sizeof(saved_advisor));
+	knob_word("merge_domain", "", saved_domain, sizeof(saved_domain));
 }
 
 /*
@@ -396,6 +409,15 @@ static int knobs_restore(void)
 		say("# restore: cannot write run=2");
 	if (knob_exists("advisor_mode"))
 		ksm_put("advisor_mode", "none");
+	if (saved_domain[0]) {
+		knob_word("merge_domain", "", mode, sizeof(mode));
+		if (strcmp(mode, saved_domain) &&
+		    ksm_put("merge_domain", saved_domain)) {
+			say("# restore: cannot put merge_domain back to %s",
+			    saved_domain);
+			bad++;
+		}
+	}
 	for (i = 0; i < NR_SAVED; i++) {
 		if (!saved_ok[i] || !strcmp(saved_names[i], "run"))
 			continue;
@@ -1514,6 +1536,9 @@ static void knobs_main(void)
 	bool kpages_ok = knob_exists("max_kernel_pages");
 	bool adv_ok = knob_exists("advisor_mode");
 	bool smart_ok = knob_exists("smart_scan");
+	bool dom_ok = knob_exists("merge_domain");
+	static const char * const domains[] = { "global", "process", "cgroup" };
+	const char *dom;
 	int k, err;
 	long run;
 
@@ -1581,6 +1606,23 @@ static void knobs_main(void)
 		case K_MAX_KPAGES:
 			if (kpages_ok)
 				knob_set(k, kpages[rnd(7)], false, false);
+			break;
+		case K_DOMAIN:
+			if (!dom_ok)
+				break;
+			/* As merge_across_nodes: EBUSY while merged. */
+			if (rnd(2)) {
+				sample_counters();
+				knob_set(K_RUN, 2, false, false);
+			}
+			dom = domains[rnd(3)];
+			err = ksm_put("merge_domain", dom);
+			knob_result(k, err, true, false, dom);
+			knob_set(K_RUN, 1, false, false);
+			break;
+		case K_ZERO_DOMAINS:
+			if (dom_ok)
+				knob_set(k, rnd(2), false, false);
 			break;
 		case K_RECLAIM:
 			if (!have_reclaim)
