@@ -103,8 +103,8 @@ ksm_fork() calls __ksm_fork(), which only the new mm/ksm.c defines.
 
 The engine is one file, mm/ksm.c, so its features (smart_scan, the
 advisor, max_page_sharing, merge_across_nodes, use_zero_pages, the 2009
-files, merge domains) are not separate patches here; the cover letter has a table of
-which functions implement which."
+files, merge domains) are not separate patches here; the cover letter
+has a table of which functions implement which."
 if [[ -n ${PATCH_HEADER_FIRST:-} ]]; then
 	lay include/linux/ksm.h
 	commit "ksm: the interface of the new KSM engine
