@@ -3925,25 +3925,26 @@ static struct attribute *ksm_attrs[] = {
 	&advisor_min_pages_to_scan_attr.attr,
 	&advisor_max_pages_to_scan_attr.attr,
 	&advisor_target_scan_time_attr.attr,
-	/* counters */
-	&pages_shared_attr.attr,
-	&pages_sharing_attr.attr,
-	&pages_unshared_attr.attr,
-	&pages_volatile_attr.attr,
+	/* counters: the scan, then what it saved, then what it costs */
+	&full_scans_attr.attr,
 	&pages_scanned_attr.attr,
 	&pages_skipped_attr.attr,
-	&full_scans_attr.attr,
+	&pages_shared_attr.attr,
+	&pages_sharing_attr.attr,
 	&ksm_zero_pages_attr.attr,
+	&pages_unshared_attr.attr,
+	&pages_volatile_attr.attr,
 	&stable_node_chains_attr.attr,
 	&stable_node_dups_attr.attr,
-	&general_profit_attr.attr,
 	&kernel_pages_allocated_attr.attr,
+	&general_profit_attr.attr,
 	NULL,
 };
 
+/* /sys/kernel/mm/ksm/ */
 static const struct attribute_group ksm_attr_group = {
-	.attrs = ksm_attrs,
 	.name = "ksm",
+	.attrs = ksm_attrs,
 };
 #endif /* CONFIG_SYSFS */
 
