@@ -3520,6 +3520,17 @@ KSM_BOOL_STORE(use_zero_pages, ksm_use_zero_pages)
 KSM_ATTR(use_zero_pages);
 
 /*
+ * Do KSM pages or stable nodes exist?  The knobs that change what a node
+ * means (merge_across_nodes, max_page_sharing, merge_domain) refuse to
+ * change then.  Drops the nodes nothing needs first.  Under ksm_lock.
+ */
+static bool ksm_has_ksm_pages(void)
+{
+	return ksm_pages_shared || ksm_sweep_stable_nodes(false) ||
+	       ksm_stable_nodes;
+}
+
+/*
  * Empty the unstable trees, before their key changes (merge_across_nodes,
  * merge_domain): no item may think it is in a tree about to be dropped.
  * The walk marks the mm it is in with the cursor, as ksm_unmerge_all()
@@ -3619,8 +3630,7 @@ static ssize_t merge_across_nodes_store(struct kobject *kobj,
 	ksm_lock_online();
 	ksm_reap_exited(true);
 	if (value != ksm_merge_across_nodes) {
-		if (ksm_pages_shared || ksm_sweep_stable_nodes(false) ||
-		    ksm_stable_nodes) {
+		if (ksm_has_ksm_pages()) {
 			err = -EBUSY;
 		} else if (!value) {
 			err = ksm_alloc_node_trees();
@@ -3670,8 +3680,7 @@ static ssize_t merge_domain_store(struct kobject *kobj,
 	ksm_lock_online();
 	ksm_reap_exited(true);
 	if (mode != ksm_domain_mode) {
-		if (ksm_pages_shared || ksm_sweep_stable_nodes(false) ||
-		    ksm_stable_nodes) {
+		if (ksm_has_ksm_pages()) {
 			err = -EBUSY;
 		} else {
 			ksm_forget_unstable();
@@ -3707,8 +3716,7 @@ static ssize_t max_page_sharing_store(struct kobject *kobj,
 	ksm_lock_online();
 	ksm_reap_exited(true);
 	if (value != ksm_max_page_sharing) {
-		if (ksm_pages_shared || ksm_sweep_stable_nodes(false) ||
-		    ksm_stable_nodes)
+		if (ksm_has_ksm_pages())
 			err = -EBUSY;
 		else
 			ksm_max_page_sharing = value;
