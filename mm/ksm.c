@@ -229,9 +229,6 @@ struct ksm_item {
  * @checksum: checksum of the (unchanging) content: the key in the tree,
  *	after @domain
  * @nid: which stable tree holds this node
- * @closed: takes no new mappings: in the "process" mode, its mm forked
- *	while it mapped the page, and a new merge would tell that mm that
- *	the child still maps it (see ksm_close_forked())
  * @domain: the merge domain of the pages that map it (0: everyone's)
  *
  * The KSM folio's ->mapping points here, tagged with PAGE_MAPPING_KSM.
@@ -245,7 +242,6 @@ struct ksm_stable {
 	unsigned int nr_items;
 	u32 checksum;
 	u64 nid:KSM_NID_BITS;
-	u64 closed:1;
 	u64 domain:KSM_DOMAIN_BITS;
 };
 
@@ -253,17 +249,15 @@ struct ksm_stable {
  * struct ksm_mm - a registered mm
  * @slot: the mm, its link in the hash and in the list of registered mms
  * @items: the mm's items, sorted by address
- * @serial: its merge domain in the "process" mode, one per registration
- * @flags: KSM_MM_FORKED: it forked since ksmd last looked at it
+ * @serial: its merge domain in the "process" mode: a new one at each
+ *	registration and at each fork (under ksm_mm_lock, and the mm's
+ *	mmap_lock for write at fork)
  */
 struct ksm_mm {
 	struct mm_slot slot;
 	struct ksm_item *items;
 	u64 serial;
-	unsigned long flags;
 };
-
-#define KSM_MM_FORKED	0
 
 /**
  * struct ksm_cursor - where ksmd's scan stands: there is only one
@@ -636,7 +630,8 @@ static inline u64 ksm_cgroup_domain(struct mm_struct *mm)
 /*
  * The merge domain of @kmm's pages now.  The scanner asks once per batch
  * and mm, with ksm_lock and the mm's mmap_lock held; a process moved to
- * another cgroup is seen in its new domain from its next batch on.
+ * another cgroup is seen in its new domain from its next batch on.  In
+ * the "process" mode it asks once per page, as a fork changes the domain.
  */
 static u64 ksm_mm_domain(struct ksm_mm *kmm)
 {
@@ -653,9 +648,10 @@ static u64 ksm_mm_domain(struct ksm_mm *kmm)
 /*
  * May a page of merge domain @domain keep mapping the KSM page of @stable?
  * Its own domain's, yes; everyone's, with merge_zero_across_domains.  In
- * the "process" mode an mm's domain never changes, and the only way to a
- * KSM page of another is fork, which shared the page anyway: it stays.
- * In the "cgroup" mode the process moved, and it gets a copy of its own.
+ * the "process" mode the only way to a KSM page of another domain is fork
+ * (the child's inherited pages, and the parent's, whose domain changed),
+ * which shared the page anyway: it stays.  In the "cgroup" mode the
+ * process moved, and it gets a copy of its own.
  */
 static inline bool ksm_domain_fits(const struct ksm_stable *stable,
 				   u64 domain)
@@ -665,6 +661,32 @@ static inline bool ksm_domain_fits(const struct ksm_stable *stable,
 	if (!stable->domain)
 		return READ_ONCE(ksm_zero_across_domains);
 	return ksm_domain_mode == KSM_DOMAIN_PROCESS;
+}
+
+/* A new "process" mode domain: at registration, and for a parent at fork. */
+static u64 ksm_new_serial(void)
+{
+	lockdep_assert_held(&ksm_mm_lock);
+	if (ksm_last_serial < KSM_DOMAIN_NONE)
+		ksm_last_serial++;
+	return ksm_last_serial;
+}
+
+/*
+ * In the "process" mode, has @mm, being scanned, forked since the page
+ * was read?  A fork moves the parent to a new domain (__ksm_fork()), and
+ * leaves the KSM pages it mapped in the old one, which nobody merges
+ * into any more: the child may map them too, and the parent, having let
+ * go of one, would learn by merging into it again that the child still
+ * holds the content.  A merge in the old domain would do just that, so
+ * none happens.  Asked right before a merge, under @mm's mmap_lock, which
+ * fork takes for write.
+ */
+static bool ksm_domain_stale(struct mm_struct *mm)
+{
+	return ksm_domain_mode == KSM_DOMAIN_PROCESS &&
+	       mm == ksm_cursor.kmm->slot.mm &&
+	       READ_ONCE(ksm_cursor.kmm->serial) != ksm_cursor.domain;
 }
 
 /*
@@ -879,12 +901,13 @@ static void stable_drop_stale(struct ksm_stable *stable)
  * again only while it has a node (ksm_might_need_to_copy()); without one,
  * every swap-in would make a private copy.  The node goes once the page
  * is freed (ksm_drop_gone_nodes()).  Only a node in the stable tree is
- * kept so: one that never got there (a pair that failed) would be found
- * by nothing.
+ * kept so: one that never got there (a pair that failed) or left it (a
+ * poisoned page's, stable_retire()) would be found by nothing.
  */
 static void stable_put_unused(struct ksm_stable *stable, struct folio *folio)
 {
-	if (stable->nr_items || folio_mapped(folio))
+	if (stable->nr_items ||
+	    (folio_mapped(folio) && !RB_EMPTY_NODE(&stable->rb)))
 		return;
 	if (folio_test_swapcache(folio) && ksm_run != KSM_RUN_UNMERGE &&
 	    !RB_EMPTY_NODE(&stable->rb))
@@ -908,6 +931,26 @@ static void stable_group(struct ksm_stable *stable, struct ksm_stable *same)
 }
 
 /*
+ * No new page may meet @stable, whose KSM page @folio stays poisoned: out
+ * of the tree, nothing finds it, and ksm_join() links no item to it;
+ * stable_put_unused() frees it with its last item.  Without items, no
+ * rmap walk finds a mapping through it: it goes at once, if @folio is
+ * locked (NULL if not).  See ksm_memory_failure().
+ */
+static void stable_retire(struct ksm_stable *stable, struct folio *folio)
+{
+	stable_ungroup(stable);
+	if (!RB_EMPTY_NODE(&stable->rb)) {
+		rb_erase(&stable->rb, &ksm_stable_trees[stable->nid]);
+		RB_CLEAR_NODE(&stable->rb);
+	}
+	if (folio && !stable->nr_items) {
+		folio_set_stable(folio, NULL);
+		stable_free(stable);
+	}
+}
+
+/*
  * Order the KSM page @kpage, of merge domain @domain and checksum @sum,
  * against the node @other of a stable tree: by domain, checksum, then
  * content.  Returns <0 or >0, or 0 for the same content in the same
@@ -928,6 +971,21 @@ static int stable_cmp(struct page *kpage, u64 domain, u32 sum,
 	folio = stable_folio_get(other, false);
 	if (!folio) {
 		stable_drop_stale(other);
+		return -EAGAIN;
+	}
+	/*
+	 * Poisoned, and memory_failure() has not retired it yet: a read
+	 * would be a machine check.  Out of the tree with it.
+	 */
+	if (unlikely(PageHWPoison(folio_page(folio, 0)))) {
+		if (folio_trylock(folio)) {
+			stable_retire(other, folio_stable(folio) == other ?
+					     folio : NULL);
+			folio_unlock(folio);
+		} else {
+			stable_retire(other, NULL);
+		}
+		folio_put(folio);
 		return -EAGAIN;
 	}
 	cmp = ksm_pages_cmp(kpage, folio_page(folio, 0));
@@ -1374,6 +1432,14 @@ static bool ksm_fork_shared(struct folio *folio, bool locked)
 	return !locked || !folio_free_swap(folio);
 }
 
+/* The same, told early, of a small page (a large one is split first). */
+static inline bool ksm_page_fork_shared(struct page *page)
+{
+	struct folio *folio = page_folio(page);
+
+	return !folio_test_large(folio) && ksm_fork_shared(folio, false);
+}
+
 /*
  * ksm_fold - merge the page that @item tracks
  * @vma: @item's VMA, its mm's mmap_lock held for read
@@ -1397,6 +1463,8 @@ static int ksm_fold(struct ksm_item *item, struct vm_area_struct *vma,
 	struct folio *kfolio = NULL;
 	int err = -EBUSY;
 
+	if (ksm_domain_stale(item->mm))
+		return -EAGAIN;
 	if (!folio_trylock(folio))
 		return err;
 	if (folio_test_large(folio)) {
@@ -1405,7 +1473,20 @@ static int ksm_fold(struct ksm_item *item, struct vm_area_struct *vma,
 			goto unlock;
 		folio = page_folio(page);
 	}
-	if (!folio_test_anon(folio) || folio_test_ksm(folio))
+	/* A poisoned page is memory_failure()'s (ksm_memory_failure()). */
+	if (!folio_test_anon(folio) || folio_test_ksm(folio) ||
+	    PageHWPoison(page))
+		goto unlock;
+	/*
+	 * With merge domains, a page that fork left shared does not merge:
+	 * the other processes, of other domains maybe, would see it (in
+	 * smaps, their page turned into a KSM page; in pagemap, their page
+	 * turned exclusive when this mapping moved to another, and their
+	 * next write reusing it rather than copying) and learn what this
+	 * process holds.  Merging one mapping of a shared page frees nothing
+	 * anyway.  Our mmap_lock keeps this mm from forking meanwhile.
+	 */
+	if (ksm_fork_shared(folio, true))
 		goto unlock;
 
 	if (!kpage) {
@@ -1417,15 +1498,6 @@ static int ksm_fold(struct ksm_item *item, struct vm_area_struct *vma,
 					    vma->anon_vma;
 		struct ksm_pte kp;
 
-		/*
-		 * With merge domains, a page still shared through fork does
-		 * not become a KSM page in place: the other processes, of
-		 * other domains maybe, would see their page become one (in
-		 * smaps).  ksm_pair() folds its partner instead.  Our
-		 * mmap_lock keeps this mm from forking meanwhile.
-		 */
-		if (ksm_fork_shared(folio, true))
-			goto unlock;
 		err = ksm_pte_take(vma, addr, folio, &kp);
 		if (err)
 			goto unlock;
@@ -1445,7 +1517,7 @@ static int ksm_fold(struct ksm_item *item, struct vm_area_struct *vma,
 	if (!folio_trylock(kfolio))
 		goto unlock;
 	err = -EAGAIN;
-	if (!folio_stable(kfolio))
+	if (!folio_stable(kfolio) || PageHWPoison(kpage))
 		goto unlock_k;
 
 	err = ksm_pte_merge(vma, addr, page, kpage);
@@ -1503,9 +1575,18 @@ static bool ksm_try_zero(struct ksm_item *item, struct page *page, u32 sum)
  * change, finds it at once: a group whose KSM pages are mostly full costs
  * one walk of its ring, not one per page merged into it.
  */
+/* Is the KSM page of @stable poisoned?  A look at its flags. */
+static bool stable_poisoned(struct ksm_stable *stable)
+{
+	struct folio *folio = ksm_pfn_folio(READ_ONCE(stable->pfn));
+
+	return folio && PageHWPoison(folio_page(folio, 0));
+}
+
 static inline bool stable_has_room(struct ksm_stable *stable)
 {
-	return stable->nr_items < ksm_max_page_sharing && !stable->closed;
+	return stable->nr_items < ksm_max_page_sharing &&
+	       !stable_poisoned(stable);
 }
 
 static struct ksm_stable *stable_with_room(struct ksm_stable *stable)
@@ -1612,7 +1693,7 @@ static struct page *item_peek_page(struct ksm_item *item, bool *pinned)
 	folio = folio_walk_start(&fw, vma, item_address(item), 0);
 	if (folio) {
 		if (folio_test_anon(folio) && !folio_is_zone_device(folio) &&
-		    !folio_test_ksm(folio)) {
+		    !folio_test_ksm(folio) && !PageHWPoison(fw.page)) {
 			folio_get(folio);
 			page = fw.page;
 			/*
@@ -1752,21 +1833,11 @@ static bool ksm_pair(struct ksm_item *item, struct page *page,
 	struct ksm_stable *stable;
 	struct folio *kfolio;
 	u64 domain = item->domain;
-	bool swapped = false;
 	int err = -ENOMEM;
 
-	/*
-	 * A page shared through fork does not become the KSM page with merge
-	 * domains (ksm_fold()): the partner's does, if it is its own.
-	 */
-	if (!folio_test_large(page_folio(page)) &&
-	    ksm_fork_shared(page_folio(page), false) &&
-	    !ksm_fork_shared(page_folio(tpage), false)) {
-		unstable_erase(titem);
-		swap(item, titem);
-		swap(page, tpage);
-		swapped = true;
-	}
+	/* Spare the work of a pair that ksm_fold() would undo. */
+	if (ksm_page_fork_shared(page) || ksm_page_fork_shared(tpage))
+		return false;
 
 	stable = stable_alloc(item->checksum, domain, nid);
 	if (!stable)
@@ -1787,8 +1858,7 @@ static bool ksm_pair(struct ksm_item *item, struct page *page,
 	 * @page is a KSM page now, unlocked: by the time @titem's mm is
 	 * locked, migration may have moved it, so find it through its node.
 	 */
-	if (!swapped)
-		unstable_erase(titem);
+	unstable_erase(titem);
 	kfolio = stable_folio_get(stable, false);
 	if (!kfolio) {
 		stable_drop_stale(stable);
@@ -1908,34 +1978,6 @@ static bool ksm_new_twin_may_exist(u32 sum)
 }
 
 /*
- * In the "process" mode, a KSM page that an mm mapped when it forked may
- * be mapped by the child still: it is closed to new mappings, which would
- * tell the parent (once it let go of the page) that the child holds it.
- * Called under ksm_lock before each merge: first before the search, so
- * that KSM pages made after the fork stay open; again under the mm's
- * mmap_lock right before a merge into a KSM page, so that a fork in
- * between is seen too.  Returns true if @kmm had forked: the merge waits
- * for the next search, which passes the closed nodes by.
- */
-static bool ksm_close_forked(struct ksm_mm *kmm)
-{
-	struct ksm_item *item;
-	unsigned int n = 0;
-
-	if (!test_and_clear_bit(KSM_MM_FORKED, &kmm->flags) ||
-	    ksm_domain_mode != KSM_DOMAIN_PROCESS)
-		return false;
-	for (item = kmm->items; item; item = item->next) {
-		if (!(++n % 1024))
-			cond_resched();
-		/* Zeroes tell nothing. */
-		if ((item->address & ITEM_STABLE) && item->stable->domain)
-			item->stable->closed = 1;
-	}
-	return true;
-}
-
-/*
  * ksm_try_merge - try to merge the page @item tracks
  * @item: the item for the page's address, in no tree
  * @page: the page mapped there, referenced
@@ -1957,8 +1999,6 @@ static bool ksm_try_merge(struct ksm_item *item, struct page *page)
 	if (ksm_try_zero(item, page, sum))
 		return true;
 
-	/* Before this pass's KSM pages of the mm are made or joined. */
-	ksm_close_forked(ksm_cursor.kmm);
 	nid = ksm_tree_nid(page);
 	zero = ksm_zero_for_all(page, sum);
 	kpage = stable_search(page, zero ? 0 : ksm_cursor.domain, sum, nid);
@@ -1967,8 +2007,7 @@ static bool ksm_try_merge(struct ksm_item *item, struct page *page)
 		int err = -EAGAIN;
 
 		if (vma) {
-			if (!ksm_close_forked(ksm_cursor.kmm))
-				err = ksm_fold(item, vma, page, kpage, NULL);
+			err = ksm_fold(item, vma, page, kpage, NULL);
 			mmap_read_unlock(item->mm);
 		}
 		trace_ksm_merge_with_ksm_page(page_folio(kpage),
@@ -2392,7 +2431,9 @@ static struct page *ksm_page_at(struct vm_area_struct *vma,
 			   folio_stable(folio) == item->stable;
 		goto out;
 	}
-	if (!folio_test_anon(folio) || folio_is_zone_device(folio))
+	/* Never read a poisoned page: a machine check. */
+	if (!folio_test_anon(folio) || folio_is_zone_device(folio) ||
+	    PageHWPoison(fw.page))
 		goto out;
 	if (item && (item->address & (ITEM_STABLE | ITEM_PGOFF)) ==
 		    (ITEM_STABLE | ITEM_PGOFF) &&
@@ -2457,7 +2498,9 @@ next_mm:
 	if (!ksm_test_exit(mm) && test_bit(MMF_VM_MERGEABLE, &mm->flags)) {
 		VMA_ITERATOR(vmi, mm, ksm_cursor.address);
 
-		if (!ksm_cursor.domain_known) {
+		/* A serial changes only at fork, which our lock holds off. */
+		if (!ksm_cursor.domain_known ||
+		    ksm_domain_mode == KSM_DOMAIN_PROCESS) {
 			ksm_cursor.domain = ksm_mm_domain(kmm);
 			ksm_cursor.domain_known = true;
 		}
@@ -2755,9 +2798,7 @@ int __ksm_enter(struct mm_struct *mm)
 	set_bit(MMF_VM_MERGEABLE, &mm->flags);
 	mmgrab(mm);
 	spin_lock(&ksm_mm_lock);
-	if (ksm_last_serial < KSM_DOMAIN_NONE)
-		ksm_last_serial++;
-	kmm->serial = ksm_last_serial;
+	kmm->serial = ksm_new_serial();
 	slot = &kmm->slot;
 	mm_slot_insert(ksm_mm_hash, mm, slot);
 	wake = list_empty(&ksm_mm_head.slot.mm_node);
@@ -2888,11 +2929,14 @@ void __ksm_fork(struct mm_struct *mm, struct mm_struct *oldmm)
 	}
 	atomic_long_set(&mm->ksm_zero_pages, zero);
 	atomic_long_add(zero, &ksm_zero_pages);
-	/* For the "process" mode: ksm_close_forked(). */
+	/*
+	 * In the "process" mode the parent leaves the domain it shares with
+	 * the child's inherited pages: see ksm_domain_stale().
+	 */
 	spin_lock(&ksm_mm_lock);
 	kmm = ksm_mm_lookup(oldmm);
 	if (kmm)
-		set_bit(KSM_MM_FORKED, &kmm->flags);
+		kmm->serial = ksm_new_serial();
 	spin_unlock(&ksm_mm_lock);
 	/* Registration is best effort: a child that misses it stays unmerged. */
 	__ksm_enter(mm);
@@ -3107,10 +3151,11 @@ struct folio *ksm_might_need_to_copy(struct folio *folio,
 	struct page *page = folio_page(folio, 0);
 	struct folio *copy;
 
-	if (swapin_page_fits(folio, vma, addr))
-		return folio;
+	/* First: a poisoned KSM page may keep its node a while. */
 	if (PageHWPoison(page))
 		return ERR_PTR(-EHWPOISON);
+	if (swapin_page_fits(folio, vma, addr))
+		return folio;
 	/* A read error: let do_swap_page() report it as it would anyway. */
 	if (!folio_test_uptodate(folio))
 		return folio;
@@ -3122,9 +3167,9 @@ struct folio *ksm_might_need_to_copy(struct folio *folio,
 		folio_put(copy);
 		return NULL;
 	}
+	/* A machine check here queues the page for memory_failure(). */
 	if (copy_mc_user_highpage(folio_page(copy, 0), page, addr, vma)) {
 		folio_put(copy);
-		memory_failure_queue(folio_pfn(folio), 0);
 		return ERR_PTR(-EHWPOISON);
 	}
 	folio_set_dirty(copy);
@@ -3318,6 +3363,175 @@ void collect_procs_ksm(struct folio *folio, struct page *page,
 	};
 
 	rmap_walk_ksm(folio, &rwc);
+}
+
+/*
+ * Memory failure that spares the sharers.  A KSM page may be mapped by
+ * every guest of a host; memory_failure() would unmap it from all of
+ * them and kill them (at once, or as they touch it).  Two kinds of
+ * healthy copy let them live on:
+ *
+ *  - another KSM page of the same content and domain, made because
+ *    max_page_sharing filled this one: the group of @dup_next, which
+ *    knows the contents are equal without reading the poisoned page
+ *    (on real hardware a read of it is a machine check).  The node takes
+ *    a new frame holding a copy of the healthy page, and every mapping
+ *    moves to it, as migration would move them: the items, the tree and
+ *    the counters do not change, and max_page_sharing still holds.
+ *  - a clean page in the swap cache: its swap slot holds the content.
+ *    That is memory_failure()'s own case: it turns the mappings into swap
+ *    entries, drops the page from the swap cache, and the next fault
+ *    reads the slot.
+ *
+ * Without either, everyone is unmapped and signalled, as upstream does.
+ * Whenever the frame keeps no mapping, or has no copy, the poisoned page
+ * must never be mapped again: a node left with it leaves the stable tree
+ * and its group at once, so that no search reads it and no page merges
+ * into it.  Its items stay, for the rmap walks of
+ * memory_failure() that follow, and go as the scanner or exit meets them.
+ */
+
+/* Move the mapping of the poisoned KSM @folio at @addr to the copy @arg. */
+static bool ksm_heal_one(struct folio *folio, struct vm_area_struct *vma,
+			 unsigned long addr, void *arg)
+{
+	DEFINE_FOLIO_VMA_WALK(pvmw, folio, vma, addr, 0);
+	struct folio *copy = arg;
+	struct page *page = folio_page(copy, 0);
+	struct mmu_notifier_range range;
+
+	mmu_notifier_range_init(&range, MMU_NOTIFY_CLEAR, 0, vma->vm_mm, addr,
+				addr + PAGE_SIZE);
+	mmu_notifier_invalidate_range_start(&range);
+	/* Under the anon_vma lock, like try_to_migrate_one(). */
+	while (page_vma_mapped_walk(&pvmw)) {
+		pte_t orig, entry;
+
+		flush_cache_page(vma, pvmw.address, folio_pfn(folio));
+		orig = ptep_clear_flush(vma, pvmw.address, pvmw.pte);
+		entry = pte_wrprotect(mk_pte(page, vma->vm_page_prot));
+		if (pte_uffd_wp(orig))
+			entry = pte_mkuffd_wp(entry);
+		if (pte_soft_dirty(orig))
+			entry = pte_mksoft_dirty(entry);
+		folio_get(copy);
+		folio_add_anon_rmap_pte(copy, page, vma, pvmw.address,
+					RMAP_NONE);
+		set_pte_at(vma->vm_mm, pvmw.address, pvmw.pte, entry);
+		update_mmu_cache(vma, pvmw.address, pvmw.pte);
+		folio_remove_rmap_pte(folio, folio_page(folio, 0), vma);
+		folio_put(folio);
+		/*
+		 * As remove_migration_pte(): munlock parked a reference to
+		 * @folio in this CPU's batch, and memory_failure() must find
+		 * none but its own.
+		 */
+		if (vma->vm_flags & VM_LOCKED)
+			mlock_drain_local();
+	}
+	mmu_notifier_invalidate_range_end(&range);
+	return true;
+}
+
+/*
+ * Give @stable, whose KSM page @folio (locked) is poisoned, a new frame
+ * with @dup's content, and move @folio's mappings there.  Returns false
+ * if no mapping moved (no memory, or @dup's frame failed too).
+ */
+static bool stable_heal(struct ksm_stable *stable, struct folio *folio,
+			struct folio *dup)
+{
+	struct rmap_walk_control rwc = { .rmap_one = ksm_heal_one };
+	struct folio *copy;
+
+	copy = __folio_alloc_node(GFP_HIGHUSER_MOVABLE | __GFP_NOWARN, 0,
+				  folio_nid(folio));
+	if (!copy)
+		return false;
+	if (copy_mc_highpage(folio_page(copy, 0), folio_page(dup, 0))) {
+		folio_put(copy);
+		return false;
+	}
+	__folio_set_locked(copy);
+	__folio_set_swapbacked(copy);
+	__folio_mark_uptodate(copy);
+	folio_set_dirty(copy);
+	folio_set_stable(copy, stable);
+	/*
+	 * Charged to the poisoned page's memory cgroup, which has paid for
+	 * it so far: no reclaim, no OOM kill here.  memory_failure() takes
+	 * the poisoned page off its LRU and uncharges it.
+	 */
+	mem_cgroup_replace_folio(folio, copy);
+	/* As migration does: on an LRU first, for the mlock of VM_LOCKED. */
+	folio_add_lru(copy);
+
+	rwc.arg = copy;
+	rmap_walk_ksm(folio, &rwc);
+	if (!folio_mapped(copy)) {
+		folio_set_stable(copy, NULL);
+		folio_unlock(copy);
+		folio_put(copy);
+		return false;
+	}
+	/* As folio_migrate_ksm(): ->mapping first, then the pfn. */
+	smp_wmb();
+	WRITE_ONCE(stable->pfn, folio_pfn(copy));
+	folio_unlock(copy);
+	folio_put(copy);
+	/*
+	 * The node's items are the copy's, under its lock now.  A mapping
+	 * that this walk did not reach, memory_failure()'s would not either.
+	 */
+	folio_set_stable(folio, NULL);
+	return true;
+}
+
+/**
+ * ksm_memory_failure - spare the sharers of a poisoned KSM page
+ * @folio: the poisoned page, referenced by the caller, not locked
+ * @flags: memory_failure()'s MF_* flags
+ *
+ * Called by memory_failure() before it deals with the mappings of a
+ * poisoned page: if @folio is a KSM page with a healthy duplicate, its
+ * mappings move to a copy of that, and memory_failure() finds the page
+ * unmapped.  A KSM page that keeps its mappings leaves the stable tree,
+ * so that nothing merges into it again.  With MF_MUST_KILL (the task that
+ * met the error cannot go on) the mappings stay, for the kill.
+ *
+ * The test of the page's kind is made under ksm_lock and the page lock:
+ * ksmd makes KSM pages under both, and refuses poisoned pages
+ * (ksm_fold()), so a page turned into one after it was poisoned is
+ * seen here.
+ */
+void ksm_memory_failure(struct folio *folio, int flags)
+{
+	struct ksm_stable *stable, *s;
+
+	if (folio_test_large(folio) || !folio_test_anon(folio))
+		return;
+	ksm_mutex_lock();
+	folio_lock(folio);
+	stable = folio_stable(folio);
+	if (!stable || READ_ONCE(stable->pfn) != folio_pfn(folio))
+		goto out;
+	for (s = stable->dup_next; s && s != stable && !(flags & MF_MUST_KILL);
+	     s = s->dup_next) {
+		struct folio *dup = stable_folio_get(s, false);
+		bool healed = false;
+
+		if (!dup)
+			continue;
+		if (!PageHWPoison(folio_page(dup, 0)))
+			healed = stable_heal(stable, folio, dup);
+		folio_put(dup);
+		if (healed)
+			goto out;
+	}
+	stable_retire(stable, folio);
+out:
+	folio_unlock(folio);
+	mutex_unlock(&ksm_lock);
 }
 #endif /* CONFIG_MEMORY_FAILURE */
 

@@ -99,6 +99,7 @@ void rmap_walk_ksm(struct folio *folio, struct rmap_walk_control *rwc);
 void folio_migrate_ksm(struct folio *newfolio, struct folio *folio);
 void collect_procs_ksm(struct folio *folio, struct page *page,
 		       struct list_head *to_kill, int force_early);
+void ksm_memory_failure(struct folio *folio, int flags);
 long ksm_process_profit(struct mm_struct *mm);
 
 #else  /* !CONFIG_KSM */
@@ -132,6 +133,10 @@ static inline void ksm_might_unmap_zero_page(struct mm_struct *mm, pte_t pte)
 static inline void collect_procs_ksm(struct folio *folio, struct page *page,
 				     struct list_head *to_kill,
 				     int force_early)
+{
+}
+
+static inline void ksm_memory_failure(struct folio *folio, int flags)
 {
 }
 

@@ -6,18 +6,22 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/swap.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+
+#include <linux/loop.h>
 
 #include "../kselftest.h"
 #include "ksm_common.h"
@@ -694,6 +698,72 @@ int zram_swap_off(void)
 	if (swapoff(ZRAM_DEV))
 		ret = -errno;
 	write_file(ZRAM_SYSFS "reset", "1");
+	return ret;
+}
+
+/*
+ * Swap on a loop device over a file in /tmp, of @size bytes, preferred to
+ * any other swap.  Unlike zram's, its writes complete later, in the loop
+ * device's worker, as a disk's do: reclaim leaves a page it wrote in the
+ * swap cache until the write ends.  @dev gets the device's path ("" until
+ * it is set up), for loop_swap_off().  Returns 0 or a negative errno.
+ */
+int loop_swap_on(unsigned long size, char *dev, size_t len)
+{
+	int ctl, fd = -1, file, nr, ret = 0;
+
+	dev[0] = '\0';
+	file = open(LOOP_FILE, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (file < 0)
+		return -errno;
+	if (ftruncate(file, size)) {
+		ret = -errno;
+		goto out;
+	}
+	ctl = open("/dev/loop-control", O_RDWR);
+	if (ctl < 0) {
+		ret = -errno;
+		goto out;
+	}
+	nr = ioctl(ctl, LOOP_CTL_GET_FREE);
+	if (nr < 0)
+		ret = -errno;
+	close(ctl);
+	if (ret)
+		goto out;
+	snprintf(dev, len, "/dev/loop%d", nr);
+	fd = open(dev, O_RDWR);
+	if (fd < 0 || ioctl(fd, LOOP_SET_FD, file)) {
+		ret = -errno;
+		dev[0] = '\0';
+		goto out;
+	}
+	ret = make_swap(dev, size);
+	if (!ret && swapon(dev, SWAP_FLAG_PREFER | SWAP_FLAG_PRIO_MASK))
+		ret = -errno;
+out:
+	if (fd >= 0)
+		close(fd);
+	close(file);
+	return ret;
+}
+
+/* Undo loop_swap_on(): swapoff, detach, remove the file; 0 or -errno. */
+int loop_swap_off(const char *dev)
+{
+	int fd, ret = 0;
+
+	if (!dev[0])
+		return 0;
+	if (swapoff(dev) && errno != EINVAL)
+		ret = -errno;
+	fd = open(dev, O_RDWR);
+	if (fd >= 0) {
+		if (ioctl(fd, LOOP_CLR_FD) && !ret)
+			ret = -errno;
+		close(fd);
+	}
+	unlink(LOOP_FILE);
 	return ret;
 }
 
@@ -1396,4 +1466,56 @@ int memory_block_state(int block, const char *state)
 	ret = ret < 0 ? -errno : 0;
 	close(fd);
 	return ret;
+}
+
+/* Pages [0, @n) at @p, in the pagemap @fd: how many are swapped out. */
+size_t pages_swapped(int fd, const char *p, size_t n)
+{
+	size_t i, out = 0;
+
+	for (i = 0; i < n; i++) {
+		uint64_t ent = pagemap_entry(fd, p + i * page_size);
+
+		if (!(ent & PM_PRESENT) && (ent & PM_SWAP))
+			out++;
+	}
+	return out;
+}
+
+/* How many of @w's pages are swapped out. */
+size_t worker_swapped(struct ksm_worker *w)
+{
+	return pages_swapped(w->pagemap_fd, w->addr, w->npages);
+}
+
+/*
+ * MADV_PAGEOUT of the page at @p until pagemap shows it swapped out.
+ * Each try runs on the next CPU: a page still in some CPU's LRU batch
+ * cannot be isolated, and madvise() drains only the local batch.
+ */
+bool page_out(int fd, char *p)
+{
+	cpu_set_t allowed, one;
+	bool pin = !sched_getaffinity(0, sizeof(allowed), &allowed);
+	bool out = false;
+	int cpu = 0, tries;
+
+	for (tries = 0; tries < 20 && !out; tries++) {
+		if (pin) {
+			do {
+				cpu = (cpu + 1) % CPU_SETSIZE;
+			} while (!CPU_ISSET(cpu, &allowed));
+			CPU_ZERO(&one);
+			CPU_SET(cpu, &one);
+			sched_setaffinity(0, sizeof(one), &one);
+		}
+		if (madvise(p, page_size, MADV_PAGEOUT))
+			break;
+		out = pages_swapped(fd, p, 1) == 1;
+		if (!out)
+			usleep(10000);
+	}
+	if (pin)
+		sched_setaffinity(0, sizeof(allowed), &allowed);
+	return out;
 }

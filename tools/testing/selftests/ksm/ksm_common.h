@@ -152,7 +152,7 @@ unsigned long zero_pfn(void);
 /* /proc/PID/ksm_stat */
 int read_ksm_stat(pid_t pid, const char *key, long *val);
 
-/* files, swap on zram, memory cgroups */
+/* files, swap on zram or a loop device, memory cgroups */
 #define ZRAM_SYSFS		"/sys/block/zram0/"
 #define ZRAM_DEV		"/dev/zram0"
 #define CGROUP_ROOT		"/sys/fs/cgroup/"
@@ -161,6 +161,11 @@ bool file_has(const char *path, const char *word);
 int make_swap(const char *dev, unsigned long size);
 int zram_swap_on(unsigned long size, bool *own);
 int zram_swap_off(void);
+#define LOOP_FILE		"/tmp/ksm-loop-swap"
+int loop_swap_on(unsigned long size, char *dev, size_t len);
+int loop_swap_off(const char *dev);
+size_t pages_swapped(int fd, const char *p, size_t n);
+bool page_out(int fd, char *p);
 int memcg_enter(char *cg, size_t len, const char *name);
 int memcg_leave(const char *cg);
 
@@ -189,6 +194,7 @@ int worker_check(struct ksm_worker *w);
 int worker_madvise(struct ksm_worker *w, size_t first, size_t nr, int advice);
 int worker_stop(struct ksm_worker *w);
 unsigned long worker_pfn(struct ksm_worker *w, size_t idx);
+size_t worker_swapped(struct ksm_worker *w);
 int worker_pfns(struct ksm_worker *w, unsigned long *pfns);
 
 /* Conditions for ksm_wait_for() */

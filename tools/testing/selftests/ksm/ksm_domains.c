@@ -436,41 +436,55 @@ TEST_F_TIMEOUT(domains, fork_in_cgroup_mode, KSM_TEST_TIMEOUT)
 
 /*
  * A child that only waits: it holds what it inherited until @hold is
- * closed.  Returns its pid.
+ * closed.  With @twin, it first fills that page with @tag (a page of its
+ * own, then).  Returns its pid once it is ready.
  */
-static pid_t fork_idle(int hold[2])
+static pid_t fork_idle(int hold[2], char *twin, uint64_t tag)
 {
+	int ready[2];
 	pid_t pid;
-	char c;
+	char c = 0;
 
-	if (pipe(hold))
+	if (pipe(ready))
 		return -1;
+	if (pipe(hold)) {
+		close(ready[0]);
+		close(ready[1]);
+		return -1;
+	}
 	pid = fork();
 	if (!pid) {
 		close(hold[1]);
-		if (read(hold[0], &c, 1) < 0)
+		if (twin)
+			fill_page(twin, tag);
+		if (write(ready[1], &c, 1) != 1 || read(hold[0], &c, 1) < 0)
 			_exit(1);
 		_exit(0);
 	}
 	close(hold[0]);
+	close(ready[1]);
+	if (pid > 0 && read(ready[0], &c, 1) != 1)
+		pid = -1;
+	close(ready[0]);
 	return pid;
 }
 
+#define PM_MMAP_EXCLUSIVE	(1ULL << 56)
+
 /*
- * A page shared through fork and never merged: when the child's twin of
- * it merges, the parent's page must not become a KSM page in place (the
- * parent would see the merge in smaps, and learn the child's content);
- * the child's twin becomes the KSM page.  The twin is at the lower
- * address, so that ksmd meets it first and the shared page is the one
- * that finds a partner: the one an engine would make a KSM page in place.
+ * A page shared through fork, and the child's twin of it: they do not
+ * merge while the parent maps the shared page.  Whatever the merge (the
+ * shared page made a KSM page in place, or the child's mapping of it
+ * moved to a KSM page made of the twin), the parent would see it: a KSM
+ * page in its smaps, or its page turned exclusive in its pagemap; and so
+ * learn the child's content.  Once the parent lets go of the page, the
+ * child's two pages merge: nothing is lost.
  */
-TEST_F_TIMEOUT(domains, fork_shared_page_not_merged_in_place,
-	       KSM_TEST_TIMEOUT)
+TEST_F_TIMEOUT(domains, fork_shared_page_not_merged, KSM_TEST_TIMEOUT)
 {
-	int cmd[2], reply[2], status, fd, own;
 	struct own_range kid;
-	unsigned long ppfn;
-	char *p, c = 0;
+	int hold[2], status, fd, own;
+	char *p;
 	pid_t pid;
 
 	ASSERT_EQ(0, ksm_set_merge_domain("process"));
@@ -479,42 +493,82 @@ TEST_F_TIMEOUT(domains, fork_shared_page_not_merged_in_place,
 	fill_page(p, 0x1111);
 	fill_page(p + page_size, 0x6e55);
 	ASSERT_EQ(0, madvise(p, 2 * page_size, MADV_MERGEABLE));
-	ASSERT_EQ(0, pipe(cmd));
-	ASSERT_EQ(0, pipe(reply));
-	pid = fork();
+	/* The twin at the lower address: ksmd meets it first. */
+	pid = fork_idle(hold, p, 0x6e55);
 	ASSERT_LE(0, pid);
-	if (!pid) {
-		close(cmd[1]);
-		close(reply[0]);
-		/* The child's own twin of the page it shares with its parent. */
-		fill_page(p, 0x6e55);
-		if (write(reply[1], &c, 1) != 1)
-			_exit(1);
-		if (read(cmd[0], &c, 1) < 0)
-			_exit(1);
-		_exit(0);
-	}
-	close(cmd[0]);
-	ASSERT_EQ(1, read(reply[0], &c, 1));
 	fd = pagemap_open(pid);
 	ASSERT_LE(0, fd);
-	ASSERT_EQ(0, ksm_set("run", 1));
-	kid = (struct own_range){ fd, p, 0, 2 };
-	ASSERT_EQ(0, ksm_wait_for(own_one_frame, &kid, KSM_WAIT_SECS))
-		TH_LOG("the child's two pages did not merge");
-	ASSERT_EQ(0, ksm_wait_scans(KSM_SETTLE_SCANS, KSM_WAIT_SECS));
 	own = pagemap_open(0);
 	ASSERT_LE(0, own);
-	ppfn = pagemap_pfn(own, p + page_size);
-	close(own);
-	EXPECT_NE(ppfn, pagemap_pfn(fd, p + page_size))
-		TH_LOG("the parent maps the child's KSM page");
+	kid = (struct own_range){ fd, p, 0, 2 };
+
+	ASSERT_EQ(0, ksm_set("run", 1));
+	ASSERT_EQ(0, ksm_wait_scans(KSM_SETTLE_SCANS, KSM_WAIT_SECS));
+	EXPECT_FALSE(own_one_frame(&kid))
+		TH_LOG("the child merged its mapping of the shared page");
+	EXPECT_FALSE(pagemap_entry(own, p + page_size) & PM_MMAP_EXCLUSIVE)
+		TH_LOG("the parent's page turned exclusive");
 	/* Not /proc/kpageflags: 6.12 sets KPF_KSM on every anonymous page. */
 	EXPECT_EQ(0, smaps_kb(getpid(), p, "KSM"))
 		TH_LOG("the parent's page became a KSM page");
-	EXPECT_TRUE(page_has(p + page_size, 0x6e55));
+
+	/* The parent writes its copy: the child's two pages merge now. */
+	fill_page(p + page_size, 0x7777);
+	EXPECT_EQ(0, ksm_wait_for(own_one_frame, &kid, KSM_WAIT_SECS))
+		TH_LOG("the child's pages did not merge once they were its own");
+	close(own);
 	close(fd);
-	close(cmd[1]);
+	close(hold[1]);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, status);
+}
+
+/*
+ * The last mapping of a KSM page that the parent had when it forked: the
+ * parent writes it (a private copy), then the same content again.  The
+ * copy must not merge into the KSM page the child still maps: the parent
+ * would learn that the child holds the content.  Its own item of the KSM
+ * page is the last: unlinked when ksmd meets the new copy, right before
+ * the search that must not find the KSM page.
+ */
+TEST_F_TIMEOUT(domains, inherited_last_mapping_takes_no_merge,
+	       KSM_TEST_TIMEOUT)
+{
+	struct own_range own = { pagemap_open(0), NULL, 0, 2 };
+	unsigned long kpfn;
+	int hold[2], status, fd;
+	long merging = -1;
+	pid_t pid;
+	char *p;
+
+	ASSERT_LE(0, own.pagemap_fd);
+	ASSERT_EQ(0, ksm_set_merge_domain("process"));
+	p = map_same(2, 0x8a8a);
+	ASSERT_NE(NULL, p);
+	own.p = p;
+	ASSERT_EQ(0, ksm_set("run", 1));
+	ASSERT_EQ(0, ksm_wait_for(own_one_frame, &own, KSM_WAIT_SECS));
+	kpfn = pagemap_pfn(own.pagemap_fd, p);
+	/* One mapping left, its item the KSM page's only one. */
+	ASSERT_EQ(0, madvise(p + page_size, page_size, MADV_DONTNEED));
+	ASSERT_EQ(0, ksm_wait_scans(2, KSM_WAIT_SECS));
+
+	pid = fork_idle(hold, NULL, 0);
+	ASSERT_LE(0, pid);
+	fd = pagemap_open(pid);
+	ASSERT_LE(0, fd);
+	fill_page(p, 0x8a8a);
+	ASSERT_NE(kpfn, pagemap_pfn(own.pagemap_fd, p));
+	ASSERT_EQ(0, ksm_wait_scans(KSM_SETTLE_SCANS, KSM_WAIT_SECS));
+	EXPECT_NE(kpfn, pagemap_pfn(own.pagemap_fd, p))
+		TH_LOG("the parent merged into the page its child kept");
+	EXPECT_EQ(0, read_ksm_stat(getpid(), "ksm_merging_pages", &merging));
+	EXPECT_EQ(0, merging);
+	EXPECT_EQ(kpfn, pagemap_pfn(fd, p))
+		TH_LOG("the child lost its page");
+	close(fd);
+	close(own.pagemap_fd);
+	close(hold[1]);
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	EXPECT_EQ(0, status);
 }
@@ -549,7 +603,7 @@ TEST_F_TIMEOUT(domains, inherited_page_takes_no_new_merges, KSM_TEST_TIMEOUT)
 	ASSERT_EQ(0, ksm_wait_for(own_one_frame, &own, KSM_WAIT_SECS));
 	kpfn = pagemap_pfn(own.pagemap_fd, p + 2 * page_size);
 
-	pid = fork_idle(hold);
+	pid = fork_idle(hold, NULL, 0);
 	ASSERT_LE(0, pid);
 	fd = pagemap_open(pid);
 	ASSERT_LE(0, fd);

@@ -43,7 +43,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,56 +161,10 @@ static bool swap_ready(struct __test_metadata *_metadata,
 	return true;
 }
 
-/* Pages [0, @n) at @p, in the pagemap @fd: how many are swapped out. */
-static size_t nr_swapped(int fd, const char *p, size_t n)
-{
-	size_t i, out = 0;
-
-	for (i = 0; i < n; i++) {
-		uint64_t ent = pagemap_entry(fd, p + i * page_size);
-
-		if (!(ent & PM_PRESENT) && (ent & PM_SWAP))
-			out++;
-	}
-	return out;
-}
-
 /* A read the compiler keeps, of the first word (fill_page()'s tag). */
 static uint64_t first_word(const char *p)
 {
 	return __atomic_load_n((const uint64_t *)p, __ATOMIC_RELAXED);
-}
-
-/*
- * MADV_PAGEOUT of the page at @p until pagemap shows it swapped out.
- * Each try runs on the next CPU: a page still in some CPU's LRU batch
- * cannot be isolated, and madvise() drains only the local batch.
- */
-static bool page_out(int fd, char *p)
-{
-	cpu_set_t allowed, one;
-	bool pin = !sched_getaffinity(0, sizeof(allowed), &allowed);
-	bool out = false;
-	int cpu = 0, tries;
-
-	for (tries = 0; tries < 20 && !out; tries++) {
-		if (pin) {
-			do {
-				cpu = (cpu + 1) % CPU_SETSIZE;
-			} while (!CPU_ISSET(cpu, &allowed));
-			CPU_ZERO(&one);
-			CPU_SET(cpu, &one);
-			sched_setaffinity(0, sizeof(one), &one);
-		}
-		if (madvise(p, page_size, MADV_PAGEOUT))
-			break;
-		out = nr_swapped(fd, p, 1) == 1;
-		if (!out)
-			usleep(10000);
-	}
-	if (pin)
-		sched_setaffinity(0, sizeof(allowed), &allowed);
-	return out;
 }
 
 #define MREMAP_ROUNDS	20
@@ -523,8 +476,8 @@ TEST_F_TIMEOUT(regress, swapped_out_ksm_page_keeps_merge, KSM_TEST_TIMEOUT)
 	snprintf(path, sizeof(path), "%s/memory.reclaim", self->cg);
 	deadline = now_ms() + KSM_WAIT_SECS * 1000UL;
 	for (;;) {
-		in_p = SWAP_PAGES - nr_swapped(self->pagemap_fd, p, SWAP_PAGES);
-		in_w = SWAP_PAGES - nr_swapped(self->w[0].pagemap_fd,
+		in_p = SWAP_PAGES - pages_swapped(self->pagemap_fd, p, SWAP_PAGES);
+		in_w = SWAP_PAGES - pages_swapped(self->w[0].pagemap_fd,
 					       self->w[0].addr, SWAP_PAGES);
 		if ((!in_p && !in_w) || now_ms() > deadline)
 			break;
@@ -541,7 +494,7 @@ TEST_F_TIMEOUT(regress, swapped_out_ksm_page_keeps_merge, KSM_TEST_TIMEOUT)
 	ASSERT_EQ(0, ksm_set("run", 1));
 	ASSERT_EQ(0, ksm_wait_scans(2, KSM_WAIT_SECS));
 	ASSERT_EQ(0, ksm_set("run", 0));
-	EXPECT_EQ(SWAP_PAGES, nr_swapped(self->pagemap_fd, p, SWAP_PAGES));
+	EXPECT_EQ(SWAP_PAGES, pages_swapped(self->pagemap_fd, p, SWAP_PAGES));
 
 	/*
 	 * The first half unmerged while swapped out: unmerging passes swap

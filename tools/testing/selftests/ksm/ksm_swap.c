@@ -79,21 +79,6 @@ FIXTURE_TEARDOWN(swap)
 	ksm_restore(&self->saved);
 }
 
-/* How many of @w's pages are swapped out (not present, PM_SWAP). */
-static size_t swapped(struct ksm_worker *w)
-{
-	size_t i, n = 0;
-
-	for (i = 0; i < w->npages; i++) {
-		uint64_t ent = pagemap_entry(w->pagemap_fd,
-					     w->addr + i * page_size);
-
-		if (!(ent & PM_PRESENT) && (ent & PM_SWAP))
-			n++;
-	}
-	return n;
-}
-
 /*
  * Reclaim the cgroup until both workers are all out; 0 or -EAGAIN.  A
  * KSM page mapped twice is "referenced" by both at first and goes to the
@@ -107,11 +92,11 @@ static int reclaim_workers(struct __test_metadata *_metadata, const char *cg,
 	int round = 0;
 
 	snprintf(path, sizeof(path), "%s/memory.reclaim", cg);
-	while (swapped(&w[0]) != NPAGES || swapped(&w[1]) != NPAGES) {
+	while (worker_swapped(&w[0]) != NPAGES || worker_swapped(&w[1]) != NPAGES) {
 		if (now_ms() > deadline) {
 			TH_LOG("after %d rounds of reclaim, %zu + %zu of 2 x %d KSM pages still in memory",
-			       round, NPAGES - swapped(&w[0]),
-			       NPAGES - swapped(&w[1]), NPAGES);
+			       round, NPAGES - worker_swapped(&w[0]),
+			       NPAGES - worker_swapped(&w[1]), NPAGES);
 			return -EAGAIN;
 		}
 		/* EAGAIN when less than asked for could be reclaimed. */
@@ -150,8 +135,8 @@ static void swap_cycle(struct __test_metadata *_metadata,
 		copies_before = vmstat_get("ksm_swpin_copy");
 	EXPECT_EQ(0, worker_check(&self->w[0]));
 	EXPECT_EQ(0, worker_check(&self->w[1]));
-	EXPECT_EQ(0, swapped(&self->w[0]));
-	EXPECT_EQ(0, swapped(&self->w[1]));
+	EXPECT_EQ(0, worker_swapped(&self->w[0]));
+	EXPECT_EQ(0, worker_swapped(&self->w[1]));
 	if (counters) {
 		/*
 		 * A page read back from swap belongs to the first process
