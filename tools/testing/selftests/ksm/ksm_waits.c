@@ -13,6 +13,11 @@
  * notifier takes ksm_lock; the time includes migrating the block, so its
  * bound is OFFLINE_BOUND_MS), and last run=2.
  *
+ * The freezer too: suspend-to-idle with pm_test=freezer (CONFIG_SUSPEND,
+ * CONFIG_PM_DEBUG) freezes every task and kernel thread, ksmd among them,
+ * then thaws them.  The freezer gives up after 20 s (EBUSY) if ksmd does
+ * not stop; each freeze must come back within FREEZE_BOUND_MS.
+ *
  * Every one must come back within WAIT_BOUND_MS: ksmd lets go of
  * ksm_lock after the page it is working on whenever someone waits for
  * it, and the work on one page is bounded whatever the pages hold.  The
@@ -125,6 +130,11 @@ static pid_t start_tenant(void)
 }
 
 #define NODE1_DIR	"/sys/devices/system/node/node1/"
+#define PM_TEST		"/sys/power/pm_test"
+#define PM_TEST_DELAY	"/sys/module/suspend/parameters/pm_test_delay"
+#define FREEZE_ROUNDS	5
+/* Freezing every task of the guest, ksmd's share about one page. */
+#define FREEZE_BOUND_MS	1000
 /* Offlining migrates a whole memory block, ksm_lock or not. */
 #define OFFLINE_BOUND_MS	10000
 
@@ -317,6 +327,62 @@ TEST_F_TIMEOUT(waits, bounded_under_colliding_pages, 600)
 			       all[i]->max_us / 1000.0);
 	}
 	munmap(area, 256 * page_size);
+}
+
+/* The first line of @path, in @buf; "" if it cannot be read. */
+static void read_line(const char *path, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "r");
+
+	buf[0] = '\0';
+	if (f) {
+		if (!fgets(buf, len, f))
+			buf[0] = '\0';
+		fclose(f);
+	}
+	buf[strcspn(buf, "\n")] = '\0';
+}
+
+/*
+ * The freezer stops ksmd while it works through the colliding pages:
+ * each suspend-to-idle with pm_test=freezer (tasks frozen, then thawed at
+ * once) succeeds, and soon.  ksmd checks freezing() with every page.
+ */
+TEST_F_TIMEOUT(waits, freezer_stops_ksmd, 600)
+{
+	struct wait_stat freeze = { "freeze + thaw (pm_test=freezer)" };
+	char old_delay[32];
+	int r;
+
+	if (access(PM_TEST, W_OK) || !file_has("/sys/power/state", "freeze"))
+		SKIP(return, "no %s or no suspend-to-idle (CONFIG_SUSPEND, CONFIG_PM_DEBUG)",
+		     PM_TEST);
+	read_line(PM_TEST_DELAY, old_delay, sizeof(old_delay));
+
+	self->tenant = start_tenant();
+	ASSERT_LT(0, self->tenant);
+	ASSERT_EQ(0, ksm_set("run", 1));
+	ASSERT_EQ(0, ksm_wait_scans(2, KSM_WAIT_SECS * 4));
+
+	ASSERT_EQ(0, write_file(PM_TEST_DELAY, "0"));
+	ASSERT_EQ(0, write_file(PM_TEST, "freezer"));
+	for (r = 0; r < FREEZE_ROUNDS; r++) {
+		uint64_t t0 = now_us();
+
+		note(&freeze, t0, write_file("/sys/power/state", "freeze"));
+		usleep(100000);
+	}
+	write_file(PM_TEST, "none");
+	if (old_delay[0])
+		write_file(PM_TEST_DELAY, old_delay);
+
+	/* Thawed, ksmd goes on. */
+	EXPECT_EQ(0, ksm_wait_scans(1, KSM_WAIT_SECS * 4));
+	ksft_print_msg("longest wait: %8.1f ms  %s, %d rounds (bound %lu ms)\n",
+		       freeze.max_us / 1000.0, freeze.what, FREEZE_ROUNDS,
+		       FREEZE_BOUND_MS * time_scale());
+	EXPECT_EQ(0, freeze.errors) TH_LOG("the freezer failed: ksmd did not stop?");
+	EXPECT_GE(FREEZE_BOUND_MS * time_scale() * 1000ULL, freeze.max_us);
 }
 
 TEST_HARNESS_MAIN
