@@ -271,12 +271,46 @@ static int set_merge_domain(const char *mode)
 	return 0;
 }
 
+/* What ksmd did over @meas full scans, after @warm of warm-up. */
+struct scan_cost {
+	uint64_t cpu_ns, time_ns;
+	unsigned long scanned;
+};
+
+/*
+ * Start ksmd, let @warm full scans go by, then measure @meas of them from
+ * a pass boundary: ksmd's CPU time, the time, the pages it scanned.
+ */
+static struct scan_cost measure_passes(unsigned long warm, unsigned long meas)
+{
+	unsigned long s0, sc0;
+	struct scan_cost sc;
+	int pid = ksmd_pid();
+	uint64_t c0, t0;
+
+	s0 = ksm_read("full_scans");
+	ksm_write("run", 1);
+	if (wait_scans(s0 + warm, now_ns() + 600e9))
+		die("warm-up scans timed out");
+	s0 = ksm_read("full_scans");
+	wait_scans(s0 + 1, now_ns() + 600e9);	/* start on a pass boundary */
+	c0 = ksmd_cpu_ns(pid);
+	sc0 = ksm_read("pages_scanned");
+	t0 = now_ns();
+	if (wait_scans(s0 + 1 + meas, now_ns() + 600e9))
+		die("measured scans timed out");
+	sc.cpu_ns = ksmd_cpu_ns(pid) - c0;
+	sc.scanned = ksm_read("pages_scanned") - sc0;
+	sc.time_ns = now_ns() - t0;
+	return sc;
+}
+
 static int bench_domains(int argc, char **argv)
 {
-	unsigned long ndom, mib, warm, meas, npages, per, d, i, s0, sc0, sc1;
-	int ready[2], pid = ksmd_pid(), domains;
+	unsigned long ndom, mib, warm, meas, npages, per, d, i;
+	int ready[2], domains;
+	struct scan_cost sc;
 	pid_t *kids;
-	uint64_t c0, c1;
 	char c;
 
 	if (argc < 4)
@@ -313,18 +347,7 @@ static int bench_domains(int argc, char **argv)
 	for (d = 0; d < ndom; d++)
 		if (read(ready[0], &c, 1) != 1)
 			die("ready");
-	s0 = ksm_read("full_scans");
-	ksm_write("run", 1);
-	if (wait_scans(s0 + warm, now_ns() + 600e9))
-		die("warm-up scans timed out");
-	s0 = ksm_read("full_scans");
-	wait_scans(s0 + 1, now_ns() + 600e9);	/* start on a pass boundary */
-	c0 = ksmd_cpu_ns(pid);
-	sc0 = ksm_read("pages_scanned");
-	if (wait_scans(s0 + 1 + meas, now_ns() + 600e9))
-		die("measured scans timed out");
-	c1 = ksmd_cpu_ns(pid);
-	sc1 = ksm_read("pages_scanned");
+	sc = measure_passes(warm, meas);
 	ksm_write("run", 2);
 	for (d = 0; d < ndom; d++) {
 		kill(kids[d], SIGKILL);
@@ -334,17 +357,16 @@ static int bench_domains(int argc, char **argv)
 		set_merge_domain("global");
 	printf("BENCH dom_%lu_domains %lu\n", ndom, domains ? ndom : 1);
 	printf("BENCH dom_%lu_cpu_ns_per_scanned_page %.1f\n", ndom,
-	       (double)(c1 - c0) / (sc1 - sc0 ? sc1 - sc0 : 1));
+	       (double)sc.cpu_ns / (sc.scanned ? sc.scanned : 1));
 	free(kids);
 	return 0;
 }
 
 static int bench_scan(int argc, char **argv)
 {
-	unsigned long mib, warm, meas, npages, i, s0, sc0, sc1;
-	uint64_t c0, c1, t0, t1;
+	unsigned long mib, warm, meas, npages, i;
+	struct scan_cost sc;
 	char *area;
-	int pid = ksmd_pid();
 
 	if (argc < 3)
 		return 2;
@@ -358,30 +380,17 @@ static int bench_scan(int argc, char **argv)
 	if (madvise(area, npages * PAGE, MADV_MERGEABLE))
 		die("madvise");
 	ksm_setup(10000, 0);
-	s0 = ksm_read("full_scans");
-	ksm_write("run", 1);
-	if (wait_scans(s0 + warm, now_ns() + 600e9))
-		die("warm-up scans timed out");
-	s0 = ksm_read("full_scans");
-	wait_scans(s0 + 1, now_ns() + 600e9);	/* start on a pass boundary */
-	c0 = ksmd_cpu_ns(pid);
-	sc0 = ksm_read("pages_scanned");
-	t0 = now_ns();
-	if (wait_scans(s0 + 1 + meas, now_ns() + 600e9))
-		die("measured scans timed out");
-	c1 = ksmd_cpu_ns(pid);
-	sc1 = ksm_read("pages_scanned");
-	t1 = now_ns();
+	sc = measure_passes(warm, meas);
 	ksm_write("run", 0);
 	printf("BENCH scan_region_pages %lu\n", npages);
 	printf("BENCH scan_pages_scanned_per_pass %.1f\n",
-	       (double)(sc1 - sc0) / meas);
+	       (double)sc.scanned / meas);
 	printf("BENCH scan_cpu_ns_per_scanned_page %.1f\n",
-	       (double)(c1 - c0) / (sc1 - sc0 ? sc1 - sc0 : 1));
+	       (double)sc.cpu_ns / (sc.scanned ? sc.scanned : 1));
 	printf("BENCH scan_cpu_ns_per_region_page %.1f\n",
-	       (double)(c1 - c0) / meas / npages);
-	printf("BENCH scan_cpu_ms_per_pass %.3f\n", (c1 - c0) / 1e6 / meas);
-	printf("BENCH scan_time_ms_per_pass %.3f\n", (t1 - t0) / 1e6 / meas);
+	       (double)sc.cpu_ns / meas / npages);
+	printf("BENCH scan_cpu_ms_per_pass %.3f\n", sc.cpu_ns / 1e6 / meas);
+	printf("BENCH scan_time_ms_per_pass %.3f\n", sc.time_ns / 1e6 / meas);
 	printf("BENCH scan_pages_shared %lu\n", ksm_read("pages_shared"));
 	return 0;
 }

@@ -150,6 +150,24 @@ static int ksm_test_add(struct ksm_test_tree *t, unsigned int i)
 	return 0;
 }
 
+/*
+ * Take ksm_lock and put one stable tree of the test's own in place of
+ * ksmd's, whatever merge_across_nodes says (the tests may run again
+ * through debugfs): with per-node trees, a page found on another node
+ * would be refiled into a tree the test does not have.
+ */
+static void ksm_test_tree_init(struct ksm_test_tree *t)
+{
+	ksm_mutex_lock();
+	t->saved = ksm_stable_trees;
+	t->saved_sharing = ksm_max_page_sharing;
+	t->saved_across = ksm_merge_across_nodes;
+	t->root = RB_ROOT;
+	ksm_stable_trees = &t->root;
+	ksm_merge_across_nodes = true;
+}
+
+/* Undo ksm_test_tree_init(), and free the test's nodes and pages. */
 static void ksm_test_tree_undo(struct ksm_test_tree *t)
 {
 	unsigned int i;
@@ -184,18 +202,7 @@ static void ksm_test_stable_collisions(struct kunit *test)
 	KUNIT_ASSERT_NOT_NULL(test, t);
 	probe = ksm_test_page(test);
 
-	/*
-	 * One tree of our own, whatever merge_across_nodes says (the test
-	 * may run again through debugfs): with per-node trees, a page found
-	 * on another node would be refiled into a tree we do not have.
-	 */
-	ksm_mutex_lock();
-	t->saved = ksm_stable_trees;
-	t->saved_sharing = ksm_max_page_sharing;
-	t->saved_across = ksm_merge_across_nodes;
-	t->root = RB_ROOT;
-	ksm_stable_trees = &t->root;
-	ksm_merge_across_nodes = true;
+	ksm_test_tree_init(t);
 	ksm_max_page_sharing = 2;
 	for (i = 1; i <= KSM_TEST_NODES; i++) {
 		if (ksm_test_add(t, i)) {
@@ -279,13 +286,7 @@ static void ksm_test_domains(struct kunit *test)
 	probe = ksm_test_page(test);
 	ksm_test_collider(probe, 5);
 
-	ksm_mutex_lock();
-	t->saved = ksm_stable_trees;
-	t->saved_sharing = ksm_max_page_sharing;
-	t->saved_across = ksm_merge_across_nodes;
-	t->root = RB_ROOT;
-	ksm_stable_trees = &t->root;
-	ksm_merge_across_nodes = true;
+	ksm_test_tree_init(t);
 	for (d = 1; d <= 4; d++) {
 		if (ksm_test_add(t, d)) {
 			ksm_test_tree_undo(t);
