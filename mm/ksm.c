@@ -982,10 +982,13 @@ static int stable_cmp(struct page *kpage, u64 domain, u32 sum,
 			stable_retire(other, folio_stable(folio) == other ?
 					     folio : NULL);
 			folio_unlock(folio);
-		} else {
+		} else if (other->nr_items) {
+			/* Its last item frees it (stable_put_unused()). */
 			stable_retire(other, NULL);
 		}
+		/* Else the page lock is needed to free it: try again. */
 		folio_put(folio);
+		cond_resched();
 		return -EAGAIN;
 	}
 	cmp = ksm_pages_cmp(kpage, folio_page(folio, 0));
@@ -1005,6 +1008,12 @@ static void stable_insert(struct ksm_stable *stable, struct page *kpage)
 	struct rb_node **link, *parent;
 	struct ksm_stable *same;
 
+	/*
+	 * A page poisoned meanwhile is never read: its node stays out, as
+	 * stable_retire() would put it (ksm_memory_failure() is on its way).
+	 */
+	if (PageHWPoison(kpage))
+		return;
 again:
 	cond_resched();
 	link = &root->rb_node;
@@ -1432,12 +1441,17 @@ static bool ksm_fork_shared(struct folio *folio, bool locked)
 	return !locked || !folio_free_swap(folio);
 }
 
-/* The same, told early, of a small page (a large one is split first). */
+/*
+ * The same, told early and without the lock, of a small page (a large one
+ * is split first): mapped more than once.  A page in the swap cache may
+ * still have its slot freed (ksm_fold()).
+ */
 static inline bool ksm_page_fork_shared(struct page *page)
 {
 	struct folio *folio = page_folio(page);
 
-	return !folio_test_large(folio) && ksm_fork_shared(folio, false);
+	return ksm_domain_mode != KSM_DOMAIN_GLOBAL &&
+	       !folio_test_large(folio) && folio_mapcount(folio) > 1;
 }
 
 /*
@@ -1706,7 +1720,8 @@ static struct page *item_peek_page(struct ksm_item *item, bool *pinned)
 			*pinned = folio_test_large(folio) ?
 				  folio_maybe_dma_pinned(folio) :
 				  folio_ref_count(folio) > folio_mapcount(folio) +
-				  !!folio_test_swapcache(folio) + 1;
+				  !!folio_test_swapcache(folio) + 1 ||
+				  ksm_page_fork_shared(page);
 		}
 		folio_walk_end(&fw, vma);
 	}
@@ -1865,7 +1880,8 @@ static bool ksm_pair(struct ksm_item *item, struct page *page,
 		return false;
 	}
 	/* Not in the tree yet: its key may still change. */
-	if (zero && ksm_pages_equal(folio_page(kfolio, 0), ZERO_PAGE(0)))
+	if (zero && !PageHWPoison(folio_page(kfolio, 0)) &&
+	    ksm_pages_equal(folio_page(kfolio, 0), ZERO_PAGE(0)))
 		stable->domain = 0;
 	err = -EAGAIN;
 	vma = item_lock_vma(titem);
@@ -2431,9 +2447,7 @@ static struct page *ksm_page_at(struct vm_area_struct *vma,
 			   folio_stable(folio) == item->stable;
 		goto out;
 	}
-	/* Never read a poisoned page: a machine check. */
-	if (!folio_test_anon(folio) || folio_is_zone_device(folio) ||
-	    PageHWPoison(fw.page))
+	if (!folio_test_anon(folio) || folio_is_zone_device(folio))
 		goto out;
 	if (item && (item->address & (ITEM_STABLE | ITEM_PGOFF)) ==
 		    (ITEM_STABLE | ITEM_PGOFF) &&
@@ -2441,9 +2455,13 @@ static struct page *ksm_page_at(struct vm_area_struct *vma,
 		    (addr >> PAGE_SHIFT) + item->pgoff_delta)
 		WRITE_ONCE(item->address,
 			   READ_ONCE(item->address) & ~ITEM_PGOFF);
+	/*
+	 * A poisoned page is never read (a machine check); one its item maps
+	 * as a KSM page keeps the item, for memory_failure()'s rmap walks.
+	 */
 	if (item && ksm_page_settled(item, folio)) {
 		*settled = true;
-	} else {
+	} else if (!PageHWPoison(fw.page)) {
 		folio_get(folio);
 		page = fw.page;
 	}
@@ -3151,8 +3169,11 @@ struct folio *ksm_might_need_to_copy(struct folio *folio,
 	struct page *page = folio_page(folio, 0);
 	struct folio *copy;
 
-	/* First: a poisoned KSM page may keep its node a while. */
-	if (PageHWPoison(page))
+	/*
+	 * First: a poisoned KSM page may keep its node a while.  (The
+	 * callers test the right page of a large folio.)
+	 */
+	if (!folio_test_large(folio) && PageHWPoison(page))
 		return ERR_PTR(-EHWPOISON);
 	if (swapin_page_fits(folio, vma, addr))
 		return folio;
@@ -3444,8 +3465,9 @@ static bool stable_heal(struct ksm_stable *stable, struct folio *folio,
 	struct rmap_walk_control rwc = { .rmap_one = ksm_heal_one };
 	struct folio *copy;
 
-	copy = __folio_alloc_node(GFP_HIGHUSER_MOVABLE | __GFP_NOWARN, 0,
-				  folio_nid(folio));
+	/* No OOM kill here, under mf_mutex, ksm_lock and the page lock. */
+	copy = __folio_alloc_node(GFP_HIGHUSER_MOVABLE | __GFP_NORETRY |
+				  __GFP_NOWARN, 0, folio_nid(folio));
 	if (!copy)
 		return false;
 	if (copy_mc_highpage(folio_page(copy, 0), folio_page(dup, 0))) {
@@ -3499,16 +3521,22 @@ static bool stable_heal(struct ksm_stable *stable, struct folio *folio,
  * so that nothing merges into it again.  With MF_MUST_KILL (the task that
  * met the error cannot go on) the mappings stay, for the kill.
  *
- * The test of the page's kind is made under ksm_lock and the page lock:
- * ksmd makes KSM pages under both, and refuses poisoned pages
- * (ksm_fold()), so a page turned into one after it was poisoned is
- * seen here.
+ * The page's kind is tested under its lock: ksmd makes KSM pages under
+ * it, and refuses poisoned pages (ksm_fold()), so a page turned into one
+ * after it was poisoned is seen here, and one that is not a KSM page
+ * now never becomes one.  Only a KSM page costs ksm_lock.
  */
 void ksm_memory_failure(struct folio *folio, int flags)
 {
 	struct ksm_stable *stable, *s;
+	bool ksm;
 
 	if (folio_test_large(folio) || !folio_test_anon(folio))
+		return;
+	folio_lock(folio);
+	ksm = folio_test_ksm(folio);
+	folio_unlock(folio);
+	if (!ksm)
 		return;
 	ksm_mutex_lock();
 	folio_lock(folio);

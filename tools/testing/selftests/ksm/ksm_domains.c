@@ -524,6 +524,49 @@ TEST_F_TIMEOUT(domains, fork_shared_page_not_merged, KSM_TEST_TIMEOUT)
 }
 
 /*
+ * A page that fork left shared does not merge, and must not keep others
+ * of its content from merging either: met first, it waits in the
+ * unstable tree, and every later page of that content would find it as
+ * its partner and be refused.  Eight private copies made after the fork,
+ * above it, merge with each other.
+ */
+TEST_F_TIMEOUT(domains, fork_shared_page_blocks_nothing, KSM_TEST_TIMEOUT)
+{
+	struct own_range own = { pagemap_open(0), NULL, 1, 8 };
+	int hold[2], status, i;
+	long merging = -1;
+	pid_t pid;
+	char *p;
+
+	ASSERT_LE(0, own.pagemap_fd);
+	ASSERT_EQ(0, ksm_set_merge_domain("process"));
+	p = map_anon(9, false);
+	ASSERT_NE(NULL, p);
+	own.p = p;
+	for (i = 0; i < 9; i++)
+		fill_page(p + i * page_size, i ? 0x9100 + i : 0x9999);
+	ASSERT_EQ(0, madvise(p, 9 * page_size, MADV_MERGEABLE));
+	pid = fork_idle(hold, NULL, 0);
+	ASSERT_LE(0, pid);
+	/* Private copies of the shared page 0, made after the fork. */
+	for (i = 1; i < 9; i++)
+		fill_page(p + i * page_size, 0x9999);
+
+	ASSERT_EQ(0, ksm_set("run", 1));
+	EXPECT_EQ(0, ksm_wait_for(own_one_frame, &own, KSM_WAIT_SECS))
+		TH_LOG("the copies did not merge: the shared page blocked them");
+	EXPECT_EQ(0, read_ksm_stat(getpid(), "ksm_merging_pages", &merging));
+	EXPECT_EQ(8, merging);
+	own.first = 0;
+	own.nr = 2;
+	EXPECT_FALSE(own_one_frame(&own)) TH_LOG("the shared page merged");
+	close(own.pagemap_fd);
+	close(hold[1]);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, status);
+}
+
+/*
  * The last mapping of a KSM page that the parent had when it forked: the
  * parent writes it (a private copy), then the same content again.  The
  * copy must not merge into the KSM page the child still maps: the parent
