@@ -2983,9 +2983,8 @@ int ksm_madvise(struct vm_area_struct *vma, unsigned long start,
 
 	switch (advice) {
 	case MADV_MERGEABLE:
-		if (*vm_flags & VM_MERGEABLE)
-			return 0;
-		if (!vma_ksm_compatible(vma))
+		/* Already, or never: ignored, as upstream does. */
+		if ((*vm_flags & VM_MERGEABLE) || !vma_ksm_compatible(vma))
 			return 0;
 		if (!test_bit(MMF_VM_MERGEABLE, &mm->flags)) {
 			err = __ksm_enter(mm);
@@ -3872,11 +3871,10 @@ static ssize_t merge_across_nodes_store(struct kobject *kobj,
 	ksm_lock_online();
 	ksm_reap_exited(true);
 	if (value != ksm_merge_across_nodes) {
-		if (ksm_has_ksm_pages()) {
+		if (ksm_has_ksm_pages())
 			err = -EBUSY;
-		} else if (!value) {
+		else if (!value)
 			err = ksm_alloc_node_trees();
-		}
 		if (!err)
 			ksm_switch_trees(value);
 	}
