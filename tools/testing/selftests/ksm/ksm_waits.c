@@ -17,8 +17,9 @@
  * CONFIG_PM_DEBUG) freezes every task and kernel thread, ksmd among them,
  * then thaws them.  The freezer gives up after 20 s (EBUSY) if ksmd does
  * not stop; each freeze must come back within FREEZE_BOUND_MS.  The
- * harness's fragments leave those options out for now (README, CI), so
- * there the test is skipped.
+ * harness turns those options on in its debug flavour only (make check
+ * DEBUG=1, configs/debug.config says why); on the plain kernel the test
+ * is skipped, saying so.
  *
  * Every one must come back within WAIT_BOUND_MS: ksmd lets go of
  * ksm_lock after the page it is working on whenever someone waits for
