@@ -97,6 +97,9 @@ help:
 	@echo '                  copy of the base and build the kernel at each (bisectable)'
 	@echo '  make stress     boot the debug kernel: ksm_stress, stress-ng, trinity'
 	@echo '                  under aggressive ksmd for STRESS_SECS; fails on a splat'
+	@echo '  make fresh-check  make run, then make check, in a freshly bootstrapped'
+	@echo '                  Debian 12 root (debootstrap; as root): every package'
+	@echo '                  must come from make deps.  CI does the same'
 	@echo
 	@echo 'Stages (each also runs what it needs):'
 	@echo '  make deps       install missing Debian packages (apt only if needed)'
@@ -244,6 +247,13 @@ FORCE:
 .PHONY: bench
 bench: $(B)/kernel/bzImage $(B)/baseline/bzImage $(TESTS_STAMP)
 	@scripts/bench.sh
+
+# The README's two commands in a freshly bootstrapped Debian 12 root, as a
+# newcomer runs them (scripts/fresh-root.sh; root only; .ci/run does the
+# same with its stages).
+.PHONY: fresh-check
+fresh-check:
+	@scripts/fresh-root.sh /bin/bash -c 'make run && make check'
 
 # The series for review (scripts/mkpatch.sh).
 .PHONY: patch

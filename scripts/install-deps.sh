@@ -35,5 +35,5 @@ fi
 [[ $(id -u) == 0 ]] || die "missing packages (${missing[*]}); run as root or install them"
 log "installing missing packages: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update
-apt-get install -y --no-install-recommends "${missing[@]}"
+apt-get -q update
+apt-get -q install -y --no-install-recommends "${missing[@]}"
