@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # "make bench": our KSM against upstream's (the baseline kernel: same tree,
-# same config), side by side.  See README.md, "make bench".
+# same config), side by side.  See bench/RESULTS.md.
 #
 #   1. builds bench/ksm_bench.c (static, against build/headers) and an
 #      initramfs of its own, build/bench/initramfs.cpio.gz: busybox,

@@ -64,7 +64,7 @@ check_static "$out/mm/ksm_tests" "$out/mm/ksm_functional_tests"
 # Attempts: 1, except where an upstream test races with ksmd on SMP.  An
 # attempts field "3" holds for every kernel; "3b" means 3 on the baseline
 # (upstream's KSM) and 1 on ours: our kernel gets a retry only where the
-# race was shown on it too (README.md, "Retries").
+# race was shown on it too (HARNESS.md, "Retries").
 #   -U       breaks COW on both pages, then waits for ONE full scan and
 #            wants pages_shared 0; if ksmd's scan in progress had already
 #            passed the pages, that scan ends without seeing the change.

@@ -470,7 +470,7 @@ log "writing the series to $OUT"
 git_s format-patch -q -B -M --cover-letter -o "$OUT" base..HEAD
 
 # The benchmark table: build/bench's, if it was measured on this very
-# commit, else the one in the README.
+# commit, else the latest in bench/RESULTS.md.
 kernels=$BUILD/bench/kernels.txt
 if [[ -f $BUILD/bench/table.md && -f $kernels ]] &&
    grep -qx "bench of .*; tree: $rev" <(head -n 1 "$kernels"); then
@@ -480,10 +480,10 @@ $(cat "$BUILD/bench/table.md")"
 else
 	# The readers read to the end (no early exit): under pipefail a
 	# writer killed by SIGPIPE would fail the whole step.
-	bench=$(git -C "$ROOT" show "$rev:README.md" |
-		awk '/^### Latest results/ && !d {f = 1; next}
+	bench=$(git -C "$ROOT" show "$rev:bench/RESULTS.md" |
+		awk '/^## Latest results/ && !d {f = 1; next}
 		     f && /^(#|!\[)/ {f = 0; d = 1} f')
-	bench="From the README, \"Latest results\" of make bench:
+	bench="From bench/RESULTS.md, \"Latest results\" of make bench:
 $bench"
 fi
 features=$(git -C "$ROOT" show "$rev:README.md" |
