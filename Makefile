@@ -115,8 +115,9 @@ help:
 	@echo '  make matrix     W=1 builds of our KSM and its callers in 8 configs'
 	@echo '                  (Debian amd64, i386, arm64, without KSM/NUMA/SYSFS/'
 	@echo '                  MEMORY_HOTREMOVE/SWAP); MATRIX_ONLY="i386 ..."'
-	@echo '  make docs-check    the ksm.rst files parse and resolve; kernel-doc -Wall'
-	@echo '                  on mm/ksm*.c and include/linux/ksm.h reports nothing'
+	@echo '  make docs-check    the ksm.rst files built by Sphinx with the kernel'"'"'s'
+	@echo '                  conf.py, references resolved across Documentation/;'
+	@echo '                  kernel-doc -Wall on mm/ksm*.c, include/linux/ksm.h'
 	@echo '  make clean      remove build outputs, keep build/base'
 	@echo '  make distclean  remove build/ entirely'
 	@echo
@@ -218,19 +219,12 @@ harness-test:
 matrix: $(SYNCED)
 	@scripts/matrix.sh
 
-# Our two rst files must be valid reStructuredText whose references resolve
-# (scripts/check-rst.py, python3-docutils), and kernel-doc must have nothing
-# to say about our sources.  kernel-doc is taken from build/base: the same
-# script as build/src's, without the harness lock a sync of build/src takes.
-DOCS_RST := Documentation/admin-guide/mm/ksm.rst Documentation/mm/ksm.rst
-DOCS_SRC := $(wildcard mm/ksm*.c) include/linux/ksm.h
+# Our two rst files built by Sphinx with the kernel's conf.py, their
+# references checked across Documentation/, kernel-doc -Wall on our
+# sources (scripts/docs-check.sh).
 .PHONY: docs-check
 docs-check: $(BASE_STAMP)
-	@scripts/check-rst.py --srctree . --srctree $(B)/base \
-		--doc-root $(B)/base/Documentation $(DOCS_RST)
-	@out=$$(perl $(B)/base/scripts/kernel-doc -none -Wall $(DOCS_SRC) 2>&1); \
-	if [[ -n $$out ]]; then echo "$$out"; exit 1; fi; \
-	echo "kernel-doc -none -Wall: nothing to report in $(DOCS_SRC)"
+	@scripts/docs-check.sh
 
 clean:
 	rm -rf $(B)/src $(B)/src.tmp $(B)/kernel $(B)/baseline \

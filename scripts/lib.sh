@@ -38,6 +38,25 @@ base_version() {
 	printf 'base: %s %s (Debian %s)\n' "$BASE_PKG" "$kver" "$pkgver"
 }
 
+# Install the Debian packages named that are not installed yet: those of
+# a target outside CI (make matrix, make docs-check), which
+# scripts/install-deps.sh leaves out to keep CI's fresh root small.
+apt_install_missing() {
+	local pkg status
+	local -a need=()
+	for pkg in "$@"; do
+		status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+		[[ $status == "install ok installed" ]] || need+=("$pkg")
+	done
+	((${#need[@]})) || return 0
+	[[ $(id -u) == 0 ]] || die "missing packages (${need[*]}); run as root or install them"
+	log "installing ${need[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get install -y -q --no-install-recommends "${need[@]}" > /dev/null ||
+		{ apt-get update -q > /dev/null &&
+		  apt-get install -y -q --no-install-recommends "${need[@]}" > /dev/null; }
+}
+
 # Replace $2 by $1 only when the content differs, so the mtime of an
 # unchanged file (and everything make derives from it) stays put.
 install_if_changed() {

@@ -29,14 +29,7 @@ configs=(debian-amd64 i386 arm64 no-ksm no-numa no-sysfs no-hotremove no-swap)
 debian_config=/usr/src/linux-config-6.12/config.amd64_none_amd64.xz
 ours_files='mm/ksm\.c|mm/ksm-kunit\.h|include/linux/ksm\.h'
 
-need=()
-[[ -f $debian_config ]] || need+=(linux-config-6.12)
-command -v aarch64-linux-gnu-gcc > /dev/null || need+=(gcc-aarch64-linux-gnu)
-if ((${#need[@]})); then
-	log "installing ${need[*]}"
-	apt-get install -y -q "${need[@]}" > /dev/null ||
-		{ apt-get update -q > /dev/null && apt-get install -y -q "${need[@]}" > /dev/null; }
-fi
+apt_install_missing linux-config-6.12 gcc-aarch64-linux-gnu
 [[ -f $BUILD/base/.harness-unpacked && -d $BUILD/src ]] ||
 	die "no build/base or build/src: run it through make (make matrix)"
 harness_lock "make matrix"
