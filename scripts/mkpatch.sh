@@ -280,7 +280,10 @@ $harness_note
 
 checkpatch: \"prefer '%s', __func__\" in ksm_common.c is about the
 path \"/proc/kpageflags\" opened by the helper kpageflags(), not a
-function name in a message.
+function name in a message.  \"Macros with flow control statements\"
+is KSM_FIXTURE_BEGIN(), the setup most programs share: it skips the test
+through the harness's SKIP(return, ...), which must return from the
+FIXTURE_SETUP() itself, as the harness's own ASSERT_*() do.
 
 $bit_note" \
 	config ksm_common.h ksm_common.c ksm_knobs.c ksm_merge.c ksm_unmerge.c \

@@ -10,21 +10,22 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 failures=0
 
-# expect NAME "SUMMARY" EXIT_STATUS [grep patterns that must appear...]
-expect() {
-	local name=$1 summary=$2 status=$3 out rc
+# judge NAME "SUMMARY" EXIT_STATUS [patterns...] -- VERDICT.PY ARGS...:
+# run verdict.py; its last line must be SUMMARY, its status EXIT_STATUS,
+# and every pattern must appear in what it printed.
+judge() {
+	local name=$1 summary=$2 status=$3 out rc ok=1
+	local -a pats=()
 	shift 3
+	while (($#)) && [[ $1 != -- ]]; do pats+=("$1"); shift; done
+	shift
 	set +e
-	# BOOT2=<qemu rc>: a second boot (the clients boot), log2 and list2
-	out=$(python3 "$ROOT/scripts/verdict.py" check "$tmp/log" "$tmp/list" \
-	      "$tmp/known" --qemu-rc "${QEMU_RC:-0}" \
-	      ${BOOT2:+--boot clients "$tmp/log2" "$tmp/list2" "$BOOT2"})
+	out=$(python3 "$ROOT/scripts/verdict.py" "$@")
 	rc=$?
 	set -e
-	local ok=1
 	[[ $(tail -n 1 <<< "$out") == "$summary" ]] || ok=0
 	[[ $rc == "$status" ]] || ok=0
-	for pat in "$@"; do
+	for pat in "${pats[@]}"; do
 		grep -qF -- "$pat" <<< "$out" || ok=0
 	done
 	if ((ok)); then
@@ -34,6 +35,14 @@ expect() {
 		sed 's/^/     | /' <<< "$out"
 		failures=$((failures + 1))
 	fi
+}
+
+# expect NAME "SUMMARY" EXIT_STATUS [grep patterns that must appear...]
+# BOOT2=<qemu rc>: a second boot (the clients boot), log2 and list2
+expect() {
+	judge "$@" -- check "$tmp/log" "$tmp/list" "$tmp/known" \
+		--qemu-rc "${QEMU_RC:-0}" \
+		${BOOT2:+--boot clients "$tmp/log2" "$tmp/list2" "$BOOT2"}
 }
 
 # A console log from printf lines, with the serial line's \r\n.
@@ -157,26 +166,10 @@ BOOT2=0 expect "second boot empty fails" "3 passed, 2 failed, 0 skipped" 1 \
 # make stress: verdict.py stress.
 # expect_stress NAME KSM_STRESS_STATE "SUMMARY" EXIT_STATUS [patterns...]
 expect_stress() {
-	local name=$1 state=$2 summary=$3 status=$4 out rc
-	shift 4
-	set +e
-	out=$(python3 "$ROOT/scripts/verdict.py" stress "$tmp/log" \
-	      --ksm-stress "$state" --qemu-rc "${QEMU_RC:-0}")
-	rc=$?
-	set -e
-	local ok=1
-	[[ $(tail -n 1 <<< "$out") == "$summary" ]] || ok=0
-	[[ $rc == "$status" ]] || ok=0
-	for pat in "$@"; do
-		grep -qF -- "$pat" <<< "$out" || ok=0
-	done
-	if ((ok)); then
-		echo "ok   stress: $name"
-	else
-		echo "FAIL stress: $name (rc=$rc)"
-		sed 's/^/     | /' <<< "$out"
-		failures=$((failures + 1))
-	fi
+	local name=$1 state=$2
+	shift 2
+	judge "stress: $name" "$@" -- stress "$tmp/log" --ksm-stress "$state" \
+		--qemu-rc "${QEMU_RC:-0}"
 }
 
 sgood=("[    0.100000] Linux version 6.12.117" "### HARNESS START stress"

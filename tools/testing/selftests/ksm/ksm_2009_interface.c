@@ -27,12 +27,7 @@ FIXTURE(kpages) {
 
 FIXTURE_SETUP(kpages)
 {
-	const char *skip = ksm_skip_reason(true);
-
-	memset(self->w, 0, sizeof(self->w));
-	if (skip)
-		SKIP(return, "%s", skip);
-	ksm_save(&self->saved);
+	KSM_FIXTURE_BEGIN();
 	ASSERT_EQ(0, ksm_prepare(1000, 10));
 	ASSERT_TRUE(ksm_knob_exists("kernel_pages_allocated"))
 		TH_LOG("no %skernel_pages_allocated", KSM_SYSFS_DIR);
@@ -42,11 +37,7 @@ FIXTURE_SETUP(kpages)
 
 FIXTURE_TEARDOWN(kpages)
 {
-	int i;
-
-	for (i = 0; i < 3; i++)
-		worker_stop(&self->w[i]);
-	ksm_restore(&self->saved);
+	KSM_FIXTURE_END();
 }
 
 TEST_F(kpages, files_and_values)

@@ -616,13 +616,8 @@ FIXTURE(collide) {
 
 FIXTURE_SETUP(collide)
 {
-	const char *skip = ksm_skip_reason(true);
-
-	memset(self->w, 0, sizeof(self->w));
-	if (skip)
-		SKIP(return, "%s", skip);
+	KSM_FIXTURE_BEGIN();
 	ASSERT_EQ(0, page_size % 64) TH_LOG("page size %zu", page_size);
-	ksm_save(&self->saved);
 	/* run=2: no KSM page is left, so the limits below may change. */
 	ASSERT_EQ(0, ksm_prepare(4096, 10));
 	ASSERT_EQ(0, ksm_set("max_page_sharing", SHARING_DEFAULT));

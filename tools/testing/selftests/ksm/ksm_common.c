@@ -1337,6 +1337,28 @@ int worker_stop(struct ksm_worker *w)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+const char *ksm_fixture_begin(struct ksm_saved *saved, struct ksm_worker *w,
+			      size_t nr)
+{
+	const char *skip = ksm_skip_reason(true);
+
+	memset(w, 0, nr * sizeof(*w));
+	if (skip)
+		return skip;
+	ksm_save(saved);
+	return NULL;
+}
+
+void ksm_fixture_end(const struct ksm_saved *saved, struct ksm_worker *w,
+		     size_t nr)
+{
+	size_t i;
+
+	for (i = 0; i < nr; i++)
+		worker_stop(&w[i]);
+	ksm_restore(saved);
+}
+
 unsigned long worker_pfn(struct ksm_worker *w, size_t idx)
 {
 	if (!w->pid || idx >= w->npages)

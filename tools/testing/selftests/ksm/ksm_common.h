@@ -197,6 +197,30 @@ unsigned long worker_pfn(struct ksm_worker *w, size_t idx);
 size_t worker_swapped(struct ksm_worker *w);
 int worker_pfns(struct ksm_worker *w, unsigned long *pfns);
 
+/*
+ * The fixture most of our programs share: KSM's knobs saved for the
+ * teardown, and workers that the teardown stops, however far the test
+ * got.  The FIXTURE() has "struct ksm_saved saved;" and "struct
+ * ksm_worker w[N];"; FIXTURE_SETUP() starts with KSM_FIXTURE_BEGIN()
+ * (which skips the test without root, without KSM, or without frame
+ * numbers in pagemap) and then calls ksm_prepare() as it wants ksmd;
+ * FIXTURE_TEARDOWN() ends with KSM_FIXTURE_END().
+ */
+const char *ksm_fixture_begin(struct ksm_saved *saved, struct ksm_worker *w,
+			      size_t nr);
+void ksm_fixture_end(const struct ksm_saved *saved, struct ksm_worker *w,
+		     size_t nr);
+
+#define KSM_FIXTURE_BEGIN()						\
+	do {								\
+		const char *skip_ = ksm_fixture_begin(&self->saved,	\
+				self->w, ARRAY_SIZE(self->w));		\
+		if (skip_)						\
+			SKIP(return, "%s", skip_);			\
+	} while (0)
+#define KSM_FIXTURE_END()						\
+	ksm_fixture_end(&self->saved, self->w, ARRAY_SIZE(self->w))
+
 /* Conditions for ksm_wait_for() */
 struct same_frames {
 	struct ksm_worker *w;	/* array of nr_workers */

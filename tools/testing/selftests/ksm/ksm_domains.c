@@ -40,15 +40,10 @@ FIXTURE(domains) {
 
 FIXTURE_SETUP(domains)
 {
-	const char *skip = ksm_skip_reason(true);
-
-	memset(self->w, 0, sizeof(self->w));
 	self->cg[0][0] = self->cg[1][0] = '\0';
-	if (skip)
-		SKIP(return, "%s", skip);
+	KSM_FIXTURE_BEGIN();
 	if (!ksm_knob_exists("merge_domain"))
 		SKIP(return, "no %smerge_domain (upstream's KSM)", KSM_SYSFS_DIR);
-	ksm_save(&self->saved);
 	ASSERT_EQ(0, ksm_prepare(1000, 5));
 	ASSERT_EQ(0, ksm_set_merge_domain("global"));
 	ASSERT_EQ(0, ksm_set("use_zero_pages", 0));

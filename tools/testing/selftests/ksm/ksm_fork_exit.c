@@ -24,20 +24,13 @@ FIXTURE(fork_exit) {
 
 FIXTURE_SETUP(fork_exit)
 {
-	const char *skip = ksm_skip_reason(true);
-
-	memset(self->w, 0, sizeof(self->w));
-	if (skip)
-		SKIP(return, "%s", skip);
-	ksm_save(&self->saved);
+	KSM_FIXTURE_BEGIN();
 	ASSERT_EQ(0, ksm_prepare(1000, 10));
 }
 
 FIXTURE_TEARDOWN(fork_exit)
 {
-	worker_stop(&self->w[0]);
-	worker_stop(&self->w[1]);
-	ksm_restore(&self->saved);
+	KSM_FIXTURE_END();
 }
 
 #define FORK_PAGES	16

@@ -81,15 +81,12 @@ static int offline_some_block(void)
 
 FIXTURE_SETUP(hotplug)
 {
-	const char *skip = ksm_skip_reason(true);
 	unsigned long bytes;
 	FILE *f;
 
-	memset(self->w, 0, sizeof(self->w));
 	self->block = -1;
 	self->offline = false;
-	if (skip)
-		SKIP(return, "%s", skip);
+	KSM_FIXTURE_BEGIN();
 	if (access(NODEDIR, F_OK))
 		SKIP(return, "needs NUMA node 1");
 	f = fopen(MEMDIR "block_size_bytes", "r");
@@ -98,7 +95,6 @@ FIXTURE_SETUP(hotplug)
 	ASSERT_EQ(1, fscanf(f, "%lx", &bytes));
 	fclose(f);
 	self->block_pages = bytes / page_size;
-	ksm_save(&self->saved);
 	ASSERT_EQ(0, ksm_prepare(1000, 10));
 
 	self->block = offline_some_block();

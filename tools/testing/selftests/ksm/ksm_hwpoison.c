@@ -95,19 +95,14 @@ static int write_early_kill(int val)
 
 FIXTURE_SETUP(hwpoison)
 {
-	const char *skip = ksm_skip_reason(true);
-
-	memset(self->w, 0, sizeof(self->w));
 	self->early_kill = -1;
 	self->pagemap_fd = -1;
 	self->map[0] = self->map[1] = NULL;
 	self->loop_dev[0] = '\0';
-	if (skip)
-		SKIP(return, "%s", skip);
+	KSM_FIXTURE_BEGIN();
 	self->early_kill = read_early_kill();
 	if (self->early_kill < 0)
 		SKIP(return, "no %s (CONFIG_MEMORY_FAILURE)", EARLY_KILL);
-	ksm_save(&self->saved);
 	ASSERT_EQ(0, ksm_prepare(1000, 10));
 	self->pagemap_fd = pagemap_open(0);
 	ASSERT_LE(0, self->pagemap_fd);

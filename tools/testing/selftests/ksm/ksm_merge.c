@@ -28,22 +28,13 @@ FIXTURE(merge) {
 
 FIXTURE_SETUP(merge)
 {
-	const char *skip = ksm_skip_reason(true);
-
-	memset(self->w, 0, sizeof(self->w));
-	if (skip)
-		SKIP(return, "%s", skip);
-	ksm_save(&self->saved);
+	KSM_FIXTURE_BEGIN();
 	ASSERT_EQ(0, ksm_prepare(1000, 10));
 }
 
 FIXTURE_TEARDOWN(merge)
 {
-	int i;
-
-	for (i = 0; i < MAX_WORKERS; i++)
-		worker_stop(&self->w[i]);
-	ksm_restore(&self->saved);
+	KSM_FIXTURE_END();
 }
 
 /*

@@ -29,24 +29,15 @@ FIXTURE(migrate) {
 
 FIXTURE_SETUP(migrate)
 {
-	const char *skip = ksm_skip_reason(true);
-
-	memset(self->w, 0, sizeof(self->w));
-	if (skip)
-		SKIP(return, "%s", skip);
+	KSM_FIXTURE_BEGIN();
 	if (access("/sys/devices/system/node/node1", F_OK))
 		SKIP(return, "needs two NUMA nodes");
-	ksm_save(&self->saved);
 	ASSERT_EQ(0, ksm_prepare(1000, 10));
 }
 
 FIXTURE_TEARDOWN(migrate)
 {
-	int i;
-
-	for (i = 0; i < 3; i++)
-		worker_stop(&self->w[i]);
-	ksm_restore(&self->saved);
+	KSM_FIXTURE_END();
 }
 
 /* move_pages() of all of @w's pages to @node; per-page status in @status. */

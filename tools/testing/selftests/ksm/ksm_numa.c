@@ -24,14 +24,9 @@ FIXTURE(numa) {
 
 FIXTURE_SETUP(numa)
 {
-	const char *skip = ksm_skip_reason(true);
-
-	memset(self->w, 0, sizeof(self->w));
-	if (skip)
-		SKIP(return, "%s", skip);
+	KSM_FIXTURE_BEGIN();
 	if (access("/sys/devices/system/node/node1", F_OK))
 		SKIP(return, "needs two NUMA nodes");
-	ksm_save(&self->saved);
 	ASSERT_EQ(0, ksm_prepare(1000, 10));
 	ASSERT_TRUE(ksm_knob_exists("merge_across_nodes"))
 		TH_LOG("no %smerge_across_nodes", KSM_SYSFS_DIR);
@@ -39,11 +34,7 @@ FIXTURE_SETUP(numa)
 
 FIXTURE_TEARDOWN(numa)
 {
-	int i;
-
-	for (i = 0; i < 3; i++)
-		worker_stop(&self->w[i]);
-	ksm_restore(&self->saved);
+	KSM_FIXTURE_END();
 }
 
 /*

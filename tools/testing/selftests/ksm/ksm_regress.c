@@ -81,18 +81,13 @@ FIXTURE(regress) {
 
 FIXTURE_SETUP(regress)
 {
-	const char *skip = ksm_skip_reason(true);
-
-	memset(self->w, 0, sizeof(self->w));
 	self->pagemap_fd = -1;
 	self->pipe_fd[0] = -1;
 	self->pipe_fd[1] = -1;
 	memset(self->map, 0, sizeof(self->map));
 	self->own_swap = false;
 	self->cg[0] = '\0';
-	if (skip)
-		SKIP(return, "%s", skip);
-	ksm_save(&self->saved);
+	KSM_FIXTURE_BEGIN();
 	ASSERT_EQ(0, ksm_prepare(1000, 10));
 	self->pagemap_fd = pagemap_open(0);
 	ASSERT_LE(0, self->pagemap_fd);

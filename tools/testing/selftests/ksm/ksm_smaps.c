@@ -29,22 +29,13 @@ FIXTURE(smaps) {
 
 FIXTURE_SETUP(smaps)
 {
-	const char *skip = ksm_skip_reason(true);
-
-	memset(self->w, 0, sizeof(self->w));
-	if (skip)
-		SKIP(return, "%s", skip);
-	ksm_save(&self->saved);
+	KSM_FIXTURE_BEGIN();
 	ASSERT_EQ(0, ksm_prepare(1000, 10));
 }
 
 FIXTURE_TEARDOWN(smaps)
 {
-	int i;
-
-	for (i = 0; i < 2; i++)
-		worker_stop(&self->w[i]);
-	ksm_restore(&self->saved);
+	KSM_FIXTURE_END();
 }
 
 TEST_F_TIMEOUT(smaps, ksm_line_flag_and_kpageflags, KSM_TEST_TIMEOUT)

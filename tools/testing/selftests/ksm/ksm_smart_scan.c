@@ -26,24 +26,15 @@ FIXTURE(smart) {
 
 FIXTURE_SETUP(smart)
 {
-	const char *skip = ksm_skip_reason(true);
-
-	memset(self->w, 0, sizeof(self->w));
-	if (skip)
-		SKIP(return, "%s", skip);
+	KSM_FIXTURE_BEGIN();
 	if (!ksm_knob_exists("smart_scan"))
 		SKIP(return, "no %ssmart_scan", KSM_SYSFS_DIR);
-	ksm_save(&self->saved);
 	ASSERT_EQ(0, ksm_prepare(1000, 10));
 }
 
 FIXTURE_TEARDOWN(smart)
 {
-	int i;
-
-	for (i = 0; i < 2; i++)
-		worker_stop(&self->w[i]);
-	ksm_restore(&self->saved);
+	KSM_FIXTURE_END();
 }
 
 /* pages_skipped grows over SKIP_SCANS passes over @npages unique pages. */

@@ -33,20 +33,16 @@ FIXTURE(swap) {
 
 FIXTURE_SETUP(swap)
 {
-	const char *skip = ksm_skip_reason(true);
 	int ret;
 
-	memset(self->w, 0, sizeof(self->w));
 	self->own_swap = false;
 	self->cg[0] = '\0';
-	if (skip)
-		SKIP(return, "%s", skip);
+	KSM_FIXTURE_BEGIN();
 	if (access(ZRAM_SYSFS "disksize", F_OK))
 		SKIP(return, "no %s (CONFIG_ZRAM)", ZRAM_SYSFS);
 	if (!file_has(CGROUP_ROOT "cgroup.controllers", "memory"))
 		SKIP(return, "no memory controller in %s (cgroup2, CONFIG_MEMCG)",
 		     CGROUP_ROOT);
-	ksm_save(&self->saved);
 	ASSERT_EQ(0, ksm_prepare(1000, 10));
 
 	/* zram0 as swap, unless it already is. */

@@ -38,16 +38,11 @@ FIXTURE(trace) {
 
 FIXTURE_SETUP(trace)
 {
-	const char *skip = ksm_skip_reason(true);
-
-	memset(self->w, 0, sizeof(self->w));
 	self->text = NULL;
-	if (skip)
-		SKIP(return, "%s", skip);
+	KSM_FIXTURE_BEGIN();
 	if (access(TRACEFS_DIR "events/ksm", F_OK))
 		SKIP(return, "no %sevents/ksm (tracefs, CONFIG_TRACING)",
 		     TRACEFS_DIR);
-	ksm_save(&self->saved);
 	ASSERT_EQ(0, ksm_prepare(1000, 10));
 }
 

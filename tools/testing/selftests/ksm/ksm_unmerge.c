@@ -24,22 +24,13 @@ FIXTURE(unmerge) {
 
 FIXTURE_SETUP(unmerge)
 {
-	const char *skip = ksm_skip_reason(true);
-
-	memset(self->w, 0, sizeof(self->w));
-	if (skip)
-		SKIP(return, "%s", skip);
-	ksm_save(&self->saved);
+	KSM_FIXTURE_BEGIN();
 	ASSERT_EQ(0, ksm_prepare(1000, 10));
 }
 
 FIXTURE_TEARDOWN(unmerge)
 {
-	int i;
-
-	for (i = 0; i < MAX_WORKERS; i++)
-		worker_stop(&self->w[i]);
-	ksm_restore(&self->saved);
+	KSM_FIXTURE_END();
 }
 
 /* Start two workers alike, with @n distinct pages, and wait for the merge. */

@@ -20,18 +20,13 @@
 
 FIXTURE(zero) {
 	struct ksm_saved saved;
-	struct ksm_worker w;
+	struct ksm_worker w[1];
 	unsigned long zero_pfn;
 };
 
 FIXTURE_SETUP(zero)
 {
-	const char *skip = ksm_skip_reason(true);
-
-	memset(&self->w, 0, sizeof(self->w));
-	if (skip)
-		SKIP(return, "%s", skip);
-	ksm_save(&self->saved);
+	KSM_FIXTURE_BEGIN();
 	ASSERT_EQ(0, ksm_prepare(1000, 10));
 	ASSERT_TRUE(ksm_knob_exists("use_zero_pages"))
 		TH_LOG("no %suse_zero_pages", KSM_SYSFS_DIR);
@@ -43,8 +38,7 @@ FIXTURE_SETUP(zero)
 
 FIXTURE_TEARDOWN(zero)
 {
-	worker_stop(&self->w);
-	ksm_restore(&self->saved);
+	KSM_FIXTURE_END();
 }
 
 /* kstrtobool(): 1/0, y/n, t/f, on/off (by the first letters). */
@@ -102,13 +96,13 @@ static int zero_tags_worker(struct ksm_worker *w)
 
 TEST_F_TIMEOUT(zero, merged_with_zero_page, KSM_TEST_TIMEOUT)
 {
-	struct on_frame f = { &self->w, self->zero_pfn };
+	struct on_frame f = { self->w, self->zero_pfn };
 	unsigned long pfns[ZERO_PAGES];
 	struct ksm_counters c;
 	long stat;
 
 	ASSERT_EQ(0, ksm_set("use_zero_pages", 1));
-	ASSERT_EQ(0, zero_tags_worker(&self->w));
+	ASSERT_EQ(0, zero_tags_worker(self->w));
 	ASSERT_EQ(0, ksm_set("run", 1));
 	ASSERT_EQ(0, ksm_wait_for(all_on_frame, &f, KSM_WAIT_SECS))
 		TH_LOG("pages of zeroes were not mapped to the zero page");
@@ -118,25 +112,25 @@ TEST_F_TIMEOUT(zero, merged_with_zero_page, KSM_TEST_TIMEOUT)
 	EXPECT_EQ(0, c.shared);
 	EXPECT_EQ(0, c.sharing);
 	EXPECT_EQ(ZERO_PAGES, ksm_get("ksm_zero_pages"));
-	ASSERT_EQ(0, read_ksm_stat(self->w.pid, "ksm_zero_pages", &stat));
+	ASSERT_EQ(0, read_ksm_stat(self->w[0].pid, "ksm_zero_pages", &stat));
 	EXPECT_EQ(ZERO_PAGES, stat);
-	EXPECT_EQ(0, worker_check(&self->w));
+	EXPECT_EQ(0, worker_check(self->w));
 
 	/* A write unmaps the zero page from that address only. */
-	ASSERT_EQ(0, worker_write(&self->w, 0, 0x1234));
-	EXPECT_NE(self->zero_pfn, worker_pfn(&self->w, 0));
-	EXPECT_EQ(self->zero_pfn, worker_pfn(&self->w, 1));
+	ASSERT_EQ(0, worker_write(self->w, 0, 0x1234));
+	EXPECT_NE(self->zero_pfn, worker_pfn(self->w, 0));
+	EXPECT_EQ(self->zero_pfn, worker_pfn(self->w, 1));
 	EXPECT_EQ(ZERO_PAGES - 1, ksm_get("ksm_zero_pages"));
-	ASSERT_EQ(0, read_ksm_stat(self->w.pid, "ksm_zero_pages", &stat));
+	ASSERT_EQ(0, read_ksm_stat(self->w[0].pid, "ksm_zero_pages", &stat));
 	EXPECT_EQ(ZERO_PAGES - 1, stat);
 
 	/* MADV_UNMERGEABLE gives every page a frame of its own. */
-	ASSERT_EQ(0, worker_madvise(&self->w, 0, ZERO_PAGES, MADV_UNMERGEABLE));
-	worker_pfns(&self->w, pfns);
+	ASSERT_EQ(0, worker_madvise(self->w, 0, ZERO_PAGES, MADV_UNMERGEABLE));
+	worker_pfns(self->w, pfns);
 	EXPECT_TRUE(pfns_all_distinct(pfns, ZERO_PAGES));
 	EXPECT_NE(self->zero_pfn, pfns[1]);
 	EXPECT_EQ(0, ksm_get("ksm_zero_pages"));
-	EXPECT_EQ(0, worker_check(&self->w));
+	EXPECT_EQ(0, worker_check(self->w));
 }
 
 /* Without use_zero_pages, zeroes are content like any other. */
@@ -145,17 +139,17 @@ TEST_F_TIMEOUT(zero, merged_as_content_without_knob, KSM_TEST_TIMEOUT)
 	struct ksm_counters c;
 
 	ASSERT_EQ(0, ksm_set("use_zero_pages", 0));
-	ASSERT_EQ(0, zero_tags_worker(&self->w));
+	ASSERT_EQ(0, zero_tags_worker(self->w));
 	ASSERT_EQ(0, ksm_set("run", 1));
-	ASSERT_EQ(0, ksm_wait_for(all_one_frame, &self->w, KSM_WAIT_SECS))
+	ASSERT_EQ(0, ksm_wait_for(all_one_frame, self->w, KSM_WAIT_SECS))
 		TH_LOG("pages of zeroes were not merged");
 	ASSERT_EQ(0, ksm_wait_scans(KSM_SETTLE_SCANS, KSM_WAIT_SECS));
 	ASSERT_EQ(0, ksm_stop_and_read(&c));
-	EXPECT_NE(self->zero_pfn, worker_pfn(&self->w, 0));
+	EXPECT_NE(self->zero_pfn, worker_pfn(self->w, 0));
 	EXPECT_EQ(1, c.shared);
 	EXPECT_EQ(ZERO_PAGES - 1, c.sharing);
 	EXPECT_EQ(0, ksm_get("ksm_zero_pages"));
-	EXPECT_EQ(0, worker_check(&self->w));
+	EXPECT_EQ(0, worker_check(self->w));
 }
 
 TEST_HARNESS_MAIN
