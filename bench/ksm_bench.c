@@ -5,19 +5,23 @@
  * "BENCH <metric> <value>" line per figure (and "SAMPLE ..." lines for the
  * convergence chart), which scripts/bench.sh collects on the host.
  *
- *   ksm_bench scan MIB WARM MEASURE
+ *   ksm_bench scan MIB WARM MEASURE [ID]
  *	MIB MiB of unique random pages, pages_to_scan 10000,
  *	sleep_millisecs 0; after WARM full scans, ksmd's CPU time (its
- *	se.sum_exec_runtime) and pages_scanned over MEASURE full scans.
+ *	se.sum_exec_runtime) and pages_scanned over MEASURE full scans;
+ *	slab growth per (unique) page and general_profit.  Metric names
+ *	start with ID (default "scan").
  *   ksm_bench domains NDOM MIB WARM MEASURE
  *	As scan, with the MIB MiB split among NDOM processes, each a merge
  *	domain of its own (merge_domain "process", where the kernel has it):
  *	ksmd's CPU per scanned page must not grow with the number of domains.
- *   ksm_bench converge TAG NPROC MIB SHARED_PCT PAGES_TO_SCAN SLEEP_MS
+ *   ksm_bench converge TAG NPROC MIB SHARED_PCT PAGES_TO_SCAN SLEEP_MS [LIMIT_S]
  *	NPROC processes of MIB MiB each, SHARED_PCT% of every one holding
  *	the same contents in a different shuffled order, the rest unique;
- *	samples pages_sharing every 100 ms until it stops growing: time and
- *	ksmd CPU until 99% of the final value; slab growth per tracked page.
+ *	samples pages_sharing every 100 ms until it stops growing (LIMIT_S
+ *	at most, default 600): time and ksmd CPU until 50, 90 and 99% of
+ *	the final value; slab growth per tracked page.  PAGES_TO_SCAN
+ *	"advisor": advisor_mode scan-time sets it, SLEEP_MS still applies.
  *   ksm_bench sparse GIB TOUCHED LIMIT_S
  *	A GIB GiB MAP_NORESERVE mergeable area with TOUCHED pages touched,
  *	evenly spread: time and ksmd CPU per full scan, over at least two
@@ -256,19 +260,27 @@ static void ksm_setup(unsigned long pages_to_scan, unsigned long sleep)
 	ksm_write("sleep_millisecs", sleep);
 }
 
+/* A word into knob @name, where the kernel has it: 0, or -1 if not. */
+static int ksm_write_str(const char *name, const char *word)
+{
+	char path[128];
+	int fd, ok;
+
+	snprintf(path, sizeof(path), KSM "%s", name);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -1;
+	ok = write(fd, word, strlen(word)) == (ssize_t)strlen(word);
+	close(fd);
+	if (!ok)
+		die(path);
+	return 0;
+}
+
 /* Our merge_domain, where the kernel has it: 0, or -1 if it has not. */
 static int set_merge_domain(const char *mode)
 {
-	int fd = open(KSM "merge_domain", O_WRONLY);
-	int ok;
-
-	if (fd < 0)
-		return -1;
-	ok = write(fd, mode, strlen(mode)) == (ssize_t)strlen(mode);
-	close(fd);
-	if (!ok)
-		die("merge_domain");
-	return 0;
+	return ksm_write_str("merge_domain", mode);
 }
 
 /* What ksmd did over @meas full scans, after @warm of warm-up. */
@@ -365,7 +377,9 @@ static int bench_domains(int argc, char **argv)
 static int bench_scan(int argc, char **argv)
 {
 	unsigned long mib, warm, meas, npages, i;
+	const char *id = argc > 3 ? argv[3] : "scan";
 	struct scan_cost sc;
+	long slab0;
 	char *area;
 
 	if (argc < 3)
@@ -374,6 +388,7 @@ static int bench_scan(int argc, char **argv)
 	warm = atol(argv[1]);
 	meas = atol(argv[2]);
 	npages = mib << 20 >> 12;
+	slab0 = meminfo_kb("Slab");
 	area = map_anon(npages * PAGE, 0);
 	for (i = 0; i < npages; i++)
 		fill_page(area + i * PAGE, 1000000 + i);
@@ -382,16 +397,22 @@ static int bench_scan(int argc, char **argv)
 	ksm_setup(10000, 0);
 	sc = measure_passes(warm, meas);
 	ksm_write("run", 0);
-	printf("BENCH scan_region_pages %lu\n", npages);
-	printf("BENCH scan_pages_scanned_per_pass %.1f\n",
+	printf("BENCH %s_region_pages %lu\n", id, npages);
+	printf("BENCH %s_pages_scanned_per_pass %.1f\n", id,
 	       (double)sc.scanned / meas);
-	printf("BENCH scan_cpu_ns_per_scanned_page %.1f\n",
+	printf("BENCH %s_cpu_ns_per_scanned_page %.1f\n", id,
 	       (double)sc.cpu_ns / (sc.scanned ? sc.scanned : 1));
-	printf("BENCH scan_cpu_ns_per_region_page %.1f\n",
+	printf("BENCH %s_cpu_ns_per_region_page %.1f\n", id,
 	       (double)sc.cpu_ns / meas / npages);
-	printf("BENCH scan_cpu_ms_per_pass %.3f\n", sc.cpu_ns / 1e6 / meas);
-	printf("BENCH scan_time_ms_per_pass %.3f\n", sc.time_ns / 1e6 / meas);
-	printf("BENCH scan_pages_shared %lu\n", ksm_read("pages_shared"));
+	printf("BENCH %s_cpu_ms_per_pass %.3f\n", id, sc.cpu_ns / 1e6 / meas);
+	printf("BENCH %s_time_ms_per_pass %.3f\n", id,
+	       sc.time_ns / 1e6 / meas);
+	printf("BENCH %s_pages_shared %lu\n", id, ksm_read("pages_shared"));
+	/* The pages' own memory is not slab: what is left is KSM's. */
+	printf("BENCH mem_%s_slab_bytes_per_page %.1f\n", id,
+	       (meminfo_kb("Slab") - slab0) * 1024.0 / npages);
+	printf("BENCH mem_%s_general_profit %ld\n", id,
+	       (long)ksm_read("general_profit"));
 	return 0;
 }
 
@@ -399,7 +420,9 @@ static int bench_converge(int argc, char **argv)
 {
 	const char *tag;
 	unsigned long nproc, mib, pct, pts, slp, npages, nshared, i, p;
-	unsigned long expected, final, last = 0, stable_since_scan = 0;
+	unsigned long expected, final, last = 0, stable_since_scan = 0, limit_s;
+	static const unsigned int pcts[] = { 50, 90, 99 };
+	int advisor, k;
 	unsigned long sharing, shared, scans, scans0, nsamp = 0, maxs;
 	int pipefd[2], pid = ksmd_pid();
 	pid_t kids[64];
@@ -414,14 +437,18 @@ static int bench_converge(int argc, char **argv)
 	nproc = atol(argv[1]);
 	mib = atol(argv[2]);
 	pct = atol(argv[3]);
-	pts = atol(argv[4]);
+	advisor = !strcmp(argv[4], "advisor");
+	pts = advisor ? 100 : atol(argv[4]);
 	slp = atol(argv[5]);
+	limit_s = argc > 6 ? atol(argv[6]) : 600;
 	if (nproc > 64)
 		return 2;
 	npages = mib << 20 >> 12;
 	nshared = npages * pct / 100;
 	expected = nshared * (nproc - 1);
 	ksm_setup(pts, slp);
+	if (advisor && ksm_write_str("advisor_mode", "scan-time"))
+		die("advisor_mode");
 	if (pipe(pipefd))
 		die("pipe");
 	for (i = 0; i < nproc; i++) {
@@ -490,30 +517,35 @@ static int bench_converge(int argc, char **argv)
 		/* Done when nothing moved for 3 full scans. */
 		if (sharing && scans >= stable_since_scan + 3)
 			break;
-		if (t > 600e9) {
+		if (t > limit_s * 1e9) {
 			printf("BENCH_ERROR converge %s timed out\n", tag);
 			break;
 		}
 	}
 	slab1 = meminfo_kb("Slab");
 	final = last;
-	for (i = 0; i < nsamp && ss[i] * 100 < final * 99; i++)
-		;
-	if (i == nsamp)
-		i = nsamp - 1;
 	printf("BENCH conv_%s_expected_sharing %lu\n", tag, expected);
 	printf("BENCH conv_%s_final_sharing %lu\n", tag, final);
-	printf("BENCH conv_%s_t99_ms %.1f\n", tag, st[i] / 1e6);
-	printf("BENCH conv_%s_cpu99_ms %.3f\n", tag, sc[i] / 1e6);
-	printf("BENCH conv_%s_scans99 %lu\n", tag, sf[i]);
+	for (k = 0; k < 3; k++) {
+		for (i = 0; i < nsamp && ss[i] * 100 < final * pcts[k]; i++)
+			;
+		if (i == nsamp)
+			i = nsamp - 1;
+		printf("BENCH conv_%s_t%u_ms %.1f\n", tag, pcts[k], st[i] / 1e6);
+		printf("BENCH conv_%s_cpu%u_ms %.3f\n", tag, pcts[k],
+		       sc[i] / 1e6);
+		printf("BENCH conv_%s_scans%u %lu\n", tag, pcts[k], sf[i]);
+	}
 	printf("BENCH conv_%s_cpu_total_ms %.3f\n", tag, sc[nsamp - 1] / 1e6);
 	printf("BENCH mem_%s_tracked_pages %lu\n", tag, nproc * npages);
 	printf("BENCH mem_%s_slab_kb_delta %ld\n", tag, slab1 - slab0);
 	printf("BENCH mem_%s_slab_bytes_per_page %.1f\n", tag,
 	       (slab1 - slab0) * 1024.0 / (nproc * npages));
-	printf("BENCH mem_%s_general_profit %lu\n", tag,
-	       ksm_read("general_profit"));
+	printf("BENCH mem_%s_general_profit %ld\n", tag,
+	       (long)ksm_read("general_profit"));
 	ksm_write("run", 0);
+	if (advisor)
+		ksm_write_str("advisor_mode", "none");
 	for (i = 0; i < nproc; i++)
 		kill(kids[i], SIGKILL);
 	for (i = 0; i < nproc; i++)

@@ -10,7 +10,8 @@ the boots in BENCH_DIR/logs/<mode>-<kernel>-<round>.log, and write
   BENCH_DIR/profile.txt     with BENCH_PROFILE=1: the kernel functions
                             that executed the most instructions in round 1
 
-usage: bench-report.py BENCH_DIR
+usage: bench-report.py BENCH_DIR [scale]
+("scale": the table of make bench-scale, bench/workloads-scale.)
 Exit status 1 if a boot did not finish, a workload failed, or a kernel
 printed a splat.
 """
@@ -75,6 +76,50 @@ TABLE = [
      "us", "lo", "", None),
 ]
 
+# make bench-scale (bench/workloads-scale), same columns.
+TABLE_SCALE = [
+    ("scan_256M_cpu_ns_per_scanned_page",
+     "S1 ksmd CPU per scanned page, 256 MiB unique", "ns", "lo", "", None),
+    ("scan_1G_cpu_ns_per_scanned_page",
+     "S1 ksmd CPU per scanned page, 1 GiB unique", "ns", "lo", "", None),
+    ("scan_4G_cpu_ns_per_scanned_page",
+     "S1 ksmd CPU per scanned page, 4 GiB unique", "ns", "lo", "", None),
+    ("scan_8G_cpu_ns_per_scanned_page",
+     "S1 ksmd CPU per scanned page, 8 GiB unique", "ns", "lo", "<= 0.5x",
+     lambda r, o: r <= 0.5),
+    ("scale_8G_over_256M", "S1 cost per page, 8 GiB / 256 MiB", "x", "lo",
+     "<= 1.1 (ours)", lambda r, o: o <= 1.1),
+    ("mem_scan_256M_slab_bytes_per_page",
+     "S3 slab per unique page, 256 MiB", "B", "lo", "", None),
+    ("mem_scan_8G_slab_bytes_per_page", "S3 slab per unique page, 8 GiB",
+     "B", "lo", "<= 16 B", lambda r, o: o <= 16),
+    ("breakeven_dup_pct",
+     "S3 break-even duplicate rate (slab per unique page / 4096)", "%",
+     "lo", "", None),
+    ("mem_scan_8G_general_profit", "S3 general_profit, 8 GiB unique", "B",
+     "hi", "", None),
+]
+for _tag, _what in (("kvm_aggr", "1000 pages/0 ms"),
+                    ("kvm_adv", "advisor scan-time"),
+                    ("kvm_def", "100 pages/20 ms")):
+    for _p in (50, 90, 99):
+        TABLE_SCALE.append((f"conv_{_tag}_t{_p}_ms",
+                            f"S2 KVM-like 8 GiB, time to {_p}%, {_what}",
+                            "ms", "lo", "", None))
+    TABLE_SCALE.append((f"conv_{_tag}_cpu99_ms",
+                        f"S2 KVM-like 8 GiB, ksmd CPU to 99%, {_what}",
+                        "ms", "lo", "", None))
+    TABLE_SCALE.append((f"conv_{_tag}_final_sharing",
+                        f"S2 KVM-like 8 GiB, final pages_sharing, {_what}",
+                        "pages", "hi", "", None))
+TABLE_SCALE += [
+    ("mem_kvm_aggr_slab_bytes_per_page",
+     "S3 slab per tracked page, KVM-like 8 GiB", "B", "lo", "<= 32 B",
+     lambda r, o: o <= 32),
+    ("mem_kvm_aggr_general_profit", "S3 general_profit, KVM-like 8 GiB",
+     "B", "hi", "", None),
+]
+
 
 def parse_log(path):
     """Figures of one boot, and the problems seen in it."""
@@ -135,6 +180,15 @@ def parse_log(path):
     many = figs.get("dom_64_cpu_ns_per_scanned_page")
     if one and many:
         figs["dom_64_over_1"] = many / one
+    small = figs.get("scan_256M_cpu_ns_per_scanned_page")
+    big = figs.get("scan_8G_cpu_ns_per_scanned_page")
+    if small and big:
+        figs["scale_8G_over_256M"] = big / small
+    unique = figs.get("mem_scan_8G_slab_bytes_per_page")
+    if unique is not None:
+        # Merging a duplicate saves a page; every tracked page costs
+        # this much slab: KSM pays off above this share of duplicates.
+        figs["breakeven_dup_pct"] = 100 * unique / 4096
     return figs, samples, problems
 
 
@@ -182,6 +236,7 @@ def fmt(v):
 
 def main():
     bdir = sys.argv[1]
+    table = TABLE_SCALE if sys.argv[2:] == ["scale"] else TABLE
     logdir = os.path.join(bdir, "logs")
     runs = {}   # (mode, kernel) -> list of figs
     samples = {}
@@ -240,7 +295,7 @@ def main():
         lines.append("| metric | unit | ours | upstream | ours/upstream "
                      "| target | met |")
         lines.append("|---|---|---:|---:|---:|---|---|")
-        for metric, what, unit, better, target, check in TABLE:
+        for metric, what, unit, better, target, check in table:
             o = med(mode, "ours", metric)
             b = med(mode, "baseline", metric)
             if o is None and b is None:

@@ -19,6 +19,8 @@
 #
 # Variables: BENCH_ROUNDS=N, BENCH_REALTIME=0|1, BENCH_ONLY="id ..." (run
 # only these workloads of bench/workloads), QEMU_TIMEOUT (per boot, s),
+# BENCH_SCALE=1 ("make bench-scale"): bench/workloads-scale in a 12 GiB VM
+# (BENCH_MEM), results in build/bench-scale/, its own table,
 # BENCH_PROFILE=1: round 1 runs under bench/qemu-prof.c, a TCG plugin that
 # counts the kernel's instructions per function (the report prints the
 # top functions of each kernel; with -icount the figures do not change).
@@ -28,12 +30,22 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
+scale=${BENCH_SCALE:-0}
 rounds=${BENCH_ROUNDS:-3}
 realtime=${BENCH_REALTIME:-1}
 only=${BENCH_ONLY:-}
 profile=${BENCH_PROFILE:-0}
-limit=${QEMU_TIMEOUT:-3600}
-out=$BUILD/bench
+if ((scale)); then
+	limit=${QEMU_TIMEOUT:-14400}
+	out=$BUILD/bench-scale
+	workloads=$ROOT/bench/workloads-scale
+	mem=${BENCH_MEM:-12G}
+else
+	limit=${QEMU_TIMEOUT:-3600}
+	out=$BUILD/bench
+	workloads=$ROOT/bench/workloads
+	mem=${BENCH_MEM:-2G}
+fi
 bin=$out/bin
 logs=$out/logs
 kernels=(ours:$BUILD/kernel/bzImage baseline:$BUILD/baseline/bzImage)
@@ -63,7 +75,7 @@ gcc -static -O2 -Wall -Werror -isystem "$BUILD/headers/include" \
 # The workload list, filtered by BENCH_ONLY.
 awk -v only=" $only " '/^#/ || NF == 0 {next}
 	only == "  " || index(only, " " $2 " ") {print}' \
-	"$ROOT/bench/workloads" > "$out/workloads"
+	"$workloads" > "$out/workloads"
 [[ -s $out/workloads ]] || die "no workload left (BENCH_ONLY=$only)"
 
 rm -rf "$out/prof"
@@ -106,7 +118,7 @@ bench_boot() {
 	# a measure of QEMU's scheduling.  So one vCPU under -icount; the
 	# real-time check keeps two, like make check.
 	local cpus=$((icount ? 1 : 2))
-	local qemu=(qemu-system-x86_64 -machine q35 -cpu max -smp $cpus -m 2G
+	local qemu=(qemu-system-x86_64 -machine q35 -cpu max -smp $cpus -m $mem
 		    -nic none -no-reboot -display none -serial stdio
 		    -monitor none -kernel "$kernel"
 		    -initrd "$out/initramfs.cpio.gz"
@@ -161,5 +173,5 @@ if ((realtime)); then
 	done
 fi
 log "all boots took $((SECONDS - start_all)) s; logs in ${logs#$ROOT/}/"
-exec python3 "$ROOT/scripts/bench-report.py" "$out"
+exec python3 "$ROOT/scripts/bench-report.py" "$out" $( ((scale)) && echo scale)
 }
