@@ -19,12 +19,17 @@
 
 FIXTURE(sharing) {
 	struct ksm_saved saved;
-	struct ksm_worker w[1];
+	struct ksm_worker w;
 };
 
 FIXTURE_SETUP(sharing)
 {
-	KSM_FIXTURE_BEGIN();
+	const char *skip = ksm_skip_reason(true);
+
+	memset(&self->w, 0, sizeof(self->w));
+	if (skip)
+		SKIP(return, "%s", skip);
+	ksm_save(&self->saved);
 	ASSERT_EQ(0, ksm_prepare(1000, 10));
 	ASSERT_TRUE(ksm_knob_exists("max_page_sharing"))
 		TH_LOG("no %smax_page_sharing", KSM_SYSFS_DIR);
@@ -32,7 +37,8 @@ FIXTURE_SETUP(sharing)
 
 FIXTURE_TEARDOWN(sharing)
 {
-	KSM_FIXTURE_END();
+	worker_stop(&self->w);
+	ksm_restore(&self->saved);
 }
 
 /*
@@ -92,9 +98,9 @@ TEST_F_TIMEOUT(sharing, limit_splits_ksm_pages, KSM_TEST_TIMEOUT)
 	ASSERT_EQ(0, ksm_set("max_page_sharing", LIMIT));
 	for (i = 0; i < NPAGES; i++)
 		tags[i] = 0x5a5a5a;
-	ASSERT_EQ(0, worker_start(self->w, tags, NPAGES));
+	ASSERT_EQ(0, worker_start(&self->w, tags, NPAGES));
 	ASSERT_EQ(0, ksm_set("run", 1));
-	ASSERT_EQ(0, ksm_wait_for(all_merged, self->w, KSM_WAIT_SECS))
+	ASSERT_EQ(0, ksm_wait_for(all_merged, &self->w, KSM_WAIT_SECS))
 		TH_LOG("not every page was merged");
 	ASSERT_EQ(0, ksm_wait_scans(KSM_SETTLE_SCANS, KSM_WAIT_SECS));
 
@@ -103,7 +109,7 @@ TEST_F_TIMEOUT(sharing, limit_splits_ksm_pages, KSM_TEST_TIMEOUT)
 	EXPECT_EQ(LIMIT, ksm_get("max_page_sharing"));
 
 	ASSERT_EQ(0, ksm_stop_and_read(&c));
-	worker_pfns(self->w, pfns);
+	worker_pfns(&self->w, pfns);
 	for (i = 0; i < NPAGES; i++) {
 		for (with = 0, j = 0; j < NPAGES; j++)
 			with += pfns[j] == pfns[i];
@@ -118,7 +124,7 @@ TEST_F_TIMEOUT(sharing, limit_splits_ksm_pages, KSM_TEST_TIMEOUT)
 	EXPECT_EQ(NPAGES - NPAGES / LIMIT, c.sharing);
 	EXPECT_EQ(1, ksm_get("stable_node_chains"));
 	EXPECT_EQ(NPAGES / LIMIT, ksm_get("stable_node_dups"));
-	EXPECT_EQ(0, worker_check(self->w));
+	EXPECT_EQ(0, worker_check(&self->w));
 
 	/* After run=2 it can. */
 	ASSERT_EQ(0, ksm_set("run", 2));
