@@ -2978,36 +2978,25 @@ void __ksm_fork(struct mm_struct *mm, struct mm_struct *oldmm)
 int ksm_madvise(struct vm_area_struct *vma, unsigned long start,
 		unsigned long end, int advice, unsigned long *vm_flags)
 {
-	struct mm_struct *mm = vma->vm_mm;
-	int err;
+	bool mergeable = *vm_flags & VM_MERGEABLE;
+	int err = 0;
 
-	switch (advice) {
-	case MADV_MERGEABLE:
-		/* Already, or never: ignored, as upstream does. */
-		if ((*vm_flags & VM_MERGEABLE) || !vma_ksm_compatible(vma))
-			return 0;
-		if (!test_bit(MMF_VM_MERGEABLE, &mm->flags)) {
-			err = __ksm_enter(mm);
-			if (err)
-				return err;
-		}
-		*vm_flags |= VM_MERGEABLE;
-		return 0;
-
-	case MADV_UNMERGEABLE:
-		if (!(*vm_flags & VM_MERGEABLE))
-			return 0;
+	/* Asked for what the area already is, or cannot be: nothing to do. */
+	if (advice == MADV_MERGEABLE && !mergeable && vma_ksm_compatible(vma)) {
+		if (!test_bit(MMF_VM_MERGEABLE, &vma->vm_mm->flags))
+			err = __ksm_enter(vma->vm_mm);
+		if (!err)
+			*vm_flags |= VM_MERGEABLE;
+	} else if (advice == MADV_UNMERGEABLE && mergeable) {
 		if (vma->anon_vma) {
 			/* Keep out faults under the per-VMA lock meanwhile. */
 			vma_start_write(vma);
 			err = ksm_unshare(vma, start, end);
-			if (err)
-				return err;
 		}
-		*vm_flags &= ~VM_MERGEABLE;
-		return 0;
+		if (!err)
+			*vm_flags &= ~VM_MERGEABLE;
 	}
-	return 0;
+	return err;
 }
 EXPORT_SYMBOL_GPL(ksm_madvise);
 
