@@ -164,9 +164,8 @@
 #define KSM_DOMAIN_NONE		(BIT_ULL(KSM_DOMAIN_BITS) - 1)
 
 /**
- * struct ksm_item - what ksmd knows of one page of one mm
- * @next: the mm's next item, by increasing address
- * @mm: the mm the page belongs to
+ * struct ksm_item - what ksmd knows of a page that is in a tree
+ * @kmm: the registered mm the page belongs to
  * @address: the page's address, with the ITEM_* state in its low bits
  * @checksum: checksum of the content when last seen (the key when unstable)
  * @pgoff_delta: when stable, with ITEM_PGOFF, the page offset of the
@@ -185,14 +184,15 @@
  * @link: when stable, the link in @stable's list of items
  * @anon_vma: when stable, the anon_vma to search for the mapping (pinned)
  *
- * One exists for every page ksmd tracks, so its size is the cost of KSM:
- * 64 bytes on 64-bit, checked at build time.  A stable node's list is
+ * A page is tracked by a record in its mm's xarray (see "Records"
+ * below); only a page in this pass's unstable tree, or mapping a KSM
+ * page, needs the links of a full item, which the record then points to.
+ * 56 bytes on 64-bit, checked at build time.  A stable node's list is
  * doubly linked: fork children join a KSM page beyond max_page_sharing,
  * so the list can be long, and taking an item off must not walk it.
  */
 struct ksm_item {
-	struct ksm_item *next;
-	struct mm_struct *mm;
+	struct ksm_mm *kmm;
 	unsigned long address;
 	union {
 		u32 checksum;
@@ -248,14 +248,16 @@ struct ksm_stable {
 /**
  * struct ksm_mm - a registered mm
  * @slot: the mm, its link in the hash and in the list of registered mms
- * @items: the mm's items, sorted by address
+ * @items: a record for each page of the mm that ksmd tracks, indexed by
+ *	page number (address >> PAGE_SHIFT): a value entry, or a full item
+ *	(see "Records"); changed only under ksm_lock
  * @serial: its merge domain in the "process" mode: a new one at each
  *	registration and at each fork (under ksm_mm_lock, and the mm's
  *	mmap_lock for write at fork)
  */
 struct ksm_mm {
 	struct mm_slot slot;
-	struct ksm_item *items;
+	struct xarray items;
 	u64 serial;
 };
 
@@ -263,7 +265,8 @@ struct ksm_mm {
  * struct ksm_cursor - where ksmd's scan stands: there is only one
  * @kmm: the registered mm being scanned (&ksm_mm_head between passes)
  * @address: the next address to look at in @kmm
- * @link: where the item for @address would go in @kmm's list
+ * @checked: records of @kmm below this address are for pages met in this
+ *	pass; those from here on are yet to be met, or for pages gone
  * @pass: number of the current pass; its low bits tag unstable items
  * @domain: the merge domain of @kmm's pages, when @domain_known
  * @domain_known: @domain was found in this batch (a process may move to
@@ -272,7 +275,7 @@ struct ksm_mm {
 struct ksm_cursor {
 	struct ksm_mm *kmm;
 	unsigned long address;
-	struct ksm_item **link;
+	unsigned long checked;
 	unsigned long pass;
 	u64 domain;
 	bool domain_known;
@@ -405,7 +408,8 @@ static inline void ksm_lock_online(void)
 static unsigned long ksm_pages_shared;		/* stable nodes in use */
 static unsigned long ksm_pages_sharing;		/* further mappings of them */
 static unsigned long ksm_pages_unshared;	/* items in unstable trees */
-static unsigned long ksm_items;			/* all items */
+static unsigned long ksm_items;			/* all records: tracked pages */
+static unsigned long ksm_full_items;		/* records that are full items */
 static unsigned long ksm_stable_nodes;		/* all stable nodes */
 static unsigned long ksm_dup_groups;		/* contents with several */
 static unsigned long ksm_dup_nodes;		/* the nodes in those */
@@ -433,25 +437,115 @@ static inline bool ksm_test_exit(struct mm_struct *mm)
 	return atomic_read(&mm->mm_users) == 0;
 }
 
-static struct ksm_item *item_alloc(struct mm_struct *mm, unsigned long addr)
+static inline struct mm_struct *item_mm(const struct ksm_item *item)
 {
-	struct ksm_item *item;
+	return item->kmm->slot.mm;
+}
 
-	item = kmem_cache_zalloc(ksm_item_cache, GFP_KERNEL | __GFP_NORETRY |
-				 __GFP_NOWARN);
-	if (!item)
-		return NULL;
-	item->mm = mm;
+/*
+ * Records
+ *
+ * A page that ksmd tracks is in no tree most of the time: met before, not
+ * merged, not in this pass's unstable tree.  The next look at it needs
+ * only the checksum it had, its smart_scan age and skip, and two flags,
+ * and that fits in an xarray value entry: such a page costs its mm's
+ * xarray one slot, 8 bytes, plus a 64th of a 576-byte xa_node where the
+ * mm's mergeable memory is dense; about 9 bytes in all (KSM_REC_BYTES).
+ * A full item (56 bytes) exists only while the page is in a tree, and its
+ * slot then points to it.  The scanner fills a record into a spare item
+ * (cursor_item()), works on that, and then either keeps it, if it joined
+ * a tree, or folds it back into the record (item_settle()).  At the end
+ * of a pass its unstable tree is folded back into records, a few at a
+ * time (ksm_drain_unstable()): a tree lives one pass, so its items do.
+ *
+ * A value entry, from bit 0: REC_SEEN, REC_UNSHARED, the age (5 bits),
+ * the skip (4 bits), then the checksum: 32 bits on 64-bit, its low 20 bits
+ * on 32-bit, where a value holds 31 bits.  A truncated checksum makes a
+ * page that changed look unchanged once in a million times: the page
+ * goes into the unstable tree once more, where everything is compared byte
+ * for byte anyway.  Its low KSM_NEW_SUM_BITS, which smart_scan's hint
+ * reads, are always kept.
+ *
+ * The records of pages spread thinly over a large range cost more: one
+ * page alone in 64 takes a node of its own, 576 bytes, a seventh of the
+ * page it tracks.  That is the bound a tenant can reach by spreading its
+ * pages out, and it pays for the pages.
+ */
+#define REC_SEEN	BIT(0)	/* ITEM_SEEN */
+#define REC_UNSHARED	BIT(1)	/* ITEM_UNSTABLE, of a tree that is gone */
+#define REC_AGE_SHIFT	2
+#define REC_SKIP_SHIFT	7
+#define REC_SUM_SHIFT	11
+#define REC_SUM_BITS	(BITS_PER_LONG == 64 ? 32 : BITS_PER_LONG - 1 - \
+			 REC_SUM_SHIFT)
+#define REC_SUM_MASK	((u32)GENMASK(REC_SUM_BITS - 1, 0))
+
+/* What a record costs, in a dense xarray: its slot and its node's share. */
+#define KSM_REC_BYTES	(sizeof(struct xa_node) / XA_CHUNK_SIZE)
+
+/* An item for cursor_item() to fill, within one batch (ksm_scan()). */
+static struct ksm_item *ksm_spare;
+
+static inline unsigned long rec_index(unsigned long addr)
+{
+	return addr >> PAGE_SHIFT;
+}
+
+static inline u8 ksm_pass_tag(void);
+
+/* The record of @item, to keep in its slot while it is in no tree. */
+static void *item_record(const struct ksm_item *item)
+{
+	unsigned long v;
+
+	v = (unsigned long)(item->checksum & REC_SUM_MASK) << REC_SUM_SHIFT |
+	    (unsigned long)item->skip << REC_SKIP_SHIFT |
+	    (unsigned long)item->age << REC_AGE_SHIFT;
+	if (item->address & ITEM_SEEN)
+		v |= REC_SEEN;
+	if (item->address & ITEM_UNSTABLE)
+		v |= REC_UNSHARED;
+	return xa_mk_value(v);
+}
+
+/* Fill @item from @entry, the record of the page at @addr of @kmm. */
+static void item_from_record(struct ksm_item *item, struct ksm_mm *kmm,
+			     unsigned long addr, void *entry)
+{
+	unsigned long v = xa_to_value(entry);
+
+	memset(item, 0, sizeof(*item));
+	item->kmm = kmm;
 	item->address = addr;
-	ksm_items++;
-	mm->ksm_rmap_items++;
-	return item;
+	item->checksum = (v >> REC_SUM_SHIFT) & REC_SUM_MASK;
+	item->age = (v >> REC_AGE_SHIFT) & ITEM_AGE_MAX;
+	item->skip = (v >> REC_SKIP_SHIFT) & 15;
+	if (v & REC_SEEN)
+		item->address |= ITEM_SEEN;
+	if (v & REC_UNSHARED) {
+		/* Counted in pages_unshared still, in an earlier pass's tree */
+		item->address |= ITEM_UNSTABLE;
+		item->pass = (u8)(ksm_pass_tag() - 1);
+	}
+}
+
+/*
+ * Put @entry in the slot of the page at @addr of @kmm.  The slot exists:
+ * replacing an entry allocates nothing, so this cannot fail, and may be
+ * done under a spinlock.
+ */
+static void rec_set(struct ksm_mm *kmm, unsigned long addr, void *entry)
+{
+	XA_STATE(xas, &kmm->items, rec_index(addr));
+
+	xas_lock(&xas);
+	xas_store(&xas, entry);
+	xas_unlock(&xas);
 }
 
 static void item_free(struct ksm_item *item)
 {
-	ksm_items--;
-	item->mm->ksm_rmap_items--;
+	ksm_full_items--;
 	kmem_cache_free(ksm_item_cache, item);
 }
 
@@ -811,7 +905,7 @@ static void stable_link(struct ksm_stable *stable, struct ksm_item *item,
 		ksm_pages_sharing++;
 	else
 		ksm_pages_shared++;
-	item->mm->ksm_merging_pages++;
+	item_mm(item)->ksm_merging_pages++;
 }
 
 /* Undo stable_link(): the KSM page is locked, or gone. */
@@ -824,11 +918,11 @@ static void stable_unlink(struct ksm_item *item)
 		ksm_pages_sharing--;
 	else
 		ksm_pages_shared--;
-	item->mm->ksm_merging_pages--;
+	item_mm(item)->ksm_merging_pages--;
 	put_anon_vma(item->anon_vma);
 	item->address &= ~(ITEM_STABLE | ITEM_PGOFF);
 	item->checksum = stable->checksum;
-	trace_ksm_remove_rmap_item(stable->pfn, item, item->mm);
+	trace_ksm_remove_rmap_item(stable->pfn, item, item_mm(item));
 }
 
 static struct ksm_stable *stable_alloc(u32 checksum, u64 domain, int nid)
@@ -1079,6 +1173,90 @@ static void item_forget(struct ksm_item *item)
 	}
 }
 
+static bool item_in_tree(const struct ksm_item *item)
+{
+	return (item->address & ITEM_STABLE) ||
+	       ((item->address & ITEM_UNSTABLE) && item->pass == ksm_pass_tag());
+}
+
+/*
+ * item_settle - keep what ksmd knows of @item's page in its cheapest form
+ * @item: an item that ksmd worked on: its mm's full item for the page, or
+ *	ksm_spare filled from the page's record
+ *
+ * An item in a tree stays, and its slot points to it; one in none is
+ * folded back into the slot's record, and goes.
+ */
+static void item_settle(struct ksm_item *item)
+{
+	struct ksm_mm *kmm = item->kmm;
+	unsigned long addr = item_address(item);
+
+	if (item_in_tree(item)) {
+		if (item == ksm_spare) {
+			ksm_spare = NULL;
+			ksm_full_items++;
+			rec_set(kmm, addr, item);
+		}
+		return;
+	}
+	rec_set(kmm, addr, item_record(item));
+	if (item != ksm_spare)
+		item_free(item);
+}
+
+/* Drop the record @entry, at @index of @kmm, and its item if it has one. */
+static void rec_drop(struct ksm_mm *kmm, unsigned long index, void *entry)
+{
+	if (xa_is_value(entry)) {
+		if (xa_to_value(entry) & REC_UNSHARED)
+			ksm_pages_unshared--;
+	} else {
+		item_forget(entry);
+		item_free(entry);
+	}
+	xa_erase(&kmm->items, index);
+	ksm_items--;
+	kmm->slot.mm->ksm_rmap_items--;
+}
+
+/*
+ * ksm_drain_unstable - fold the unstable trees' items back into records
+ * @all: all of them; else stop as soon as ksm_lock is wanted elsewhere
+ *
+ * Called when a pass is over, and before anything that throws the trees
+ * away: their items would be of no more use, and take 56 bytes a page
+ * for the 9 of a record.  The pages stay counted in pages_unshared until
+ * the scanner meets them again, as upstream's do.  Each item is taken out
+ * of its tree properly, so that whoever takes ksm_lock between two calls
+ * finds a sound tree.  Returns false if it stopped early.
+ */
+static bool ksm_drain_unstable(bool all)
+{
+	unsigned int done = 0;
+	int nid;
+
+	for (nid = 0; nid < (ksm_merge_across_nodes ? 1 : nr_node_ids); nid++) {
+		struct rb_root *root = &ksm_unstable_trees[nid];
+		struct rb_node *node;
+
+		while ((node = root->rb_node)) {
+			struct ksm_item *item;
+
+			if (!all && ++done > 64 && ksm_lock_wanted())
+				return false;
+			if (!(done % 256))
+				cond_resched();
+			item = rb_entry(node, struct ksm_item, rb);
+			rb_erase(node, root);
+			rec_set(item->kmm, item_address(item),
+				item_record(item));
+			item_free(item);
+		}
+	}
+	return true;
+}
+
 /* ---------------------------------------------------------------------- */
 /* Page table primitives: write-protect, replace, unshare                 */
 /* ---------------------------------------------------------------------- */
@@ -1103,10 +1281,10 @@ static struct vm_area_struct *item_lock_vma(struct ksm_item *item)
 {
 	struct vm_area_struct *vma;
 
-	mmap_read_lock(item->mm);
-	vma = ksm_vma_at(item->mm, item_address(item));
+	mmap_read_lock(item_mm(item));
+	vma = ksm_vma_at(item_mm(item), item_address(item));
 	if (!vma)
-		mmap_read_unlock(item->mm);
+		mmap_read_unlock(item_mm(item));
 	return vma;
 }
 
@@ -1477,7 +1655,7 @@ static int ksm_fold(struct ksm_item *item, struct vm_area_struct *vma,
 	struct folio *kfolio = NULL;
 	int err = -EBUSY;
 
-	if (ksm_domain_stale(item->mm))
+	if (ksm_domain_stale(item_mm(item)))
 		return -EAGAIN;
 	if (!folio_trylock(folio))
 		return err;
@@ -1573,12 +1751,12 @@ static bool ksm_try_zero(struct ksm_item *item, struct page *page, u32 sum)
 						NULL);
 
 			trace_ksm_merge_one_page(my_zero_pfn(item_address(item)),
-						 item, item->mm, err);
+						 item, item_mm(item), err);
 			merged = !err;
 		}
 		folio_unlock(folio);
 	}
-	mmap_read_unlock(item->mm);
+	mmap_read_unlock(item_mm(item));
 	return merged;
 }
 
@@ -1699,9 +1877,9 @@ static struct page *item_peek_page(struct ksm_item *item, bool *pinned)
 	struct folio *folio;
 	struct page *page = NULL;
 
-	if (!mmap_read_trylock(item->mm))
+	if (!mmap_read_trylock(item_mm(item)))
 		return NULL;
-	vma = ksm_vma_at(item->mm, item_address(item));
+	vma = ksm_vma_at(item_mm(item), item_address(item));
 	if (!vma)
 		goto out;
 	folio = folio_walk_start(&fw, vma, item_address(item), 0);
@@ -1726,7 +1904,7 @@ static struct page *item_peek_page(struct ksm_item *item, bool *pinned)
 		folio_walk_end(&fw, vma);
 	}
 out:
-	mmap_read_unlock(item->mm);
+	mmap_read_unlock(item_mm(item));
 	return page;
 }
 
@@ -1816,7 +1994,7 @@ static void ksm_unpair(struct ksm_item *item, struct ksm_stable *stable)
 	vma = item_lock_vma(item);
 	if (vma) {
 		unshared = !ksm_unshare(vma, addr, addr + PAGE_SIZE);
-		mmap_read_unlock(item->mm);
+		mmap_read_unlock(item_mm(item));
 	}
 
 	/* Look the page up again: migration may have moved it meanwhile. */
@@ -1861,9 +2039,9 @@ static bool ksm_pair(struct ksm_item *item, struct page *page,
 	vma = item_lock_vma(item);
 	if (vma) {
 		err = ksm_fold(item, vma, page, NULL, stable);
-		mmap_read_unlock(item->mm);
+		mmap_read_unlock(item_mm(item));
 	}
-	trace_ksm_merge_one_page(page_to_pfn(page), item, item->mm, err);
+	trace_ksm_merge_one_page(page_to_pfn(page), item, item_mm(item), err);
 	if (err) {
 		stable_free(stable);
 		return false;
@@ -1887,10 +2065,10 @@ static bool ksm_pair(struct ksm_item *item, struct page *page,
 	vma = item_lock_vma(titem);
 	if (vma) {
 		err = ksm_fold(titem, vma, tpage, folio_page(kfolio, 0), NULL);
-		mmap_read_unlock(titem->mm);
+		mmap_read_unlock(item_mm(titem));
 	}
 	trace_ksm_merge_with_ksm_page(kfolio, folio_pfn(kfolio), titem,
-				      titem->mm, err);
+				      item_mm(titem), err);
 	if (!err)
 		stable_insert(stable, folio_page(kfolio, 0));
 	folio_put(kfolio);
@@ -1944,7 +2122,7 @@ static bool ksm_join(struct ksm_item *item, struct page *page)
 	}
 	if (foreign)
 		ksm_unshare(vma, addr, addr + PAGE_SIZE);
-	mmap_read_unlock(item->mm);
+	mmap_read_unlock(item_mm(item));
 	return joined;
 }
 
@@ -2024,17 +2202,19 @@ static bool ksm_try_merge(struct ksm_item *item, struct page *page)
 
 		if (vma) {
 			err = ksm_fold(item, vma, page, kpage, NULL);
-			mmap_read_unlock(item->mm);
+			mmap_read_unlock(item_mm(item));
 		}
 		trace_ksm_merge_with_ksm_page(page_folio(kpage),
 					      page_to_pfn(kpage), item,
-					      item->mm, err);
+					      item_mm(item), err);
 		put_page(kpage);
 		if (!err)
 			return true;
 	}
 
-	moved = (item->address & ITEM_SEEN) && item->checksum != sum;
+	/* A record keeps only REC_SUM_BITS of it (on 32-bit). */
+	moved = (item->address & ITEM_SEEN) &&
+		((item->checksum ^ sum) & REC_SUM_MASK);
 	if (!(item->address & ITEM_SEEN))
 		ksm_note_new_page(sum);
 	item->checksum = sum;
@@ -2066,7 +2246,7 @@ static bool ksm_try_merge(struct ksm_item *item, struct page *page)
 		if (!titem)
 			return false;
 		if (ksm_domain_mode != KSM_DOMAIN_CGROUP ||
-		    ksm_cgroup_domain(titem->mm) == titem->domain)
+		    ksm_cgroup_domain(item_mm(titem)) == titem->domain)
 			break;
 		unstable_erase(titem);
 		put_page(tpage);
@@ -2193,50 +2373,68 @@ static int ksm_sweep_stable_nodes(bool idle_only)
 /* ---------------------------------------------------------------------- */
 
 /*
- * The item for @addr in the list at ksm_cursor.link, made if missing.
- * Items for addresses before @addr are for pages that went away since
- * the last pass: they are dropped on the way.
+ * Drop the records of @kmm from ksm_cursor.checked up to @end (excluded):
+ * the cursor passed their addresses without meeting a page.
  */
-static struct ksm_item *cursor_item(struct mm_struct *mm, unsigned long addr)
+static void cursor_drop_to(struct ksm_mm *kmm, unsigned long end)
 {
-	struct ksm_item **link = ksm_cursor.link;
-	struct ksm_item *item;
+	unsigned long index;
+	void *entry;
 
-	while ((item = *link) && item_address(item) < addr) {
-		*link = item->next;
-		item_forget(item);
-		item_free(item);
+	if (end <= ksm_cursor.checked)
+		return;
+	xa_for_each_range(&kmm->items, index, entry,
+			  rec_index(ksm_cursor.checked), rec_index(end - 1)) {
+		rec_drop(kmm, index, entry);
 		cond_resched();
 	}
-	if (item && item_address(item) == addr)
-		return item;
-
-	item = item_alloc(mm, addr);
-	if (item) {
-		item->next = *link;
-		*link = item;
-	}
-	return item;
 }
 
-/* Drop every item from ksm_cursor.link to the end of the list. */
-static void cursor_drop_rest(void)
+/* Drop the records of @kmm from ksm_cursor.checked to the end. */
+static void cursor_drop_rest(struct ksm_mm *kmm)
 {
-	struct ksm_item *item;
+	cursor_drop_to(kmm, -PAGE_SIZE);
+}
 
-	while ((item = *ksm_cursor.link)) {
-		*ksm_cursor.link = item->next;
-		item_forget(item);
-		item_free(item);
-		cond_resched();
+/*
+ * The item for the page at @addr of @kmm, the cursor's mm: the page's full
+ * item, or ksm_spare filled from its record, made if missing; NULL if
+ * memory is short.  Records between the last page met and @addr are for
+ * pages that went away since the last pass: they are dropped on the way.
+ */
+static struct ksm_item *cursor_item(struct ksm_mm *kmm, unsigned long addr)
+{
+	void *entry;
+
+	cursor_drop_to(kmm, addr);
+	ksm_cursor.checked = addr + PAGE_SIZE;
+	entry = xa_load(&kmm->items, rec_index(addr));
+	if (!entry) {
+		entry = xa_mk_value(0);
+		if (xa_is_err(xa_store(&kmm->items, rec_index(addr), entry,
+				       GFP_KERNEL | __GFP_NORETRY |
+				       __GFP_NOWARN)))
+			return NULL;
+		ksm_items++;
+		kmm->slot.mm->ksm_rmap_items++;
 	}
+	if (!xa_is_value(entry))
+		return entry;
+	if (!ksm_spare) {
+		ksm_spare = kmem_cache_alloc(ksm_item_cache, GFP_KERNEL |
+					     __GFP_NORETRY | __GFP_NOWARN);
+		if (!ksm_spare)
+			return NULL;
+	}
+	item_from_record(ksm_spare, kmm, addr, entry);
+	return ksm_spare;
 }
 
 static void ksm_mm_free(struct ksm_mm *kmm)
 {
 	struct mm_struct *mm = kmm->slot.mm;
 
-	VM_WARN_ON_ONCE(kmm->items);
+	VM_WARN_ON_ONCE(!xa_empty(&kmm->items));
 	kmem_cache_free(ksm_mm_cache, kmm);
 	clear_bit(MMF_VM_MERGE_ANY, &mm->flags);
 	clear_bit(MMF_VM_MERGEABLE, &mm->flags);
@@ -2256,6 +2454,8 @@ static void ksm_reap_exited(bool all)
 {
 	unsigned int done = 0;
 	struct ksm_mm *kmm;
+	unsigned long index;
+	void *entry;
 
 	for (;;) {
 		spin_lock(&ksm_mm_lock);
@@ -2264,16 +2464,12 @@ static void ksm_reap_exited(bool all)
 		spin_unlock(&ksm_mm_lock);
 		if (!kmm)
 			return;
-		while (kmm->items) {
-			struct ksm_item *item = kmm->items;
-
+		xa_for_each(&kmm->items, index, entry) {
 			/* Some progress each time, whoever waits. */
 			if (!all && ++done > 64 && ksm_lock_wanted())
 				return;
 			cond_resched();
-			kmm->items = item->next;
-			item_forget(item);
-			item_free(item);
+			rec_drop(kmm, index, entry);
 		}
 		spin_lock(&ksm_mm_lock);
 		list_del(&kmm->slot.mm_node);
@@ -2294,7 +2490,7 @@ static bool cursor_next_mm(struct ksm_mm *kmm, bool dead)
 	next = ksm_mm_next(kmm);
 	ksm_cursor.kmm = next;
 	ksm_cursor.address = 0;
-	ksm_cursor.link = &next->items;
+	ksm_cursor.checked = 0;
 	ksm_cursor.domain_known = false;
 	if (dead) {
 		hash_del(&kmm->slot.hash);
@@ -2426,17 +2622,26 @@ static void ksm_advise(void)
  * swapped back in) keeps working, but without the offset: its rmap walks
  * look at every VMA again.
  */
-static struct page *ksm_page_at(struct vm_area_struct *vma,
+static struct page *ksm_page_at(struct ksm_mm *kmm, struct vm_area_struct *vma,
 				unsigned long addr, bool *settled)
 {
-	struct ksm_item *item = *ksm_cursor.link;
+	unsigned long index = rec_index(ksm_cursor.checked);
+	struct ksm_item *item = NULL, rec;
 	struct page *page = NULL;
 	struct folio_walk fw;
 	struct folio *folio;
+	void *entry;
 
 	*settled = false;
-	if (item && item_address(item) != addr)
-		item = NULL;
+	/* The next record: if it is not @addr's, @addr has none yet. */
+	entry = xa_find(&kmm->items, &index, ULONG_MAX, XA_PRESENT);
+	if (entry && index == rec_index(addr)) {
+		item = entry;
+		if (xa_is_value(entry)) {
+			item_from_record(&rec, kmm, addr, entry);
+			item = &rec;
+		}
+	}
 	folio = folio_walk_start(&fw, vma, addr, FW_MIGRATION);
 	if (!folio)
 		return NULL;
@@ -2467,6 +2672,12 @@ static struct page *ksm_page_at(struct vm_area_struct *vma,
 	}
 out:
 	folio_walk_end(&fw, vma);
+	/* smart_scan let the page go by: its record changed. */
+	if (*settled && !item_in_tree(item)) {
+		rec_set(kmm, addr, item_record(item));
+		if (item != &rec)
+			item_free(item);
+	}
 	return page;
 }
 
@@ -2496,12 +2707,18 @@ static struct ksm_item *ksm_next_page(struct page **pagep,
 	bool dead;
 
 	if (kmm == &ksm_mm_head) {
+		/* The last pass's tree first: this one starts with none. */
+		if (!ksm_drain_unstable(false)) {
+			if (*budget)
+				(*budget)--;
+			return ERR_PTR(-EAGAIN);
+		}
 		spin_lock(&ksm_mm_lock);
 		kmm = ksm_mm_next(kmm);
 		if (kmm != &ksm_mm_head) {
 			ksm_cursor.kmm = kmm;
 			ksm_cursor.address = 0;
-			ksm_cursor.link = &kmm->items;
+			ksm_cursor.checked = 0;
 			ksm_cursor.domain_known = false;
 		}
 		spin_unlock(&ksm_mm_lock);
@@ -2545,11 +2762,10 @@ next_mm:
 				}
 				if (ksm_test_exit(mm))
 					goto done_mm;
-				page = ksm_page_at(vma, addr, &settled);
+				page = ksm_page_at(kmm, vma, addr, &settled);
 				if (settled) {
-					item = *ksm_cursor.link;
-					ksm_cursor.link = &item->next;
 					addr += PAGE_SIZE;
+					ksm_cursor.checked = addr;
 					ksm_pages_scanned++;
 					(*budget)--;
 					continue;
@@ -2570,14 +2786,13 @@ next_mm:
 				}
 				flush_anon_page(vma, page, addr);
 				flush_dcache_page(page);
-				item = cursor_item(mm, addr);
+				item = cursor_item(kmm, addr);
 				addr += PAGE_SIZE;
 				ksm_cursor.address = addr;
 				if (!item) {
 					put_page(page);
 					continue;
 				}
-				ksm_cursor.link = &item->next;
 				mmap_read_unlock(mm);
 				*pagep = page;
 				return item;
@@ -2592,11 +2807,12 @@ done_mm:
 	 */
 	dead = ksm_test_exit(mm) || !test_bit(MMF_VM_MERGEABLE, &mm->flags);
 	if (dead)
-		ksm_cursor.link = &kmm->items;
-	cursor_drop_rest();
+		ksm_cursor.checked = 0;
+	cursor_drop_rest(kmm);
 	mmap_read_unlock(mm);
 
 	if (cursor_next_mm(kmm, dead)) {
+		ksm_drain_unstable(false);
 		ksm_drop_gone_nodes();
 		trace_ksm_stop_scan(ksm_full_scans, ksm_items);
 		ksm_full_scans++;
@@ -2607,17 +2823,11 @@ done_mm:
 	goto next_mm;
 }
 
-/*
- * One batch of ksmd's work: up to @nr pages, less if ksm_lock or the
- * freezer wants ksmd.  Called with ksm_lock held.
- */
-static void ksm_scan(unsigned int nr)
+/* Up to @nr pages of ksmd's work, less if ksm_lock or the freezer wants it. */
+static void ksm_scan_pages(unsigned int nr)
 {
 	unsigned int start = nr;
 
-	ksm_reap_exited(false);
-	/* The mm may have moved to another cgroup since the last batch. */
-	ksm_cursor.domain_known = false;
 	while (nr) {
 		struct ksm_item *item;
 		struct page *page;
@@ -2631,9 +2841,24 @@ static void ksm_scan(unsigned int nr)
 		if (!item)
 			return;
 		ksm_merge_page(item, page);
+		item_settle(item);
 		put_page(page);
 		ksm_pages_scanned++;
 		nr--;
+	}
+}
+
+/* One batch of ksmd's work.  Called with ksm_lock held. */
+static void ksm_scan(unsigned int nr)
+{
+	ksm_reap_exited(false);
+	/* The mm may have moved to another cgroup since the last batch. */
+	ksm_cursor.domain_known = false;
+	ksm_scan_pages(nr);
+	/* Only a batch has a spare: slab counts stay those of the records. */
+	if (ksm_spare) {
+		kmem_cache_free(ksm_item_cache, ksm_spare);
+		ksm_spare = NULL;
 	}
 }
 
@@ -2746,8 +2971,8 @@ static int ksm_unmerge_all(void)
 		 * those mappings until a later run unmerges them.
 		 */
 		if (!failed || dead) {
-			ksm_cursor.link = &kmm->items;
-			cursor_drop_rest();
+			ksm_cursor.checked = 0;
+			cursor_drop_rest(kmm);
 		}
 		mmap_read_unlock(mm);
 		if (failed && !err)
@@ -2765,7 +2990,7 @@ static int ksm_unmerge_all(void)
 	spin_lock(&ksm_mm_lock);
 	ksm_cursor.kmm = &ksm_mm_head;
 	ksm_cursor.address = 0;
-	ksm_cursor.link = &ksm_mm_head.items;
+	ksm_cursor.checked = 0;
 	spin_unlock(&ksm_mm_lock);
 	return err;
 }
@@ -2811,6 +3036,7 @@ int __ksm_enter(struct mm_struct *mm)
 	kmm = kmem_cache_zalloc(ksm_mm_cache, GFP_KERNEL);
 	if (!kmm)
 		return -ENOMEM;
+	xa_init(&kmm->items);
 
 	/* Before ksmd can see the mm: a clear flag tells it to let go. */
 	set_bit(MMF_VM_MERGEABLE, &mm->flags);
@@ -2855,7 +3081,7 @@ void __ksm_exit(struct mm_struct *mm)
 	kmm = ksm_mm_lookup(mm);
 	if (kmm && ksm_cursor.kmm != kmm) {
 		hash_del(&kmm->slot.hash);
-		if (!kmm->items) {
+		if (xa_empty(&kmm->items)) {
 			list_del(&kmm->slot.mm_node);
 			now = true;
 		} else {
@@ -3238,7 +3464,7 @@ static void ksm_item_pgoffs(struct ksm_item *item, unsigned long address,
 	anon_vma_interval_tree_foreach(avc, &anon_vma->rb_root, pgoff, pgoff) {
 		struct vm_area_struct *vma = avc->vma;
 
-		if (vma->vm_mm == item->mm && addr >= vma->vm_start &&
+		if (vma->vm_mm == item_mm(item) && addr >= vma->vm_start &&
 		    addr < vma->vm_end) {
 			*first = pgoff;
 			*last = pgoff;
@@ -3280,7 +3506,7 @@ static bool ksm_rmap_rounds(struct folio *folio, struct ksm_stable *stable,
 				cond_resched();
 				if (addr < vma->vm_start || addr >= vma->vm_end)
 					continue;
-				own = vma->vm_mm == item->mm;
+				own = vma->vm_mm == item_mm(item);
 				if (round == own)
 					continue;
 				if (rwc->invalid_vma &&
@@ -3578,12 +3804,18 @@ void folio_migrate_ksm(struct folio *newfolio, struct folio *folio)
  * ksm_process_profit - memory KSM saves @mm, less what it costs
  * @mm: the mm
  *
+ * What it costs: a record for each tracked page, and a full item for each
+ * mapping of a KSM page (those in this pass's unstable tree, for a pass,
+ * are left out).
+ *
  * Return: bytes; negative when the items cost more than the merges save.
  */
 long ksm_process_profit(struct mm_struct *mm)
 {
 	return (long)(mm->ksm_merging_pages + mm_ksm_zero_pages(mm)) *
-	       PAGE_SIZE - mm->ksm_rmap_items * sizeof(struct ksm_item);
+	       PAGE_SIZE - (long)(mm->ksm_rmap_items * KSM_REC_BYTES +
+				  mm->ksm_merging_pages *
+				  sizeof(struct ksm_item));
 }
 
 /* ---------------------------------------------------------------------- */
@@ -3762,41 +3994,20 @@ static bool ksm_has_ksm_pages(void)
 
 /*
  * Empty the unstable trees, before their key changes (merge_across_nodes,
- * merge_domain): no item may think it is in a tree about to be dropped.
- * The walk marks the mm it is in with the cursor, as ksm_unmerge_all()
- * does, so that it need not hold ksm_mm_lock and may yield the CPU; and
- * it leaves the cursor between passes, so the pass in progress starts
- * over.  Called with ksm_lock held.
+ * merge_domain): no item may be in a tree about to be dropped.  Their
+ * items are folded back into records, and the cursor goes back between
+ * passes, so that the pass in progress starts over.  Called with ksm_lock
+ * held.
  */
 static void ksm_forget_unstable(void)
 {
-	struct ksm_mm *kmm;
-
 	ksm_reap_exited(true);
+	ksm_drain_unstable(true);
 	spin_lock(&ksm_mm_lock);
-	kmm = ksm_mm_next(&ksm_mm_head);
-	ksm_cursor.kmm = kmm;
+	ksm_cursor.kmm = &ksm_mm_head;
+	ksm_cursor.address = 0;
+	ksm_cursor.checked = 0;
 	spin_unlock(&ksm_mm_lock);
-	while (kmm != &ksm_mm_head) {
-		struct ksm_item *item;
-		unsigned int n = 0;
-
-		for (item = kmm->items; item; item = item->next) {
-			if (!(++n % 1024))
-				cond_resched();
-			if (item->address & ITEM_UNSTABLE) {
-				item->address &= ~ITEM_UNSTABLE;
-				ksm_pages_unshared--;
-			}
-		}
-		cursor_next_mm(kmm, false);
-		kmm = ksm_cursor.kmm;
-	}
-	/*
-	 * An mm that exited during the walk went to ksm_exited with its
-	 * items as they were: a new pass number makes them all items of an
-	 * earlier pass, which unstable_erase() leaves out of any tree.
-	 */
 	ksm_cursor.pass++;
 	ksm_reset_unstable_trees();
 }
@@ -4132,11 +4343,13 @@ static long ksm_pages_volatile_now(void)
 KSM_SHOW(pages_volatile, "%ld", ksm_pages_volatile_now())
 KSM_ATTR_RO(pages_volatile);
 
+/* What KSM saves, less what its records and items cost. */
 static long ksm_general_profit_now(void)
 {
 	return (long)(READ_ONCE(ksm_pages_sharing) +
 		      atomic_long_read(&ksm_zero_pages)) * PAGE_SIZE -
-	       (long)(READ_ONCE(ksm_items) * sizeof(struct ksm_item));
+	       (long)(READ_ONCE(ksm_items) * KSM_REC_BYTES +
+		      READ_ONCE(ksm_full_items) * sizeof(struct ksm_item));
 }
 
 KSM_SHOW(general_profit, "%ld", ksm_general_profit_now())
@@ -4271,7 +4484,14 @@ static int __init ksm_init(void)
 	int err = -ENOMEM;
 
 	/* Their sizes are the memory cost of KSM: keep them there. */
-	BUILD_BUG_ON(IS_ENABLED(CONFIG_64BIT) && sizeof(struct ksm_item) > 64);
+	BUILD_BUG_ON(IS_ENABLED(CONFIG_64BIT) && sizeof(struct ksm_item) > 56);
+	/* A record's fields fit a value entry (see "Records"). */
+	BUILD_BUG_ON(REC_SUM_SHIFT + REC_SUM_BITS > BITS_PER_LONG - 1);
+	BUILD_BUG_ON(BIT(REC_SKIP_SHIFT - REC_AGE_SHIFT) <= ITEM_AGE_MAX);
+	BUILD_BUG_ON(REC_SUM_SHIFT - REC_SKIP_SHIFT < 4);	/* ksm_item.skip */
+	BUILD_BUG_ON(REC_SUM_BITS < KSM_NEW_SUM_BITS);
+	/* A dense mm's record costs KSM_REC_BYTES: 9 on 64-bit. */
+	BUILD_BUG_ON(IS_ENABLED(CONFIG_64BIT) && KSM_REC_BYTES > 16);
 	BUILD_BUG_ON(IS_ENABLED(CONFIG_64BIT) &&
 		     sizeof(struct ksm_stable) > 64);
 	/* ksm_item.nid, ksm_stable.nid */
