@@ -12,9 +12,11 @@
  * DOC: Overview
  *
  * ksmd walks, a few pages at a time, every address of every mergeable area
- * of every registered mm, and keeps one *item* (struct ksm_item) for each
- * anonymous page it has met: which mm, which address, and what the page
- * looked like last time.  It asks two questions of each page.
+ * of every registered mm, and keeps a *record* for each anonymous page it
+ * has met, in an xarray of the mm indexed by address: what the page looked
+ * like last time, in 9 bytes or so.  A page in one of the two trees below
+ * has a full *item* (struct ksm_item) as well, which the record points to
+ * (see "Records").  It asks two questions of each page.
  *
  * Is there already a KSM page with this content?  The *stable tree* holds
  * one node (struct ksm_stable) for each KSM page.  A KSM page is mapped
