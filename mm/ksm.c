@@ -50,9 +50,9 @@
  * then replaces the PTE.  A write that comes later faults, and do_wp_page()
  * never reuses a KSM page: it copies.
  *
- * Every full pass starts a new unstable tree.  Items remember which pass
- * put them in the tree, so old ones are simply forgotten when met again,
- * without a walk to tear the tree down.
+ * Every full pass starts a new unstable tree.  The old one is folded back
+ * into records first, an item at a time, giving way to whoever wants
+ * ksm_lock (ksm_drain_unstable()).
  *
  * merge_domain confines merging to a process or a memory cgroup: the
  * domain, a number, is the first key of both trees, so a search finds
@@ -409,7 +409,7 @@ static inline void ksm_lock_online(void)
 /* Counters (sysfs), under ksm_lock */
 static unsigned long ksm_pages_shared;		/* stable nodes in use */
 static unsigned long ksm_pages_sharing;		/* further mappings of them */
-static unsigned long ksm_pages_unshared;	/* items in unstable trees */
+static unsigned long ksm_pages_unshared;	/* put in a tree, not met since */
 static unsigned long ksm_items;			/* all records: tracked pages */
 static unsigned long ksm_full_items;		/* records that are full items */
 static unsigned long ksm_stable_nodes;		/* all stable nodes */
@@ -468,10 +468,16 @@ static inline struct mm_struct *item_mm(const struct ksm_item *item)
  * for byte anyway.  Its low KSM_NEW_SUM_BITS, which smart_scan's hint
  * reads, are always kept.
  *
- * The records of pages spread thinly over a large range cost more: one
- * page alone in 64 takes a node of its own, 576 bytes, a seventh of the
- * page it tracks.  That is the bound a tenant can reach by spreading its
- * pages out, and it pays for the pages.
+ * So a page costs 9 bytes between passes.  Within a pass, each page put
+ * in the unstable tree has its full item until the pass ends: at the end
+ * of a pass in which every page was a candidate (smart_scan off, or its
+ * hint defeated) that is 65 bytes a page, about upstream's 64.
+ *
+ * Pages spread thinly cost more: a page pays a node for each level of the
+ * xarray that it shares with no other page, one 576-byte node for a page
+ * alone in 64, about three for pages 4 GiB apart.  The nodes are charged
+ * to the mm's memory cgroup (rec_new()), so a tenant pays for the layout
+ * it chose; general_profit and ksm_process_profit assume dense memory.
  */
 #define REC_SEEN	BIT(0)	/* ITEM_SEEN */
 #define REC_UNSHARED	BIT(1)	/* ITEM_UNSTABLE, of a tree that is gone */
@@ -1210,6 +1216,7 @@ static void item_settle(struct ksm_item *item)
 /* Drop the record @entry, at @index of @kmm, and its item if it has one. */
 static void rec_drop(struct ksm_mm *kmm, unsigned long index, void *entry)
 {
+	xa_erase(&kmm->items, index);
 	if (xa_is_value(entry)) {
 		if (xa_to_value(entry) & REC_UNSHARED)
 			ksm_pages_unshared--;
@@ -1217,7 +1224,6 @@ static void rec_drop(struct ksm_mm *kmm, unsigned long index, void *entry)
 		item_forget(entry);
 		item_free(entry);
 	}
-	xa_erase(&kmm->items, index);
 	ksm_items--;
 	kmm->slot.mm->ksm_rmap_items--;
 }
@@ -1245,7 +1251,7 @@ static bool ksm_drain_unstable(bool all)
 		while ((node = root->rb_node)) {
 			struct ksm_item *item;
 
-			if (!all && ++done > 64 && ksm_lock_wanted())
+			if (++done > 64 && !all && ksm_lock_wanted())
 				return false;
 			if (!(done % 256))
 				cond_resched();
@@ -2251,9 +2257,12 @@ static bool ksm_try_merge(struct ksm_item *item, struct page *page)
 		    ksm_cgroup_domain(item_mm(titem)) == titem->domain)
 			break;
 		unstable_erase(titem);
+		item_settle(titem);
 		put_page(tpage);
 	}
 	merged = ksm_pair(item, page, titem, tpage, nid, zero);
+	/* Out of the tree, and not merged: back to a record. */
+	item_settle(titem);
 	put_page(tpage);
 	return merged;
 }
@@ -2375,50 +2384,83 @@ static int ksm_sweep_stable_nodes(bool idle_only)
 /* ---------------------------------------------------------------------- */
 
 /*
- * Drop the records of @kmm from ksm_cursor.checked up to @end (excluded):
- * the cursor passed their addresses without meeting a page.
+ * cursor_drop_to - drop the records the cursor passed without a page
+ * @kmm: the cursor's mm
+ * @end: drop those from ksm_cursor.checked up to this address (excluded)
+ * @all: all of them; else stop as soon as ksm_lock is wanted elsewhere
+ *
+ * A tenant that unmaps its memory leaves as many records as it had pages:
+ * they go in steps, each of at least 64, that give way to whoever waits.
+ * Returns false if it stopped early, with ksm_cursor.checked moved past
+ * what was dropped.
  */
-static void cursor_drop_to(struct ksm_mm *kmm, unsigned long end)
+static bool cursor_drop_to(struct ksm_mm *kmm, unsigned long end, bool all)
 {
+	unsigned int done = 0;
 	unsigned long index;
 	void *entry;
 
 	if (end <= ksm_cursor.checked)
-		return;
+		return true;
 	xa_for_each_range(&kmm->items, index, entry,
 			  rec_index(ksm_cursor.checked), rec_index(end - 1)) {
+		if (++done > 64 && !all && ksm_lock_wanted()) {
+			ksm_cursor.checked = index << PAGE_SHIFT;
+			return false;
+		}
 		rec_drop(kmm, index, entry);
 		cond_resched();
 	}
+	return true;
 }
 
 /* Drop the records of @kmm from ksm_cursor.checked to the end. */
-static void cursor_drop_rest(struct ksm_mm *kmm)
+static bool cursor_drop_rest(struct ksm_mm *kmm, bool all)
 {
-	cursor_drop_to(kmm, -PAGE_SIZE);
+	return cursor_drop_to(kmm, ULONG_MAX & PAGE_MASK, all);
+}
+
+/*
+ * A new record for the page at @addr of @kmm.  Its xarray's nodes are
+ * charged to the mm's memory cgroup (XA_FLAGS_ACCOUNT): a tenant pays for
+ * what its pages cost KSM, whichever way it lays them out.
+ */
+static int rec_new(struct ksm_mm *kmm, unsigned long addr)
+{
+	struct mem_cgroup *memcg = get_mem_cgroup_from_mm(kmm->slot.mm);
+	struct mem_cgroup *old = set_active_memcg(memcg);
+	int err;
+
+	err = xa_err(xa_store(&kmm->items, rec_index(addr), xa_mk_value(0),
+			      GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN));
+	set_active_memcg(old);
+	mem_cgroup_put(memcg);
+	if (err)
+		return err;
+	ksm_items++;
+	kmm->slot.mm->ksm_rmap_items++;
+	return 0;
 }
 
 /*
  * The item for the page at @addr of @kmm, the cursor's mm: the page's full
  * item, or ksm_spare filled from its record, made if missing; NULL if
- * memory is short.  Records between the last page met and @addr are for
- * pages that went away since the last pass: they are dropped on the way.
+ * memory is short; ERR_PTR(-EAGAIN) if ksm_lock is wanted while records
+ * between the last page met and @addr, for pages that went away since the
+ * last pass, are dropped on the way.
  */
 static struct ksm_item *cursor_item(struct ksm_mm *kmm, unsigned long addr)
 {
 	void *entry;
 
-	cursor_drop_to(kmm, addr);
+	if (!cursor_drop_to(kmm, addr, false))
+		return ERR_PTR(-EAGAIN);
 	ksm_cursor.checked = addr + PAGE_SIZE;
 	entry = xa_load(&kmm->items, rec_index(addr));
 	if (!entry) {
-		entry = xa_mk_value(0);
-		if (xa_is_err(xa_store(&kmm->items, rec_index(addr), entry,
-				       GFP_KERNEL | __GFP_NORETRY |
-				       __GFP_NOWARN)))
+		if (rec_new(kmm, addr))
 			return NULL;
-		ksm_items++;
-		kmm->slot.mm->ksm_rmap_items++;
+		entry = xa_mk_value(0);
 	}
 	if (!xa_is_value(entry))
 		return entry;
@@ -2436,7 +2478,9 @@ static void ksm_mm_free(struct ksm_mm *kmm)
 {
 	struct mm_struct *mm = kmm->slot.mm;
 
-	VM_WARN_ON_ONCE(!xa_empty(&kmm->items));
+	VM_WARN_ON_ONCE(mm->ksm_rmap_items);
+	/* A store that failed for memory may have left empty nodes. */
+	xa_destroy(&kmm->items);
 	kmem_cache_free(ksm_mm_cache, kmm);
 	clear_bit(MMF_VM_MERGE_ANY, &mm->flags);
 	clear_bit(MMF_VM_MERGEABLE, &mm->flags);
@@ -2789,6 +2833,15 @@ next_mm:
 				flush_anon_page(vma, page, addr);
 				flush_dcache_page(page);
 				item = cursor_item(kmm, addr);
+				if (IS_ERR(item)) {
+					/* This page again, next time. */
+					put_page(page);
+					ksm_cursor.address = addr;
+					mmap_read_unlock(mm);
+					if (*budget)
+						(*budget)--;
+					return item;
+				}
 				addr += PAGE_SIZE;
 				ksm_cursor.address = addr;
 				if (!item) {
@@ -2810,7 +2863,13 @@ done_mm:
 	dead = ksm_test_exit(mm) || !test_bit(MMF_VM_MERGEABLE, &mm->flags);
 	if (dead)
 		ksm_cursor.checked = 0;
-	cursor_drop_rest(kmm);
+	if (!cursor_drop_rest(kmm, false)) {
+		/* The walk finds no page left, and comes back here. */
+		mmap_read_unlock(mm);
+		if (*budget)
+			(*budget)--;
+		return ERR_PTR(-EAGAIN);
+	}
 	mmap_read_unlock(mm);
 
 	if (cursor_next_mm(kmm, dead)) {
@@ -2974,7 +3033,7 @@ static int ksm_unmerge_all(void)
 		 */
 		if (!failed || dead) {
 			ksm_cursor.checked = 0;
-			cursor_drop_rest(kmm);
+			cursor_drop_rest(kmm, true);
 		}
 		mmap_read_unlock(mm);
 		if (failed && !err)
@@ -3038,7 +3097,7 @@ int __ksm_enter(struct mm_struct *mm)
 	kmm = kmem_cache_zalloc(ksm_mm_cache, GFP_KERNEL);
 	if (!kmm)
 		return -ENOMEM;
-	xa_init(&kmm->items);
+	xa_init_flags(&kmm->items, XA_FLAGS_ACCOUNT);
 
 	/* Before ksmd can see the mm: a clear flag tells it to let go. */
 	set_bit(MMF_VM_MERGEABLE, &mm->flags);
