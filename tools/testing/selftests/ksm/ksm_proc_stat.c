@@ -48,20 +48,26 @@ FIXTURE_TEARDOWN(stat)
 	ksm_restore(&self->saved);
 }
 
-static long read_merging_pages(pid_t pid)
+/* The first number in @path, or -1. */
+static long file_number(const char *path)
 {
-	char path[64];
 	long val = -1;
-	FILE *f;
+	FILE *f = fopen(path, "r");
 
-	snprintf(path, sizeof(path), "/proc/%d/ksm_merging_pages", pid);
-	f = fopen(path, "r");
 	if (!f)
 		return -1;
 	if (fscanf(f, "%ld", &val) != 1)
 		val = -1;
 	fclose(f);
 	return val;
+}
+
+static long read_merging_pages(pid_t pid)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/ksm_merging_pages", pid);
+	return file_number(path);
 }
 
 struct stat_values {
@@ -257,20 +263,6 @@ TEST_F_TIMEOUT(stat, unique_pages_cost_a_record, KSM_TEST_TIMEOUT)
 		EXPECT_EQ(-9L * REST_PAGES, v.profit);
 	EXPECT_LE(-16L * REST_PAGES, profit);
 	EXPECT_EQ(0, worker_check(&self->w));
-}
-
-/* The first number in @path, or -1. */
-static long file_number(const char *path)
-{
-	long val = -1;
-	FILE *f = fopen(path, "r");
-
-	if (!f)
-		return -1;
-	if (fscanf(f, "%ld", &val) != 1)
-		val = -1;
-	fclose(f);
-	return val;
 }
 
 /*
