@@ -26,6 +26,14 @@
  *	A GIB GiB MAP_NORESERVE mergeable area with TOUCHED pages touched,
  *	evenly spread: time and ksmd CPU per full scan, over at least two
  *	(LIMIT_S at most).
+ *   ksm_bench waits MIB ROUNDS ID
+ *	MIB MiB of unique pages, ksmd flat out (pages_to_scan 10000,
+ *	sleep_millisecs 0) past a full scan; then ROUNDS times, at moments
+ *	spread by a random sleep: the time of "echo 0 > run", which waits for
+ *	ksm_lock (so its longest is the longest hold a waiter sees), before
+ *	run=1 again; and the time of madvise(MADV_MERGEABLE) of a fresh
+ *	64 KiB area of the same process, which waits for ksmd to let go of
+ *	its mmap_lock.  Longest and median of each, in ms.
  *   ksm_bench rmap NPAGES NKSM
  *	NPAGES pages faulted in one VMA (one anon_vma), then every other page
  *	mprotect()ed so the area is NPAGES VMAs on that anon_vma; NKSM KSM
@@ -374,6 +382,77 @@ static int bench_domains(int argc, char **argv)
 	return 0;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Longest and median of @n times, in ms, as metrics @id_@what_{max,med}. */
+static void print_waits(const char *id, const char *what, uint64_t *t,
+			unsigned long n)
+{
+	qsort(t, n, sizeof(*t), cmp_u64);
+	printf("BENCH %s_%s_max_ms %.3f\n", id, what, t[n - 1] / 1e6);
+	printf("BENCH %s_%s_med_ms %.3f\n", id, what, t[n / 2] / 1e6);
+}
+
+static int bench_waits(int argc, char **argv)
+{
+	unsigned long mib, rounds, npages, i, r;
+	uint64_t *run0, *mad, t;
+	const char *id;
+	char *area;
+
+	if (argc < 3)
+		return 2;
+	mib = atol(argv[0]);
+	rounds = atol(argv[1]);
+	id = argv[2];
+	if (!rounds)
+		return 2;
+	npages = mib << 20 >> 12;
+	area = map_anon(npages * PAGE, 0);
+	for (i = 0; i < npages; i++)
+		fill_page(area + i * PAGE, 3000000 + i);
+	if (madvise(area, npages * PAGE, MADV_MERGEABLE))
+		die("madvise");
+	run0 = calloc(rounds, sizeof(*run0));
+	mad = calloc(rounds, sizeof(*mad));
+	if (!run0 || !mad)
+		die("calloc");
+	ksm_setup(10000, 0);
+	ksm_write("run", 1);
+	if (wait_scans(ksm_read("full_scans") + 1, now_ns() + 1200e9))
+		die("first scan timed out");
+	for (r = 0; r < rounds; r++) {
+		char *small;
+
+		sleep_ms(20 + rnd() % 80);
+		t = now_ns();
+		ksm_write("run", 0);
+		run0[r] = now_ns() - t;
+		ksm_write("run", 1);
+		sleep_ms(20 + rnd() % 80);
+		small = map_anon(16 * PAGE, 0);
+		for (i = 0; i < 16; i++)
+			fill_page(small + i * PAGE, 4000000 + r * 16 + i);
+		t = now_ns();
+		if (madvise(small, 16 * PAGE, MADV_MERGEABLE))
+			die("madvise");
+		mad[r] = now_ns() - t;
+		munmap(small, 16 * PAGE);
+	}
+	ksm_write("run", 0);
+	printf("BENCH %s_full_scans %lu\n", id, ksm_read("full_scans"));
+	print_waits(id, "run0", run0, rounds);
+	print_waits(id, "madvise", mad, rounds);
+	free(run0);
+	free(mad);
+	return 0;
+}
+
 static int bench_scan(int argc, char **argv)
 {
 	unsigned long mib, warm, meas, npages, i;
@@ -714,6 +793,8 @@ int main(int argc, char **argv)
 		rc = bench_sparse(argc - 2, argv + 2);
 	else if (!strcmp(argv[1], "rmap"))
 		rc = bench_rmap(argc - 2, argv + 2);
+	else if (!strcmp(argv[1], "waits"))
+		rc = bench_waits(argc - 2, argv + 2);
 	if (rc == 2)
 		fprintf(stderr, "usage: see the comment at the top of ksm_bench.c\n");
 	return rc;

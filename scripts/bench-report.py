@@ -119,6 +119,12 @@ TABLE_SCALE += [
     ("mem_kvm_aggr_general_profit", "S3 general_profit, KVM-like 8 GiB",
      "B", "hi", "", None),
 ]
+for _what, _name in (("run0", "echo 0 > run"),
+                     ("madvise", "madvise(MADV_MERGEABLE)")):
+    for _stat, _word in (("max", "longest"), ("med", "median")):
+        TABLE_SCALE.append((f"waits_8G_{_what}_{_stat}_ms",
+                            f"S4 {_word} wait of {_name}, 8 GiB, "
+                            "ksmd flat out", "ms", "lo", "", None))
 
 
 def parse_log(path):
