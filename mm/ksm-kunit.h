@@ -217,7 +217,7 @@ static void ksm_test_stable_collisions(struct kunit *test)
 
 		ksm_test_collider(probe, i);
 		ksm_test_cmps = 0;
-		found = stable_search(probe, 0, page_checksum(probe), 0);
+		found = stable_search(probe, 0, page_checksum(probe), 0, NULL);
 		worst = max(worst, ksm_test_cmps);
 		if (i >= 1 && i <= KSM_TEST_NODES) {
 			KUNIT_EXPECT_PTR_EQ(test, found, t->page[i]);
@@ -252,12 +252,12 @@ static void ksm_test_stable_collisions(struct kunit *test)
 		KUNIT_EXPECT_PTR_EQ(test, t->node[0]->dup_next, t->node[7]);
 		t->node[7]->nr_items = ksm_max_page_sharing;
 		ksm_test_collider(probe, 7);
-		found = stable_search(probe, 0, page_checksum(probe), 0);
+		found = stable_search(probe, 0, page_checksum(probe), 0, NULL);
 		KUNIT_EXPECT_PTR_EQ(test, found, t->page[0]);
 		if (found)
 			put_page(found);
 		t->node[0]->nr_items = ksm_max_page_sharing;
-		found = stable_search(probe, 0, page_checksum(probe), 0);
+		found = stable_search(probe, 0, page_checksum(probe), 0, NULL);
 		KUNIT_EXPECT_NULL(test, found);
 		if (found)
 			put_page(found);
@@ -267,6 +267,50 @@ static void ksm_test_stable_collisions(struct kunit *test)
 		KUNIT_FAIL(test, "out of memory");
 	}
 
+	ksm_test_tree_undo(t);
+}
+
+/*
+ * The scanner's search takes the first node of its checksum on trust,
+ * without a comparison (ksm_fold() compares once the page is
+ * write-protected), and says so; the comparing search finds the node of
+ * the probe's content among those of its checksum.
+ */
+static void ksm_test_trusted(struct kunit *test)
+{
+	struct ksm_test_tree *t;
+	struct page *probe, *found;
+	bool unverified = false;
+
+	t = kunit_kzalloc(test, sizeof(*t), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, t);
+	probe = ksm_test_page(test);
+
+	ksm_test_tree_init(t);
+	if (ksm_test_add(t, 1) || ksm_test_add(t, 2)) {
+		ksm_test_tree_undo(t);
+		KUNIT_FAIL(test, "out of memory");
+		return;
+	}
+	ksm_test_collider(probe, 3);
+	ksm_test_cmps = 0;
+	found = stable_search(probe, 0, page_checksum(probe), 0, &unverified);
+	KUNIT_EXPECT_EQ(test, ksm_test_cmps, 0UL);
+	KUNIT_EXPECT_TRUE(test, unverified);
+	KUNIT_EXPECT_TRUE(test, found == t->page[1] || found == t->page[2]);
+	if (found)
+		put_page(found);
+
+	/* Comparing: the probe's own content, or none. */
+	found = stable_search(probe, 0, page_checksum(probe), 0, NULL);
+	KUNIT_EXPECT_NULL(test, found);
+	if (found)
+		put_page(found);
+	ksm_test_collider(probe, 2);
+	found = stable_search(probe, 0, page_checksum(probe), 0, NULL);
+	KUNIT_EXPECT_PTR_EQ(test, found, t->page[2]);
+	if (found)
+		put_page(found);
 	ksm_test_tree_undo(t);
 }
 
@@ -304,7 +348,7 @@ static void ksm_test_domains(struct kunit *test)
 	for (d = 0; d <= 5; d++) {
 		struct page *found;
 
-		found = stable_search(probe, d, page_checksum(probe), 0);
+		found = stable_search(probe, d, page_checksum(probe), 0, NULL);
 		if (d >= 1 && d <= 4)
 			KUNIT_EXPECT_PTR_EQ(test, found, t->page[d]);
 		else
@@ -341,6 +385,7 @@ static struct kunit_case ksm_test_cases[] = {
 	KUNIT_CASE(ksm_test_checksum),
 	KUNIT_CASE(ksm_test_pages_cmp),
 	KUNIT_CASE(ksm_test_stable_collisions),
+	KUNIT_CASE(ksm_test_trusted),
 	KUNIT_CASE(ksm_test_domains),
 	KUNIT_CASE(ksm_test_smart_scan_skips),
 	{}

@@ -256,11 +256,15 @@ struct ksm_stable {
  * @serial: its merge domain in the "process" mode: a new one at each
  *	registration and at each fork (under ksm_mm_lock, and the mm's
  *	mmap_lock for write at fork)
+ * @end: no record at this page number or beyond (an upper bound, under
+ *	ksm_lock): the scanner need not look for one where the mm's memory
+ *	is new
  */
 struct ksm_mm {
 	struct mm_slot slot;
 	struct xarray items;
 	u64 serial;
+	unsigned long end;
 };
 
 /**
@@ -493,6 +497,8 @@ static inline struct mm_struct *item_mm(const struct ksm_item *item)
 
 /* An item for cursor_item() to fill, within one batch (ksm_scan()). */
 static struct ksm_item *ksm_spare;
+/* A new page's slot points to ksm_spare already (cursor_item()). */
+static bool ksm_spare_in_slot;
 
 static inline unsigned long rec_index(unsigned long addr)
 {
@@ -1204,10 +1210,13 @@ static void item_settle(struct ksm_item *item)
 		if (item == ksm_spare) {
 			ksm_spare = NULL;
 			ksm_full_items++;
-			rec_set(kmm, addr, item);
+			if (!ksm_spare_in_slot)
+				rec_set(kmm, addr, item);
+			ksm_spare_in_slot = false;
 		}
 		return;
 	}
+	ksm_spare_in_slot = false;
 	rec_set(kmm, addr, item_record(item));
 	if (item != ksm_spare)
 		item_free(item);
@@ -1246,15 +1255,21 @@ static bool ksm_drain_unstable(bool all)
 
 	for (nid = 0; nid < (ksm_merge_across_nodes ? 1 : nr_node_ids); nid++) {
 		struct rb_root *root = &ksm_unstable_trees[nid];
-		struct rb_node *node;
+		struct rb_node *node = rb_first(root), *next;
 
-		while ((node = root->rb_node)) {
+		/*
+		 * From the left: the leftmost node has no left child, so
+		 * erasing it moves no other node, and the next one is at
+		 * hand.  Nobody else changes the tree while we hold ksm_lock.
+		 */
+		for (; node; node = next) {
 			struct ksm_item *item;
 
 			if (++done > 64 && !all && ksm_lock_wanted())
 				return false;
 			if (!(done % 256))
 				cond_resched();
+			next = rb_next(node);
 			item = rb_entry(node, struct ksm_item, rb);
 			rb_erase(node, root);
 			rec_set(item->kmm, item_address(item),
@@ -1815,6 +1830,9 @@ static struct ksm_stable *stable_with_room(struct ksm_stable *stable)
  * @domain: its merge domain
  * @sum: its checksum
  * @nid: the tree to search
+ * @unverified: NULL for a search that compares contents; else it may
+ *	return the first node of @page's domain and checksum without a
+ *	comparison, and sets *@unverified then
  *
  * The descent compares contents only where the checksums are equal, so
  * it costs O(log n) comparisons of pages at most, whatever the pages
@@ -1822,13 +1840,23 @@ static struct ksm_stable *stable_with_room(struct ksm_stable *stable)
  * page migrated to another node (merge_across_nodes off) is filed in that
  * node's tree; each happens once to a node, then the descent starts over.
  *
- * Returns the KSM page referenced, or NULL.  ksm_fold() compares again
- * once @page is write-protected.
+ * Equal checksums nearly always mean equal contents, and ksm_fold()
+ * compares once @page is write-protected, a comparison that must be made
+ * anyway: so the scanner takes the first node of its key on trust, and
+ * saves a comparison of two pages per merge.  If that node turns out to
+ * hold another content (a collision, crafted or not), the scanner
+ * searches again with comparisons (ksm_try_merge()): one failed attempt
+ * more than the bound above, whatever the pages hold.  A poisoned KSM
+ * page is never returned unverified: the comparing descent retires it
+ * without reading it.
+ *
+ * Returns the KSM page referenced, or NULL.
  */
 static struct page *stable_search(struct page *page, u64 domain, u32 sum,
-				  int nid)
+				  int nid, bool *unverified)
 {
 	struct rb_root *root = &ksm_stable_trees[nid];
+	bool trust = unverified, trusted = false;
 	struct ksm_stable *stable;
 	struct rb_node *node;
 	struct folio *kfolio;
@@ -1836,9 +1864,15 @@ static struct page *stable_search(struct page *page, u64 domain, u32 sum,
 
 restart:
 	cond_resched();
+	trusted = false;
 	node = root->rb_node;
 	while (node) {
 		stable = rb_entry(node, struct ksm_stable, rb);
+		if (trust && stable->domain == domain &&
+		    stable->checksum == sum) {
+			trusted = true;
+			break;
+		}
 		cmp = stable_cmp(page, domain, sum, stable);
 		if (cmp == -EAGAIN)
 			goto restart;
@@ -1867,6 +1901,13 @@ restart:
 		folio_put(kfolio);
 		goto restart;
 	}
+	if (trusted && PageHWPoison(folio_page(kfolio, 0))) {
+		folio_put(kfolio);
+		trust = false;
+		goto restart;
+	}
+	if (unverified)
+		*unverified = trusted;
 	return folio_page(kfolio, 0);
 }
 
@@ -2179,6 +2220,22 @@ static bool ksm_new_twin_may_exist(u32 sum)
 	       test_bit(bit, ksm_new_sums(ksm_cursor.pass - 1));
 }
 
+/* Map the KSM page @kpage in place of @page, which @item tracks. */
+static int ksm_fold_into(struct ksm_item *item, struct page *page,
+			 struct page *kpage)
+{
+	struct vm_area_struct *vma = item_lock_vma(item);
+	int err = -EAGAIN;
+
+	if (vma) {
+		err = ksm_fold(item, vma, page, kpage, NULL);
+		mmap_read_unlock(item_mm(item));
+	}
+	trace_ksm_merge_with_ksm_page(page_folio(kpage), page_to_pfn(kpage),
+				      item, item_mm(item), err);
+	return err;
+}
+
 /*
  * ksm_try_merge - try to merge the page @item tracks
  * @item: the item for the page's address, in no tree
@@ -2188,9 +2245,10 @@ static bool ksm_new_twin_may_exist(u32 sum)
  */
 static bool ksm_try_merge(struct ksm_item *item, struct page *page)
 {
+	bool merged, moved, zero, unverified = false, tried = false;
 	struct ksm_item *titem;
 	struct page *kpage, *tpage;
-	bool merged, moved, zero;
+	u64 domain;
 	int nid;
 	u32 sum;
 
@@ -2203,18 +2261,25 @@ static bool ksm_try_merge(struct ksm_item *item, struct page *page)
 
 	nid = ksm_tree_nid(page);
 	zero = ksm_zero_for_all(page, sum);
-	kpage = stable_search(page, zero ? 0 : ksm_cursor.domain, sum, nid);
-	if (kpage) {
-		struct vm_area_struct *vma = item_lock_vma(item);
-		int err = -EAGAIN;
-
-		if (vma) {
-			err = ksm_fold(item, vma, page, kpage, NULL);
-			mmap_read_unlock(item_mm(item));
+	domain = zero ? 0 : ksm_cursor.domain;
+	kpage = stable_search(page, domain, sum, nid, &unverified);
+	if (kpage && unverified) {
+		/* Not a huge page, which ksm_fold() splits before comparing. */
+		tried = !folio_test_large(page_folio(page));
+		if (tried && !ksm_fold_into(item, page, kpage)) {
+			put_page(kpage);
+			return true;
 		}
-		trace_ksm_merge_with_ksm_page(page_folio(kpage),
-					      page_to_pfn(kpage), item,
-					      item_mm(item), err);
+		/* Another content of the key: search comparing, then. */
+		if (!ksm_pages_equal(page, kpage)) {
+			put_page(kpage);
+			kpage = stable_search(page, domain, sum, nid, NULL);
+			tried = false;
+		}
+	}
+	if (kpage) {
+		int err = tried ? -EAGAIN : ksm_fold_into(item, page, kpage);
+
 		put_page(kpage);
 		if (!err)
 			return true;
@@ -2417,52 +2482,66 @@ static bool cursor_drop_to(struct ksm_mm *kmm, unsigned long end, bool all)
 /* Drop the records of @kmm from ksm_cursor.checked to the end. */
 static bool cursor_drop_rest(struct ksm_mm *kmm, bool all)
 {
-	return cursor_drop_to(kmm, ULONG_MAX & PAGE_MASK, all);
+	if (!cursor_drop_to(kmm, ULONG_MAX & PAGE_MASK, all))
+		return false;
+	kmm->end = min(kmm->end, rec_index(ksm_cursor.checked));
+	return true;
 }
 
 /*
- * A new record for the page at @addr of @kmm.  Its xarray's nodes are
- * charged to the mm's memory cgroup (XA_FLAGS_ACCOUNT): a tenant pays for
- * what its pages cost KSM, whichever way it lays them out.
+ * A new slot, holding @entry, for the page at @addr of @kmm.  Its
+ * xarray's nodes are charged to the mm's memory cgroup (XA_FLAGS_ACCOUNT):
+ * a tenant pays for what its pages cost KSM, however it lays them out.
  */
-static int rec_new(struct ksm_mm *kmm, unsigned long addr)
+static int rec_new(struct ksm_mm *kmm, unsigned long addr, void *entry)
 {
 	struct mem_cgroup *memcg = get_mem_cgroup_from_mm(kmm->slot.mm);
 	struct mem_cgroup *old = set_active_memcg(memcg);
 	int err;
 
-	err = xa_err(xa_store(&kmm->items, rec_index(addr), xa_mk_value(0),
+	err = xa_err(xa_store(&kmm->items, rec_index(addr), entry,
 			      GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN));
 	set_active_memcg(old);
 	mem_cgroup_put(memcg);
 	if (err)
 		return err;
+	kmm->end = max(kmm->end, rec_index(addr) + 1);
 	ksm_items++;
 	kmm->slot.mm->ksm_rmap_items++;
 	return 0;
 }
 
-/*
- * The item for the page at @addr of @kmm, the cursor's mm: the page's full
- * item, or ksm_spare filled from its record, made if missing; NULL if
- * memory is short; ERR_PTR(-EAGAIN) if ksm_lock is wanted while records
- * between the last page met and @addr, for pages that went away since the
- * last pass, are dropped on the way.
+/**
+ * struct ksm_next - what ksm_page_at() found of the records at the cursor
+ * @entry: the record of the page's address, or NULL
+ * @stale: records for addresses between the last page met and this one
  */
-static struct ksm_item *cursor_item(struct ksm_mm *kmm, unsigned long addr)
-{
+struct ksm_next {
 	void *entry;
+	bool stale;
+};
 
-	if (!cursor_drop_to(kmm, addr, false))
-		return ERR_PTR(-EAGAIN);
-	ksm_cursor.checked = addr + PAGE_SIZE;
-	entry = xa_load(&kmm->items, rec_index(addr));
-	if (!entry) {
-		if (rec_new(kmm, addr))
-			return NULL;
-		entry = xa_mk_value(0);
+/*
+ * The item for the page at @addr of @kmm, the cursor's mm, whose records
+ * ksm_page_at() just looked at (@next): the page's full item, or
+ * ksm_spare filled from its record, made if missing; NULL if memory is
+ * short; ERR_PTR(-EAGAIN) if ksm_lock is wanted while the stale records
+ * before @addr, for pages that went away since the last pass, are
+ * dropped.
+ */
+static struct ksm_item *cursor_item(struct ksm_mm *kmm, unsigned long addr,
+				    const struct ksm_next *next)
+{
+	void *entry = next->entry;
+
+	if (next->stale) {
+		if (!cursor_drop_to(kmm, addr, false))
+			return ERR_PTR(-EAGAIN);
+		/* The record of @addr lay behind the stale ones. */
+		entry = xa_load(&kmm->items, rec_index(addr));
 	}
-	if (!xa_is_value(entry))
+	ksm_cursor.checked = addr + PAGE_SIZE;
+	if (entry && !xa_is_value(entry))
 		return entry;
 	if (!ksm_spare) {
 		ksm_spare = kmem_cache_alloc(ksm_item_cache, GFP_KERNEL |
@@ -2470,7 +2549,17 @@ static struct ksm_item *cursor_item(struct ksm_mm *kmm, unsigned long addr)
 		if (!ksm_spare)
 			return NULL;
 	}
-	item_from_record(ksm_spare, kmm, addr, entry);
+	item_from_record(ksm_spare, kmm, addr, entry ?: xa_mk_value(0));
+	/*
+	 * A new page's slot points to the spare from the start: most new
+	 * pages join a tree, and item_settle() then has nothing to store.
+	 * Nobody looks at the slot before it does: ksmd holds ksm_lock.
+	 */
+	if (!entry) {
+		if (rec_new(kmm, addr, ksm_spare))
+			return NULL;
+		ksm_spare_in_slot = true;
+	}
 	return ksm_spare;
 }
 
@@ -2669,7 +2758,8 @@ static void ksm_advise(void)
  * look at every VMA again.
  */
 static struct page *ksm_page_at(struct ksm_mm *kmm, struct vm_area_struct *vma,
-				unsigned long addr, bool *settled)
+				unsigned long addr, bool *settled,
+				struct ksm_next *next)
 {
 	unsigned long index = rec_index(ksm_cursor.checked);
 	struct ksm_item *item = NULL, rec;
@@ -2679,9 +2769,19 @@ static struct page *ksm_page_at(struct ksm_mm *kmm, struct vm_area_struct *vma,
 	void *entry;
 
 	*settled = false;
-	/* The next record: if it is not @addr's, @addr has none yet. */
-	entry = xa_find(&kmm->items, &index, ULONG_MAX, XA_PRESENT);
+	/*
+	 * The next record up to @addr's: if it is not @addr's, @addr has
+	 * none yet.  Not beyond: a search in an empty range looks at every
+	 * slot up to its end.  Memory new to ksmd has no record to look for.
+	 */
+	entry = NULL;
+	if (index < kmm->end)
+		entry = xa_find(&kmm->items, &index, rec_index(addr),
+				XA_PRESENT);
+	next->stale = entry && index < rec_index(addr);
+	next->entry = NULL;
 	if (entry && index == rec_index(addr)) {
+		next->entry = entry;
 		item = entry;
 		if (xa_is_value(entry)) {
 			item_from_record(&rec, kmm, addr, entry);
@@ -2794,6 +2894,7 @@ next_mm:
 			addr = max(ksm_cursor.address, vma->vm_start);
 			while (addr < vma->vm_end) {
 				struct ksm_item *item;
+				struct ksm_next next;
 				struct page *page;
 				bool settled;
 
@@ -2808,7 +2909,8 @@ next_mm:
 				}
 				if (ksm_test_exit(mm))
 					goto done_mm;
-				page = ksm_page_at(kmm, vma, addr, &settled);
+				page = ksm_page_at(kmm, vma, addr, &settled,
+						   &next);
 				if (settled) {
 					addr += PAGE_SIZE;
 					ksm_cursor.checked = addr;
@@ -2832,7 +2934,7 @@ next_mm:
 				}
 				flush_anon_page(vma, page, addr);
 				flush_dcache_page(page);
-				item = cursor_item(kmm, addr);
+				item = cursor_item(kmm, addr, &next);
 				if (IS_ERR(item)) {
 					/* This page again, next time. */
 					put_page(page);
