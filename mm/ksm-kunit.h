@@ -301,6 +301,18 @@ static void ksm_test_trusted(struct kunit *test)
 	if (found)
 		put_page(found);
 
+	/* A node that a collision marked is compared, not trusted. */
+	t->node[1]->collided = 1;
+	t->node[2]->collided = 1;
+	unverified = false;
+	ksm_test_cmps = 0;
+	found = stable_search(probe, 0, page_checksum(probe), 0, &unverified);
+	KUNIT_EXPECT_NULL(test, found);
+	KUNIT_EXPECT_FALSE(test, unverified);
+	KUNIT_EXPECT_LT(test, 0UL, ksm_test_cmps);
+	if (found)
+		put_page(found);
+
 	/* Comparing: the probe's own content, or none. */
 	found = stable_search(probe, 0, page_checksum(probe), 0, NULL);
 	KUNIT_EXPECT_NULL(test, found);

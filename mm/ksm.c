@@ -232,6 +232,8 @@ struct ksm_item {
  *	after @domain
  * @nid: which stable tree holds this node
  * @domain: the merge domain of the pages that map it (0: everyone's)
+ * @collided: a page of another content and the same checksum met it:
+ *	stable_search() compares contents here, takes nothing on trust
  *
  * The KSM folio's ->mapping points here, tagged with PAGE_MAPPING_KSM.
  * 64 bytes on 64-bit, checked at build time.
@@ -245,6 +247,7 @@ struct ksm_stable {
 	u32 checksum;
 	u64 nid:KSM_NID_BITS;
 	u64 domain:KSM_DOMAIN_BITS;
+	u64 collided:1;
 };
 
 /**
@@ -1216,7 +1219,8 @@ static void item_settle(struct ksm_item *item)
 		}
 		return;
 	}
-	ksm_spare_in_slot = false;
+	if (item == ksm_spare)
+		ksm_spare_in_slot = false;
 	rec_set(kmm, addr, item_record(item));
 	if (item != ksm_spare)
 		item_free(item);
@@ -1844,11 +1848,13 @@ static struct ksm_stable *stable_with_room(struct ksm_stable *stable)
  * compares once @page is write-protected, a comparison that must be made
  * anyway: so the scanner takes the first node of its key on trust, and
  * saves a comparison of two pages per merge.  If that node turns out to
- * hold another content (a collision, crafted or not), the scanner
- * searches again with comparisons (ksm_try_merge()): one failed attempt
- * more than the bound above, whatever the pages hold.  A poisoned KSM
- * page is never returned unverified: the comparing descent retires it
- * without reading it.
+ * hold another content (a collision, crafted or not), the scanner marks
+ * it @collided, never to be trusted again, and searches again comparing
+ * (ksm_try_merge()): one failed write-protect per KSM page of a colliding
+ * content, ever, beyond the bound above.  A node of the key without room
+ * makes the descent start again comparing: the content's own node may
+ * have room.  A poisoned KSM page is never returned unverified: the
+ * comparing descent retires it without reading it.
  *
  * Returns the KSM page referenced, or NULL.
  */
@@ -1869,7 +1875,7 @@ restart:
 	while (node) {
 		stable = rb_entry(node, struct ksm_stable, rb);
 		if (trust && stable->domain == domain &&
-		    stable->checksum == sum) {
+		    stable->checksum == sum && !stable->collided) {
 			trusted = true;
 			break;
 		}
@@ -1884,8 +1890,14 @@ restart:
 		return NULL;
 
 	stable = stable_with_room(stable);
-	if (!stable)
+	if (!stable) {
+		/* Full, or a collision: the node of the content may have room. */
+		if (trusted) {
+			trust = false;
+			goto restart;
+		}
 		return NULL;
+	}
 	kfolio = stable_folio_get(stable, false);
 	if (!kfolio) {
 		stable_drop_stale(stable);
@@ -2270,8 +2282,17 @@ static bool ksm_try_merge(struct ksm_item *item, struct page *page)
 			put_page(kpage);
 			return true;
 		}
-		/* Another content of the key: search comparing, then. */
+		/*
+		 * Another content of the key: search comparing, then, and
+		 * never trust that node again, so that a tenant who made it
+		 * costs others one failed write-protect in all, not one a
+		 * page a pass.
+		 */
 		if (!ksm_pages_equal(page, kpage)) {
+			struct ksm_stable *other = folio_stable(page_folio(kpage));
+
+			if (other)
+				other->collided = 1;
 			put_page(kpage);
 			kpage = stable_search(page, domain, sum, nid, NULL);
 			tried = false;
