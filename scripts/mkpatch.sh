@@ -300,8 +300,9 @@ the process mergeable, old and new, survives fork and exec, reads back
 with PR_GET_MEMORY_MERGE, and unmerges when turned off.
 
 ksm_proc_stat: /proc/PID/ksm_stat and /proc/PID/ksm_merging_pages agree
-with what was merged; the profit formula also bounds the size of the
-per-page record.
+with what was merged; the profit has the documented form; a unique page
+between passes costs at most 16 bytes of slab (its record), charged to
+its process's memory cgroup.
 
 ksm_smaps: the KSM line of /proc/PID/smaps, the mg VmFlag, and KPF_KSM
 in /proc/kpageflags.
