@@ -4176,6 +4176,37 @@ static bool ksm_has_ksm_pages(void)
 	       ksm_stable_nodes;
 }
 
+/**
+ * struct ksm_node_knob - a knob that says what a stable node means
+ * @is: whether the knob holds @value already (read without the lock too)
+ * @set: give it @value, under ksm_lock, with no KSM page left: 0 or -errno
+ */
+struct ksm_node_knob {
+	bool (*is)(long value);
+	int (*set)(long value);
+};
+
+/*
+ * The store of merge_across_nodes, max_page_sharing and merge_domain,
+ * after parsing: like upstream's, a change is refused (-EBUSY) while any
+ * KSM page exists, and writing the value the knob holds always succeeds,
+ * also when another writer got there first.
+ */
+static ssize_t ksm_node_knob_store(const struct ksm_node_knob *knob,
+				   long value, size_t count)
+{
+	int err = 0;
+
+	if (knob->is(value))
+		return count;
+	ksm_lock_online();
+	ksm_reap_exited(true);
+	if (!knob->is(value))
+		err = ksm_has_ksm_pages() ? -EBUSY : knob->set(value);
+	mutex_unlock(&ksm_lock);
+	return err ?: count;
+}
+
 /*
  * Empty the unstable trees, before their key changes (merge_across_nodes,
  * merge_domain): no item may be in a tree about to be dropped.  Their
@@ -4237,33 +4268,37 @@ static void ksm_switch_trees(bool across)
 	}
 }
 
+static bool merge_across_nodes_is(long value)
+{
+	return READ_ONCE(ksm_merge_across_nodes) == value;
+}
+
+static int merge_across_nodes_set(long value)
+{
+	int err = value ? 0 : ksm_alloc_node_trees();
+
+	if (!err)
+		ksm_switch_trees(value);
+	return err;
+}
+
 static ssize_t merge_across_nodes_store(struct kobject *kobj,
 					struct kobj_attribute *attr,
 					const char *buf, size_t count)
 {
+	static const struct ksm_node_knob knob = {
+		.is = merge_across_nodes_is,
+		.set = merge_across_nodes_set,
+	};
 	unsigned long value;
-	int err = 0;
+	int err;
 
 	err = kstrtoul(buf, 10, &value);
 	if (err)
 		return err;
 	if (value > 1)
 		return -EINVAL;
-	if (value == ksm_merge_across_nodes)
-		return count;
-
-	ksm_lock_online();
-	ksm_reap_exited(true);
-	if (value != ksm_merge_across_nodes) {
-		if (ksm_has_ksm_pages())
-			err = -EBUSY;
-		else if (!value)
-			err = ksm_alloc_node_trees();
-		if (!err)
-			ksm_switch_trees(value);
-	}
-	mutex_unlock(&ksm_lock);
-	return err ? err : count;
+	return ksm_node_knob_store(&knob, value, count);
 }
 KSM_ATTR(merge_across_nodes);
 #endif /* CONFIG_NUMA */
@@ -4287,32 +4322,33 @@ static ssize_t merge_domain_show(struct kobject *kobj,
  * the unstable trees start afresh.  "cgroup" needs the memory controller
  * (EOPNOTSUPP without it).
  */
+static bool merge_domain_is(long mode)
+{
+	return READ_ONCE(ksm_domain_mode) == mode;
+}
+
+static int merge_domain_set(long mode)
+{
+	ksm_forget_unstable();
+	WRITE_ONCE(ksm_domain_mode, mode);
+	return 0;
+}
+
 static ssize_t merge_domain_store(struct kobject *kobj,
 				  struct kobj_attribute *attr,
 				  const char *buf, size_t count)
 {
+	static const struct ksm_node_knob knob = {
+		.is = merge_domain_is,
+		.set = merge_domain_set,
+	};
 	int mode = sysfs_match_string(ksm_domain_names, buf);
-	int err = 0;
 
 	if (mode < 0)
 		return -EINVAL;
 	if (mode == KSM_DOMAIN_CGROUP && mem_cgroup_disabled())
 		return -EOPNOTSUPP;
-	if (mode == READ_ONCE(ksm_domain_mode))
-		return count;
-
-	ksm_lock_online();
-	ksm_reap_exited(true);
-	if (mode != ksm_domain_mode) {
-		if (ksm_has_ksm_pages()) {
-			err = -EBUSY;
-		} else {
-			ksm_forget_unstable();
-			WRITE_ONCE(ksm_domain_mode, mode);
-		}
-	}
-	mutex_unlock(&ksm_lock);
-	return err ? err : count;
+	return ksm_node_knob_store(&knob, mode, count);
 }
 KSM_ATTR(merge_domain);
 
@@ -4322,11 +4358,26 @@ KSM_ATTR(merge_zero_across_domains);
 
 KSM_SHOW(max_page_sharing, "%d", ksm_max_page_sharing)
 
+static bool max_page_sharing_is(long value)
+{
+	return READ_ONCE(ksm_max_page_sharing) == value;
+}
+
+static int max_page_sharing_set(long value)
+{
+	WRITE_ONCE(ksm_max_page_sharing, value);
+	return 0;
+}
+
 static ssize_t max_page_sharing_store(struct kobject *kobj,
 				      struct kobj_attribute *attr,
 				      const char *buf, size_t count)
 {
-	int value, err = 0;
+	static const struct ksm_node_knob knob = {
+		.is = max_page_sharing_is,
+		.set = max_page_sharing_set,
+	};
+	int value, err;
 
 	err = kstrtoint(buf, 10, &value);
 	if (err)
@@ -4334,19 +4385,7 @@ static ssize_t max_page_sharing_store(struct kobject *kobj,
 	/* A KSM page with one mapping saves nothing. */
 	if (value < 2)
 		return -EINVAL;
-	if (value == READ_ONCE(ksm_max_page_sharing))
-		return count;
-
-	ksm_lock_online();
-	ksm_reap_exited(true);
-	if (value != ksm_max_page_sharing) {
-		if (ksm_has_ksm_pages())
-			err = -EBUSY;
-		else
-			ksm_max_page_sharing = value;
-	}
-	mutex_unlock(&ksm_lock);
-	return err ? err : count;
+	return ksm_node_knob_store(&knob, value, count);
 }
 KSM_ATTR(max_page_sharing);
 
