@@ -65,8 +65,8 @@
  * DOC: Locking
  *
  * ksm_lock (mutex)
- *	The trees, the items, the stable nodes, the counters and the scan
- *	cursor.  ksmd holds it for one batch of pages_to_scan pages; sysfs
+ *	The trees, the records and items, the stable nodes, the counters
+ *	and the scan cursor.  ksmd holds it for one batch of pages_to_scan pages; sysfs
  *	writes that change the trees and "run" take it too.  Never taken
  *	under an mmap_lock: madvise() and prctl() run with mmap_lock held
  *	and so do their KSM work without it.
@@ -93,8 +93,17 @@
  *	The list and hash of registered mms.  __ksm_enter() and __ksm_exit()
  *	take only this, so fork, exec and exit never wait for ksmd.
  *
+ * xa_lock of an mm's records (struct ksm_mm.items)
+ *	Taken only inside the xarray calls, all made under ksm_lock, and
+ *	never with a page table lock or folio lock held: it only serializes
+ *	the xarray's own RCU readers.  __ksm_exit() reads xa_empty() with
+ *	none of our locks: records are added only to the cursor's mm, which
+ *	it checks under ksm_mm_lock, so "empty" stays true; a stale "not
+ *	empty" only sends the mm to ksm_exited, whose reaping copes.
+ *
  * Order: ksm_lock -> mmap_lock -> folio lock (page, then KSM page) ->
- * anon_vma lock / PTL; ksm_mm_lock nests inside any of them.
+ * anon_vma lock / PTL; ksm_mm_lock and xa_lock nest inside ksm_lock and
+ * mmap_lock, never inside each other.
  *
  * ksmd holds only mm_count (mmgrab) on a registered mm, never mm_users:
  * after taking mmap_lock it checks that mm_users is not zero, and
