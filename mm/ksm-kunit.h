@@ -313,6 +313,47 @@ static void ksm_test_trusted(struct kunit *test)
 	if (found)
 		put_page(found);
 
+	/*
+	 * A group: the node in the tree is full, so a search hands out the
+	 * other.  A collision with the one handed out marks the whole group,
+	 * which is then compared, not trusted.
+	 */
+	t->node[1]->collided = 0;
+	t->node[2]->collided = 0;
+	t->node[0] = stable_alloc(t->node[1]->checksum, 0, 0);
+	t->page[0] = alloc_page(GFP_KERNEL);
+	if (t->node[0] && t->page[0]) {
+		struct folio *folio = page_folio(t->page[0]);
+
+		ksm_test_collider(t->page[0], 1);
+		t->node[0]->pfn = folio_pfn(folio);
+		folio_lock(folio);
+		folio_set_stable(folio, t->node[0]);
+		folio_unlock(folio);
+		stable_insert(t->node[0], t->page[0]);
+		t->node[1]->nr_items = ksm_max_page_sharing;
+		t->node[2]->collided = 1;
+		ksm_test_collider(probe, 3);
+		found = stable_search(probe, 0, page_checksum(probe), 0,
+				      &unverified);
+		KUNIT_EXPECT_PTR_EQ(test, found, t->page[0]);
+		KUNIT_EXPECT_TRUE(test, unverified);
+		if (found) {
+			stable_mark_collided(folio_stable(page_folio(found)));
+			put_page(found);
+		}
+		unverified = false;
+		found = stable_search(probe, 0, page_checksum(probe), 0,
+				      &unverified);
+		KUNIT_EXPECT_NULL(test, found);
+		KUNIT_EXPECT_FALSE(test, unverified);
+		if (found)
+			put_page(found);
+		t->node[1]->nr_items = 0;
+	} else {
+		KUNIT_FAIL(test, "out of memory");
+	}
+
 	/* Comparing: the probe's own content, or none. */
 	found = stable_search(probe, 0, page_checksum(probe), 0, NULL);
 	KUNIT_EXPECT_NULL(test, found);

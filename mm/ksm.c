@@ -2241,6 +2241,24 @@ static bool ksm_new_twin_may_exist(u32 sum)
 	       test_bit(bit, ksm_new_sums(ksm_cursor.pass - 1));
 }
 
+/*
+ * A page of another content and @stable's checksum failed to merge with
+ * it: trust none of its group again (stable_search() trusts the node in
+ * the tree, and stable_with_room() may have handed out another of the
+ * group, all of one content).
+ */
+static void stable_mark_collided(struct ksm_stable *stable)
+{
+	struct ksm_stable *s = stable;
+
+	if (!stable)
+		return;
+	do {
+		s->collided = 1;
+		s = s->dup_next;
+	} while (s && s != stable);
+}
+
 /* Map the KSM page @kpage in place of @page, which @item tracks. */
 static int ksm_fold_into(struct ksm_item *item, struct page *page,
 			 struct page *kpage)
@@ -2298,10 +2316,7 @@ static bool ksm_try_merge(struct ksm_item *item, struct page *page)
 		 * page a pass.
 		 */
 		if (!ksm_pages_equal(page, kpage)) {
-			struct ksm_stable *other = folio_stable(page_folio(kpage));
-
-			if (other)
-				other->collided = 1;
+			stable_mark_collided(folio_stable(page_folio(kpage)));
 			put_page(kpage);
 			kpage = stable_search(page, domain, sum, nid, NULL);
 			tried = false;
@@ -2529,8 +2544,13 @@ static int rec_new(struct ksm_mm *kmm, unsigned long addr, void *entry)
 	struct mem_cgroup *old = set_active_memcg(memcg);
 	int err;
 
+	/*
+	 * No reclaim under ksm_lock: a tenant at its memory cgroup's limit
+	 * would make everyone who waits for ksmd wait for its reclaim.  The
+	 * page waits for the next pass instead.
+	 */
 	err = xa_err(xa_store(&kmm->items, rec_index(addr), entry,
-			      GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN));
+			      GFP_NOWAIT | __GFP_NOWARN));
 	set_active_memcg(old);
 	mem_cgroup_put(memcg);
 	if (err)
@@ -2801,8 +2821,8 @@ static struct page *ksm_page_at(struct ksm_mm *kmm, struct vm_area_struct *vma,
 	*settled = false;
 	/*
 	 * The next record up to @addr's: if it is not @addr's, @addr has
-	 * none yet.  Not beyond: a search in an empty range looks at every
-	 * slot up to its end.  Memory new to ksmd has no record to look for.
+	 * none yet.  Not beyond: the search would walk on to the next record
+	 * however far it is.  Memory new to ksmd has no record to look for.
 	 */
 	entry = NULL;
 	if (index < kmm->end)
