@@ -158,6 +158,7 @@
 #define ITEM_STATE	(ITEM_UNSTABLE | ITEM_STABLE)
 #define ITEM_SEEN	BIT(2)	/* @checksum holds a page seen before */
 #define ITEM_PGOFF	BIT(3)	/* stable: @pgoff_delta is valid */
+#define ITEM_PASS	BIT(4)	/* from ksm_pass_cache (see item_rehome()) */
 
 /*
  * Merge domains (merge_domain): a page merges only with pages of its own
@@ -330,7 +331,8 @@ static struct rb_root *ksm_node_stable_trees;	/* merge_across_nodes = 0 */
 static struct rb_root *ksm_node_unstable_trees;
 #endif
 
-static struct kmem_cache *ksm_item_cache;
+static struct kmem_cache *ksm_item_cache;	/* linked items, the spare */
+static struct kmem_cache *ksm_pass_cache;	/* unstable tree items */
 static struct kmem_cache *ksm_stable_cache;
 static struct kmem_cache *ksm_mm_cache;
 
@@ -569,10 +571,15 @@ static void rec_set(struct ksm_mm *kmm, unsigned long addr, void *entry)
 	xas_unlock(&xas);
 }
 
+static struct kmem_cache *item_cache(const struct ksm_item *item)
+{
+	return item->address & ITEM_PASS ? ksm_pass_cache : ksm_item_cache;
+}
+
 static void item_free(struct ksm_item *item)
 {
 	ksm_full_items--;
-	kmem_cache_free(ksm_item_cache, item);
+	kmem_cache_free(item_cache(item), item);
 }
 
 static inline struct ksm_stable *folio_stable(struct folio *folio)
@@ -1206,33 +1213,132 @@ static bool item_in_tree(const struct ksm_item *item)
 }
 
 /*
+ * Items live in two caches: ksm_item_cache holds those linked to a KSM
+ * page, which may stay for ever, and the spare; ksm_pass_cache those in
+ * an unstable tree, which all go when the pass ends.  Mixed in one cache,
+ * the few linked items among a pass's items would keep their slabs from
+ * being freed: where 40 % of the pages are unique, that is some 22 bytes
+ * a tracked page of slabs with holes in them (the KVM-like host of
+ * bench-scale).  So an item moves, once ksmd is done with its page
+ * (item_settle()): to ksm_pass_cache when it went into an unstable tree,
+ * and back to ksm_item_cache when it was linked to a KSM page (that is,
+ * when it was the partner that became one).  A move costs an allocation
+ * and a copy, but the spare is left behind as the spare, so a page that
+ * goes into the unstable tree allocates one item as before.
+ *
+ * Moving a linked item rewrites its neighbours' links, which the KSM
+ * page's lock protects: it is only tried.  An item that stays where it
+ * is costs nothing but slab: it is as good an item as any.
+ */
+static struct ksm_item *item_alloc_other(const struct ksm_item *item)
+{
+	/* No reclaim under ksm_lock: an item that cannot move just stays. */
+	return kmem_cache_alloc(item->address & ITEM_PASS ? ksm_item_cache :
+				ksm_pass_cache, GFP_NOWAIT | __GFP_NOWARN);
+}
+
+/* Fill @copy, from the other cache, with @item. */
+static void item_copy(struct ksm_item *copy, const struct ksm_item *item)
+{
+	*copy = *item;
+	copy->address ^= ITEM_PASS;
+}
+
+/* @copy takes the place of @item, whose links it copied, in their list. */
+static void stable_relink(struct ksm_item *item, struct ksm_item *copy)
+{
+	*copy->link.pprev = &copy->link;
+	if (copy->link.next)
+		copy->link.next->pprev = &copy->link.next;
+	item->link.pprev = NULL;
+}
+
+/*
+ * item_rehome - move an item that is in a tree to its cache
+ * @item: an item in this pass's unstable tree or linked to a KSM page
+ *
+ * Returns the item in its new place, or @item if it stays: it is in its
+ * cache already, or could not move just now.  The caller makes the slot
+ * point to it and frees @item.
+ */
+static struct ksm_item *item_rehome(struct ksm_item *item)
+{
+	struct ksm_item *copy;
+	struct folio *folio;
+
+	if (item->address & ITEM_STABLE) {
+		if (!(item->address & ITEM_PASS))
+			return item;
+		folio = stable_folio_get(item->stable, false);
+		if (!folio)
+			return item;
+		copy = item_alloc_other(item);
+		/*
+		 * Copied under the lock: an rmap walk may clear ITEM_PGOFF
+		 * until then, and must not see it set again.
+		 */
+		if (copy && folio_trylock(folio)) {
+			if (folio_stable(folio) == item->stable) {
+				item_copy(copy, item);
+				stable_relink(item, copy);
+				item = copy;
+			}
+			folio_unlock(folio);
+		}
+		if (copy && item != copy)
+			kmem_cache_free(ksm_item_cache, copy);
+		folio_put(folio);
+		return item;
+	}
+	if (item->address & ITEM_PASS)
+		return item;
+	copy = item_alloc_other(item);
+	if (!copy)
+		return item;
+	item_copy(copy, item);
+	/* The tree is ours alone: ksmd holds ksm_lock. */
+	rb_replace_node(&item->rb, &copy->rb, &ksm_unstable_trees[item->nid]);
+	/* It may be the spare: it is in no tree now. */
+	item->address &= ~ITEM_UNSTABLE;
+	return copy;
+}
+
+/*
  * item_settle - keep what ksmd knows of @item's page in its cheapest form
  * @item: an item that ksmd worked on: its mm's full item for the page, or
  *	ksm_spare filled from the page's record
  *
- * An item in a tree stays, and its slot points to it; one in none is
- * folded back into the slot's record, and goes.
+ * An item in a tree stays, in the cache of its tree (item_rehome()), and
+ * its slot points to it; one in none is folded back into the slot's
+ * record, and goes.
  */
 static void item_settle(struct ksm_item *item)
 {
 	struct ksm_mm *kmm = item->kmm;
 	unsigned long addr = item_address(item);
+	struct ksm_item *kept;
 
-	if (item_in_tree(item)) {
-		if (item == ksm_spare) {
-			ksm_spare = NULL;
-			ksm_full_items++;
-			if (!ksm_spare_in_slot)
-				rec_set(kmm, addr, item);
+	if (!item_in_tree(item)) {
+		if (item == ksm_spare)
 			ksm_spare_in_slot = false;
-		}
+		rec_set(kmm, addr, item_record(item));
+		if (item != ksm_spare)
+			item_free(item);
 		return;
 	}
-	if (item == ksm_spare)
+	kept = item_rehome(item);
+	if (item == ksm_spare) {
+		/* The spare stays the spare if it was copied. */
+		if (kept == item)
+			ksm_spare = NULL;
+		ksm_full_items++;
+		if (kept != item || !ksm_spare_in_slot)
+			rec_set(kmm, addr, kept);
 		ksm_spare_in_slot = false;
-	rec_set(kmm, addr, item_record(item));
-	if (item != ksm_spare)
-		item_free(item);
+	} else if (kept != item) {
+		rec_set(kmm, addr, kept);
+		kmem_cache_free(item_cache(item), item);
+	}
 }
 
 /* Drop the record @entry, at @index of @kmm, and its item if it has one. */
@@ -4751,10 +4857,16 @@ static int __init ksm_init(void)
 
 	ksm_zero_checksum = page_checksum(ZERO_PAGE(0));
 
-	ksm_item_cache = KMEM_CACHE(ksm_item, 0);
+	/* Unmerged: each keeps its own slabs (see item_rehome()). */
+	ksm_item_cache = KMEM_CACHE(ksm_item, SLAB_NO_MERGE);
+	ksm_pass_cache = kmem_cache_create("ksm_pass_item",
+					   sizeof(struct ksm_item),
+					   __alignof__(struct ksm_item),
+					   SLAB_NO_MERGE, NULL);
 	ksm_stable_cache = KMEM_CACHE(ksm_stable, 0);
 	ksm_mm_cache = KMEM_CACHE(ksm_mm, 0);
-	if (!ksm_item_cache || !ksm_stable_cache || !ksm_mm_cache)
+	if (!ksm_item_cache || !ksm_pass_cache || !ksm_stable_cache ||
+	    !ksm_mm_cache)
 		goto out_caches;
 
 	err = ksm_sysfs_init();
@@ -4776,6 +4888,7 @@ static int __init ksm_init(void)
 out_caches:
 	kmem_cache_destroy(ksm_mm_cache);
 	kmem_cache_destroy(ksm_stable_cache);
+	kmem_cache_destroy(ksm_pass_cache);
 	kmem_cache_destroy(ksm_item_cache);
 	return err;
 }

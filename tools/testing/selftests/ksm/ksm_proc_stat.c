@@ -203,6 +203,15 @@ static long slab_objects(const char *name)
 	return found;
 }
 
+/* Items in use, of both caches (see linked_items_leave_no_holes). */
+static long item_objects(void)
+{
+	long items = slab_objects("ksm_item");
+	long pass = slab_objects("ksm_pass_item");
+
+	return items < 0 || pass < 0 ? -1 : items + pass;
+}
+
 #define REST_PAGES	65536	/* 256 MiB */
 #define XA_NODE_BYTES	576	/* struct xa_node, 64 slots, on 64-bit */
 
@@ -214,8 +223,9 @@ static long slab_objects(const char *name)
  * pass, and ksmd sleeps 15 s after it, so the pass's unstable tree has
  * been folded back into records when we look): where /proc/slabinfo
  * lists our caches, as objects of radix_tree_node (the xarray's nodes)
- * and of ksm_item (none is left); else as the growth of Slab, which a
- * debug allocator would swell (KASAN's quarantine, red zones).
+ * and of ksm_item and ksm_pass_item (none is left); else as the growth
+ * of Slab, which a debug allocator would swell (KASAN's quarantine, red
+ * zones).
  */
 TEST_F_TIMEOUT(stat, unique_pages_cost_a_record, KSM_TEST_TIMEOUT)
 {
@@ -231,14 +241,14 @@ TEST_F_TIMEOUT(stat, unique_pages_cost_a_record, KSM_TEST_TIMEOUT)
 	ASSERT_EQ(0, ksm_set("pages_to_scan", 4 * REST_PAGES));
 	ASSERT_EQ(0, ksm_set("sleep_millisecs", 15000));
 	nodes0 = slab_objects("radix_tree_node");
-	items0 = slab_objects("ksm_item");
+	items0 = item_objects();
 	slab0 = slab_kb();
 	ASSERT_LT(0, slab0);
 	ASSERT_EQ(0, ksm_set("run", 1));
 	ASSERT_EQ(0, ksm_wait_scans(2, KSM_WAIT_SECS));
 	slab1 = slab_kb();
 	nodes1 = slab_objects("radix_tree_node");
-	items1 = slab_objects("ksm_item");
+	items1 = item_objects();
 	ASSERT_LT(0, ksm_read_str("general_profit", buf, sizeof(buf)));
 	profit = strtol(buf, NULL, 10);
 	ASSERT_EQ(0, ksm_set("run", 0));
@@ -263,6 +273,94 @@ TEST_F_TIMEOUT(stat, unique_pages_cost_a_record, KSM_TEST_TIMEOUT)
 		EXPECT_EQ(-9L * REST_PAGES, v.profit);
 	EXPECT_LE(-16L * REST_PAGES, profit);
 	EXPECT_EQ(0, worker_check(&self->w));
+}
+
+/*
+ * Slots and slots in use of cache @name in /proc/slabinfo, after a shrink
+ * (which frees its empty slabs); false if slabinfo does not list it.
+ */
+static bool slab_fill(const char *name, long *active, long *total)
+{
+	char path[128], line[512], cache[64];
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/kernel/slab/%s/shrink", name);
+	write_file(path, "1");
+	f = fopen("/proc/slabinfo", "r");
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f))
+		found = sscanf(line, "%63s %ld %ld", cache, active, total) == 3 &&
+			!strcmp(cache, name);
+	fclose(f);
+	return found;
+}
+
+#define MIX_PAGES	16384	/* 64 MiB a worker */
+
+/*
+ * A KSM page's items live as long as it does; a pass's unstable tree
+ * items die when the pass ends.  If both came from the same slabs, the
+ * linked items would pin slabs that the pass's items left mostly empty.
+ * Two workers of MIX_PAGES pages, every other one the same in both (so
+ * MIX_PAGES mappings of MIX_PAGES / 2 KSM pages) and the rest unique,
+ * interleaved so that a shared cache would leave every slab half empty.
+ * Between two passes, where /proc/slabinfo lists our caches (the debug
+ * kernel): ksm_item's slots are at least 90 % in use (half, sharing one
+ * cache) and ksm_pass_item holds nothing.  Else Slab grows by at most
+ * 62 bytes a tracked page: a record (9), half a 56-byte item (28) and a
+ * quarter of a 64-byte stable node (16) make 53, where a half-empty
+ * cache adds 28 more.
+ */
+TEST_F_TIMEOUT(stat, linked_items_leave_no_holes, KSM_TEST_TIMEOUT)
+{
+	uint64_t *tags = make_tags(MIX_PAGES, 0x401e0000);
+	long slab0, slab1, per_page, active, total, pass_active, pass_total;
+	struct stat_values v;
+	bool listed;
+	size_t i;
+
+	ASSERT_NE(NULL, tags);
+	for (i = 1; i < MIX_PAGES; i += 2)
+		tags[i] += 0x100000;
+	ASSERT_EQ(0, worker_start(&self->w, tags, MIX_PAGES));
+	for (i = 1; i < MIX_PAGES; i += 2)
+		tags[i] += 0x100000;
+	ASSERT_EQ(0, worker_start(&self->keeper, tags, MIX_PAGES));
+	free(tags);
+	ASSERT_EQ(0, ksm_set("pages_to_scan", 8 * MIX_PAGES));
+	ASSERT_EQ(0, ksm_set("sleep_millisecs", 15000));
+	slab_fill("ksm_item", &active, &total);
+	slab0 = slab_kb();
+	ASSERT_LT(0, slab0);
+	ASSERT_EQ(0, ksm_set("run", 1));
+	ASSERT_EQ(0, ksm_wait_scans(2, KSM_WAIT_SECS));
+	slab1 = slab_kb();
+	listed = slab_fill("ksm_item", &active, &total);
+	if (listed)
+		ASSERT_TRUE(slab_fill("ksm_pass_item", &pass_active,
+				      &pass_total))
+			TH_LOG("slabinfo has no ksm_pass_item cache");
+	ASSERT_EQ(0, ksm_set("run", 0));
+
+	ASSERT_EQ(0, read_stat(self->w.pid, &v));
+	EXPECT_EQ(MIX_PAGES, v.rmap_items);
+	EXPECT_EQ(MIX_PAGES / 2, v.merging_pages);
+	if (listed) {
+		TH_LOG("ksm_item %ld of %ld slots in use, ksm_pass_item %ld of %ld",
+		       active, total, pass_active, pass_total);
+		EXPECT_LE(MIX_PAGES, active);
+		EXPECT_GE(active * 10, total * 9);
+		EXPECT_GE(64, pass_active);
+	} else {
+		per_page = (slab1 - slab0) * 1024 / (2 * MIX_PAGES);
+		TH_LOG("slab %ld -> %ld kB: %ld B a tracked page", slab0,
+		       slab1, per_page);
+		EXPECT_GE(62, per_page);
+	}
+	EXPECT_EQ(0, worker_check(&self->w));
+	EXPECT_EQ(0, worker_check(&self->keeper));
 }
 
 /*

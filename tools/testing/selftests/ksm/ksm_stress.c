@@ -1766,8 +1766,10 @@ static void read_counters(long *c)
 			      c[C_PROFIT];
 }
 
-static const char * const slab_names[] = { "ksm_item", "ksm_stable", "ksm_mm" };
-#define NR_SLABS 3
+static const char * const slab_names[] = {
+	"ksm_item", "ksm_pass_item", "ksm_stable", "ksm_mm"
+};
+#define NR_SLABS 4
 
 /*
  * In-use objects of our caches, from /proc/slabinfo after a shrink (which
