@@ -434,11 +434,83 @@ static void ksm_test_smart_scan_skips(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, smart_scan_skips(ITEM_AGE_MAX), 8);
 }
 
+/*
+ * A content shared 2^24 times makes 65536 KSM pages at the default
+ * max_page_sharing, one group.  Each node leaves the group in O(1), and a
+ * search for one with room walks at most KSM_GROUP_STEPS full ones: with
+ * either linear, making or freeing the group would cost its square.
+ */
+#define KSM_TEST_GROUP	(4 * KSM_GROUP_STEPS)
+static void ksm_test_group(struct kunit *test)
+{
+	unsigned long groups, nodes;
+	struct ksm_stable **n, *s;
+	unsigned int i, seen;
+
+	n = kunit_kcalloc(test, KSM_TEST_GROUP, sizeof(*n), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, n);
+	mutex_lock(&ksm_lock);
+	groups = ksm_dup_groups;
+	nodes = ksm_dup_nodes;
+	for (i = 0; i < KSM_TEST_GROUP; i++) {
+		n[i] = stable_alloc(1, 0, 0);
+		if (!n[i])
+			break;
+		/* No page: pfn 0 is no poisoned KSM page. */
+		n[i]->nr_items = ksm_max_page_sharing;
+		if (i)
+			stable_group(n[i], n[i - 1]);
+	}
+	if (i < KSM_TEST_GROUP) {
+		KUNIT_FAIL(test, "out of memory");
+		goto out;
+	}
+	KUNIT_EXPECT_EQ(test, ksm_dup_groups, groups + 1);
+	KUNIT_EXPECT_EQ(test, ksm_dup_nodes, nodes + KSM_TEST_GROUP);
+
+	/* All full: no walk of it all. */
+	KUNIT_EXPECT_NULL(test, stable_with_room(n[0]));
+	/* Room far off is not looked for; near by, it comes to the front. */
+	s = n[0]->dup_next;
+	for (seen = 1; seen < 2 * KSM_GROUP_STEPS; seen++)
+		s = s->dup_next;
+	s->nr_items = 0;
+	KUNIT_EXPECT_NULL(test, stable_with_room(n[0]));
+	s->nr_items = ksm_max_page_sharing;
+	s = n[0]->dup_next->dup_next->dup_next;
+	s->nr_items = 0;
+	KUNIT_EXPECT_PTR_EQ(test, stable_with_room(n[0]), s);
+	KUNIT_EXPECT_PTR_EQ(test, n[0]->dup_next, s);
+	KUNIT_EXPECT_PTR_EQ(test, s->dup_prev, n[0]);
+
+	/* Every other node leaves: the ring stays whole both ways. */
+	for (i = 1; i < KSM_TEST_GROUP; i += 2) {
+		stable_free(n[i]);
+		n[i] = NULL;
+	}
+	seen = 0;
+	s = n[0];
+	do {
+		KUNIT_EXPECT_PTR_EQ(test, s->dup_next->dup_prev, s);
+		s = s->dup_next;
+	} while (++seen <= KSM_TEST_GROUP && s != n[0]);
+	KUNIT_EXPECT_EQ(test, seen, KSM_TEST_GROUP / 2);
+	KUNIT_EXPECT_EQ(test, ksm_dup_nodes, nodes + KSM_TEST_GROUP / 2);
+out:
+	for (i = 0; i < KSM_TEST_GROUP; i++)
+		if (n[i])
+			stable_free(n[i]);
+	KUNIT_EXPECT_EQ(test, ksm_dup_groups, groups);
+	KUNIT_EXPECT_EQ(test, ksm_dup_nodes, nodes);
+	mutex_unlock(&ksm_lock);
+}
+
 static struct kunit_case ksm_test_cases[] = {
 	KUNIT_CASE(ksm_test_checksum),
 	KUNIT_CASE(ksm_test_pages_cmp),
 	KUNIT_CASE(ksm_test_stable_collisions),
 	KUNIT_CASE(ksm_test_trusted),
+	KUNIT_CASE(ksm_test_group),
 	KUNIT_CASE(ksm_test_domains),
 	KUNIT_CASE(ksm_test_smart_scan_skips),
 	{}

@@ -236,6 +236,7 @@ struct ksm_item {
  * @items: the items that map this page (under the KSM page's lock)
  * @dup_next: the next of the KSM pages of the same content, when
  *	max_page_sharing made more than one (a ring; NULL when alone)
+ * @dup_prev: the one before, so that a node leaves its group in O(1)
  * @pfn: the page frame that holds the KSM page now (moves with migration)
  * @nr_items: how many items are on @items
  * @checksum: checksum of the (unchanging) content: the key in the tree,
@@ -246,12 +247,13 @@ struct ksm_item {
  *	stable_search() compares contents here, takes nothing on trust
  *
  * The KSM folio's ->mapping points here, tagged with PAGE_MAPPING_KSM.
- * 64 bytes on 64-bit, checked at build time.
+ * 72 bytes on 64-bit, checked at build time.
  */
 struct ksm_stable {
 	struct rb_node rb;
 	struct hlist_head items;
 	struct ksm_stable *dup_next;
+	struct ksm_stable *dup_prev;
 	unsigned long pfn;
 	unsigned int nr_items;
 	u32 checksum;
@@ -511,8 +513,15 @@ static inline struct mm_struct *item_mm(const struct ksm_item *item)
 
 /* An item for cursor_item() to fill, within one batch (ksm_scan()). */
 static struct ksm_item *ksm_spare;
-/* A new page's slot points to ksm_spare already (cursor_item()). */
+/*
+ * A new page's slot points to ksm_spare already (cursor_item()), and
+ * ksm_spare_slot is where: rec_new() left it on the slot, and nothing
+ * erases a record of the mm before item_settle() stores there (only
+ * cursor_drop_to() and ksm_reap_exited() erase, before and between
+ * pages), so the node it holds stays, and the store needs no descent.
+ */
 static bool ksm_spare_in_slot;
+static struct xa_state ksm_spare_slot;
 
 static inline unsigned long rec_index(unsigned long addr)
 {
@@ -562,13 +571,18 @@ static void item_from_record(struct ksm_item *item, struct ksm_mm *kmm,
  * replacing an entry allocates nothing, so this cannot fail, and may be
  * done under a spinlock.
  */
+static void rec_store(struct xa_state *xas, void *entry)
+{
+	xas_lock(xas);
+	xas_store(xas, entry);
+	xas_unlock(xas);
+}
+
 static void rec_set(struct ksm_mm *kmm, unsigned long addr, void *entry)
 {
 	XA_STATE(xas, &kmm->items, rec_index(addr));
 
-	xas_lock(&xas);
-	xas_store(&xas, entry);
-	xas_unlock(&xas);
+	rec_store(&xas, entry);
 }
 
 static struct kmem_cache *item_cache(const struct ksm_item *item)
@@ -974,25 +988,45 @@ static struct ksm_stable *stable_alloc(u32 checksum, u64 domain, int nid)
 	return stable;
 }
 
-/* Take @stable out of its group of KSM pages of equal content. */
+/* Unlink @stable from its ring, which has at least one other node. */
+static void stable_ring_del(struct ksm_stable *stable)
+{
+	stable->dup_prev->dup_next = stable->dup_next;
+	stable->dup_next->dup_prev = stable->dup_prev;
+}
+
+/* Link @stable into the ring of @same, after it. */
+static void stable_ring_add(struct ksm_stable *stable, struct ksm_stable *same)
+{
+	stable->dup_next = same->dup_next;
+	stable->dup_prev = same;
+	same->dup_next->dup_prev = stable;
+	same->dup_next = stable;
+}
+
+/*
+ * Take @stable out of its group of KSM pages of equal content: O(1),
+ * however many max_page_sharing made (a tenant's 64 GiB of one content
+ * makes 65536, and freeing them all must not cost the square of that).
+ */
 static void stable_ungroup(struct ksm_stable *stable)
 {
-	struct ksm_stable *prev = stable->dup_next;
+	struct ksm_stable *other = stable->dup_next;
 
-	if (!prev)
+	if (!other)
 		return;
 	/* A group of two that loses one is no group any more. */
-	if (prev->dup_next == stable) {
-		prev->dup_next = NULL;
+	if (other->dup_next == stable) {
+		other->dup_next = NULL;
+		other->dup_prev = NULL;
 		ksm_dup_groups--;
 		ksm_dup_nodes -= 2;
 	} else {
-		while (prev->dup_next != stable)
-			prev = prev->dup_next;
-		prev->dup_next = stable->dup_next;
+		stable_ring_del(stable);
 		ksm_dup_nodes--;
 	}
 	stable->dup_next = NULL;
+	stable->dup_prev = NULL;
 }
 
 static void stable_free(struct ksm_stable *stable)
@@ -1048,13 +1082,15 @@ static void stable_group(struct ksm_stable *stable, struct ksm_stable *same)
 {
 	if (!same->dup_next) {
 		same->dup_next = same;
+		same->dup_prev = same;
 		ksm_dup_groups++;
 		ksm_dup_nodes += 2;
 	} else {
 		ksm_dup_nodes++;
 	}
-	stable->dup_next = same->dup_next;
-	same->dup_next = stable;
+	/* A group is trusted or not as a whole (stable_mark_collided()). */
+	stable->collided |= same->collided;
+	stable_ring_add(stable, same);
 }
 
 /*
@@ -1312,31 +1348,38 @@ static struct ksm_item *item_rehome(struct ksm_item *item)
  * its slot points to it; one in none is folded back into the slot's
  * record, and goes.
  */
+/* Put @entry in the slot of @item's page. */
+static void item_slot_set(struct ksm_item *item, void *entry)
+{
+	if (item == ksm_spare && ksm_spare_in_slot) {
+		VM_WARN_ON_ONCE(xas_reload(&ksm_spare_slot) != item);
+		rec_store(&ksm_spare_slot, entry);
+		ksm_spare_in_slot = false;
+	} else {
+		rec_set(item->kmm, item_address(item), entry);
+	}
+}
+
 static void item_settle(struct ksm_item *item)
 {
-	struct ksm_mm *kmm = item->kmm;
-	unsigned long addr = item_address(item);
 	struct ksm_item *kept;
 
 	if (!item_in_tree(item)) {
-		if (item == ksm_spare)
-			ksm_spare_in_slot = false;
-		rec_set(kmm, addr, item_record(item));
+		item_slot_set(item, item_record(item));
 		if (item != ksm_spare)
 			item_free(item);
 		return;
 	}
 	kept = item_rehome(item);
+	if (kept != item || (item == ksm_spare && !ksm_spare_in_slot))
+		item_slot_set(item, kept);
 	if (item == ksm_spare) {
-		/* The spare stays the spare if it was copied. */
+		/* In a tree, or copied there: a full item more. */
+		ksm_spare_in_slot = false;
+		ksm_full_items++;
 		if (kept == item)
 			ksm_spare = NULL;
-		ksm_full_items++;
-		if (kept != item || !ksm_spare_in_slot)
-			rec_set(kmm, addr, kept);
-		ksm_spare_in_slot = false;
 	} else if (kept != item) {
-		rec_set(kmm, addr, kept);
 		kmem_cache_free(item_cache(item), item);
 	}
 }
@@ -1582,10 +1625,18 @@ static int ksm_pte_merge(struct vm_area_struct *vma, unsigned long addr,
  * again under the lock.  This makes a scan of a huge sparse area cost
  * what its pages cost, not what its span does.  Called with mmap_lock
  * held, which keeps the upper levels of the page tables from being freed.
+ *
+ * Page tables that a tenant filled and emptied (MADV_DONTNEED leaves them)
+ * cost a read an entry, so the entries read are added to *@reads, and the
+ * walk stops at about KSM_TABLE_READS of them, returning where it stopped:
+ * the caller counts them as work, and yields.
  */
+#define KSM_TABLE_READS		512
 static unsigned long ksm_next_table(struct mm_struct *mm, unsigned long addr,
-				    unsigned long end)
+				    unsigned long end, unsigned int *reads)
 {
+	unsigned int limit = *reads + KSM_TABLE_READS;
+
 	while (addr < end) {
 		pgd_t *pgd = pgd_offset(mm, addr);
 		unsigned long next;
@@ -1609,9 +1660,12 @@ static unsigned long ksm_next_table(struct mm_struct *mm, unsigned long addr,
 			addr = pud_addr_end(addr, end);
 			continue;
 		}
+		if (*reads >= limit)
+			return addr;
 		pmd = pmd_offset(pud, addr);
 		next = pmd_addr_end(addr, end);
 		pmdval = pmdp_get_lockless(pmd);
+		(*reads)++;
 		if (pmd_none(pmdval)) {
 			addr = next;
 			continue;
@@ -1623,9 +1677,11 @@ static unsigned long ksm_next_table(struct mm_struct *mm, unsigned long addr,
 		start = pte_offset_map(pmd, addr);
 		if (!start)
 			return addr;
-		for (pte = start; addr < next; pte++, addr += PAGE_SIZE)
+		for (pte = start; addr < next; pte++, addr += PAGE_SIZE) {
+			(*reads)++;
 			if (!pte_none(ptep_get_lockless(pte)))
 				break;
+		}
 		pte_unmap(start);
 		if (addr < next)
 			return addr;
@@ -1690,6 +1746,7 @@ static int ksm_unshare(struct vm_area_struct *vma, unsigned long start,
 {
 	struct mm_struct *mm = vma->vm_mm;
 	unsigned long addr = start;
+	unsigned int reads = 0;
 
 	while (addr < end) {
 		vm_fault_t ret;
@@ -1701,7 +1758,7 @@ static int ksm_unshare(struct vm_area_struct *vma, unsigned long start,
 			return -ERESTARTSYS;
 		cond_resched();
 
-		addr = ksm_next_table(mm, addr, end);
+		addr = ksm_next_table(mm, addr, end, &reads);
 		if (addr >= end)
 			break;
 		if (!ksm_mapped_at(vma, addr)) {
@@ -1902,13 +1959,6 @@ static bool ksm_try_zero(struct ksm_item *item, struct page *page, u32 sum)
 	return merged;
 }
 
-/*
- * @stable, or the first of its group after it, that can take a mapping.
- * One found further on is moved next to @stable in the ring, so that the
- * next search, which starts from the same node while the tree does not
- * change, finds it at once: a group whose KSM pages are mostly full costs
- * one walk of its ring, not one per page merged into it.
- */
 /* Is the KSM page of @stable poisoned?  A look at its flags. */
 static bool stable_poisoned(struct ksm_stable *stable)
 {
@@ -1923,22 +1973,36 @@ static inline bool stable_has_room(struct ksm_stable *stable)
 	       !stable_poisoned(stable);
 }
 
+/*
+ * @stable, or one of its group after it, that can take a mapping.  One
+ * found further on is moved next to @stable in the ring, so that the next
+ * search, which starts from the same node while the tree does not change,
+ * finds it at once.  The walk stops after KSM_GROUP_STEPS full nodes: a
+ * tenant's content shared 2^24 times makes a group of 65536 (at the
+ * default max_page_sharing), all full whenever one more is about to be
+ * made, and a walk of it all per new node would cost the square.  A node
+ * with room further on (one of its mappings left) is then not used; a new
+ * KSM page is made, as if all were full: some memory, never work.
+ */
+#define KSM_GROUP_STEPS		64
 static struct ksm_stable *stable_with_room(struct ksm_stable *stable)
 {
-	struct ksm_stable *prev = stable, *s;
+	unsigned int steps = 0;
+	struct ksm_stable *s;
 
 	if (stable_has_room(stable))
 		return stable;
 	for (s = stable->dup_next; s && s != stable; s = s->dup_next) {
 		if (stable_has_room(s)) {
-			if (prev != stable) {
-				prev->dup_next = s->dup_next;
-				s->dup_next = stable->dup_next;
-				stable->dup_next = s;
+			/* To the front, where the next search looks first. */
+			if (s != stable->dup_next) {
+				stable_ring_del(s);
+				stable_ring_add(s, stable);
 			}
 			return s;
 		}
-		prev = s;
+		if (++steps == KSM_GROUP_STEPS)
+			break;
 	}
 	return NULL;
 }
@@ -2169,7 +2233,12 @@ static void ksm_unpair(struct ksm_item *item, struct ksm_stable *stable)
 
 	vma = item_lock_vma(item);
 	if (vma) {
-		unshared = !ksm_unshare(vma, addr, addr + PAGE_SIZE);
+		/*
+		 * A page that could not be copied (a memory error) stays
+		 * mapped: its item stays linked, for the rmap walks.
+		 */
+		unshared = !ksm_unshare(vma, addr, addr + PAGE_SIZE) &&
+			   !ksm_mapped_at(vma, addr);
 		mmap_read_unlock(item_mm(item));
 	}
 
@@ -2357,7 +2426,8 @@ static void stable_mark_collided(struct ksm_stable *stable)
 {
 	struct ksm_stable *s = stable;
 
-	if (!stable)
+	/* Marked as a whole, once: new members inherit it (stable_group()). */
+	if (!stable || stable->collided)
 		return;
 	do {
 		s->collided = 1;
@@ -2644,7 +2714,8 @@ static bool cursor_drop_rest(struct ksm_mm *kmm, bool all)
  * xarray's nodes are charged to the mm's memory cgroup (XA_FLAGS_ACCOUNT):
  * a tenant pays for what its pages cost KSM, however it lays them out.
  */
-static int rec_new(struct ksm_mm *kmm, unsigned long addr, void *entry)
+static int rec_new(struct ksm_mm *kmm, unsigned long addr, void *entry,
+		   struct xa_state *xas)
 {
 	struct mem_cgroup *memcg = get_mem_cgroup_from_mm(kmm->slot.mm);
 	struct mem_cgroup *old = set_active_memcg(memcg);
@@ -2653,10 +2724,14 @@ static int rec_new(struct ksm_mm *kmm, unsigned long addr, void *entry)
 	/*
 	 * No reclaim under ksm_lock: a tenant at its memory cgroup's limit
 	 * would make everyone who waits for ksmd wait for its reclaim.  The
-	 * page waits for the next pass instead.
+	 * page waits for the next pass instead.  The xarray adds
+	 * __GFP_ACCOUNT.  @xas is left on the slot.
 	 */
-	err = xa_err(xa_store(&kmm->items, rec_index(addr), entry,
-			      GFP_NOWAIT | __GFP_NOWARN));
+	xas_set(xas, rec_index(addr));
+	do {
+		rec_store(xas, entry);
+	} while (xas_nomem(xas, GFP_NOWAIT | __GFP_NOWARN));
+	err = xas_error(xas);
 	set_active_memcg(old);
 	mem_cgroup_put(memcg);
 	if (err)
@@ -2712,7 +2787,9 @@ static struct ksm_item *cursor_item(struct ksm_mm *kmm, unsigned long addr,
 	 * Nobody looks at the slot before it does: ksmd holds ksm_lock.
 	 */
 	if (!entry) {
-		if (rec_new(kmm, addr, ksm_spare))
+		ksm_spare_slot = (struct xa_state)
+			__XA_STATE(&kmm->items, 0, 0, 0);
+		if (rec_new(kmm, addr, ksm_spare, &ksm_spare_slot))
 			return NULL;
 		ksm_spare_in_slot = true;
 	}
@@ -2897,8 +2974,21 @@ static void ksm_advise(void)
 	trace_ksm_advisor(div_u64(wall_ns, NSEC_PER_SEC), want, cpu_pct);
 }
 
-/* Addresses without a page that weigh as much as one page scanned. */
+/*
+ * Addresses without a page, page table entries read, VMAs passed over
+ * that weigh as much as one page scanned.
+ */
 #define KSM_MISSES_PER_PAGE	512
+
+/* Count @n misses; returns true when they came to a page's weight. */
+static bool ksm_missed(unsigned int *misses, unsigned int n)
+{
+	*misses += n;
+	if (*misses < KSM_MISSES_PER_PAGE)
+		return false;
+	*misses = 0;
+	return true;
+}
 
 /*
  * The anonymous page mapped at @addr of @vma, referenced; or NULL, with
@@ -3045,8 +3135,17 @@ next_mm:
 		for_each_vma(vmi, vma) {
 			unsigned long addr;
 
-			if (!(vma->vm_flags & VM_MERGEABLE) || !vma->anon_vma)
+			if (!(vma->vm_flags & VM_MERGEABLE) || !vma->anon_vma) {
+				/* Tens of thousands of VMAs are work too. */
+				if (ksm_missed(&misses, 8) && *budget)
+					(*budget)--;
+				if (!*budget) {
+					ksm_cursor.address = vma->vm_end;
+					mmap_read_unlock(mm);
+					return ERR_PTR(-EAGAIN);
+				}
 				continue;
+			}
 			addr = max(ksm_cursor.address, vma->vm_start);
 			while (addr < vma->vm_end) {
 				struct ksm_item *item;
@@ -3075,17 +3174,19 @@ next_mm:
 					continue;
 				}
 				if (!page) {
+					unsigned int reads = 1;
+
 					/* Skip holes a page table at a time. */
 					addr = ksm_next_table(mm, addr + PAGE_SIZE,
-							      vma->vm_end);
+							      vma->vm_end,
+							      &reads);
 					/*
-					 * Page tables full of swap entries hold
-					 * no page either: count them as work.
+					 * Page tables full of swap entries, or
+					 * of nothing, hold no page either:
+					 * count them as work.
 					 */
-					if (++misses == KSM_MISSES_PER_PAGE) {
-						misses = 0;
+					if (ksm_missed(&misses, reads))
 						(*budget)--;
-					}
 					continue;
 				}
 				flush_anon_page(vma, page, addr);
@@ -3103,7 +3204,14 @@ next_mm:
 				addr += PAGE_SIZE;
 				ksm_cursor.address = addr;
 				if (!item) {
+					/*
+					 * No memory for its record: a tenant at
+					 * its memory cgroup's limit.  The page
+					 * waits a pass, and costs the budget
+					 * what one scanned does.
+					 */
 					put_page(page);
+					(*budget)--;
 					continue;
 				}
 				mmap_read_unlock(mm);
@@ -4851,7 +4959,7 @@ static int __init ksm_init(void)
 	/* A dense mm's record costs KSM_REC_BYTES: 9 on 64-bit. */
 	BUILD_BUG_ON(IS_ENABLED(CONFIG_64BIT) && KSM_REC_BYTES > 16);
 	BUILD_BUG_ON(IS_ENABLED(CONFIG_64BIT) &&
-		     sizeof(struct ksm_stable) > 64);
+		     sizeof(struct ksm_stable) > 72);
 	/* ksm_item.nid, ksm_stable.nid */
 	BUILD_BUG_ON(MAX_NUMNODES > (1 << 15));
 

@@ -332,6 +332,67 @@ TEST_F_TIMEOUT(waits, bounded_under_colliding_pages, 600)
 	munmap(area, 256 * page_size);
 }
 
+#define EMPTY_TABLES_GB	256UL
+#define PMD_BYTES	(2UL << 20)
+
+/*
+ * A tenant that faulted a page every 2 MiB over EMPTY_TABLES_GB GiB and
+ * dropped them (MADV_DONTNEED keeps the page tables): 131072 empty page
+ * tables, 67M entries for ksmd to read each pass.  Reading them is
+ * ksmd's work like any other, counted against pages_to_scan, and ksmd
+ * lets go of ksm_lock between a few page tables: knob writes and run=0
+ * wait no longer than WAIT_BOUND_MS.  (The old walk read all of them in
+ * one go, counted as one address without a page, under ksm_lock.)
+ */
+TEST_F_TIMEOUT(waits, bounded_over_empty_page_tables, 600)
+{
+	struct wait_stat knob = { "knob writes" };
+	struct wait_stat stop = { "echo 0 > run" };
+	size_t len = EMPTY_TABLES_GB << 30, off;
+	unsigned long scans0, scans1;
+	char *area;
+	int r;
+
+	area = mmap(NULL, len + PMD_BYTES, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	ASSERT_NE(MAP_FAILED, area);
+	area = (char *)(((unsigned long)area + PMD_BYTES - 1) &
+			~(PMD_BYTES - 1));
+	/* Page tables, not huge pages: one 4 KiB page under each. */
+	ASSERT_EQ(0, madvise(area, len, MADV_NOHUGEPAGE));
+	for (off = 0; off < len; off += PMD_BYTES)
+		area[off] = 1;
+	ASSERT_EQ(0, madvise(area, len, MADV_DONTNEED));
+	ASSERT_EQ(0, madvise(area, len, MADV_MERGEABLE));
+
+	ASSERT_EQ(0, ksm_set("run", 1));
+	ASSERT_EQ(0, ksm_wait_scans(1, KSM_WAIT_SECS * 4));
+	scans0 = ksm_get("full_scans");
+	for (r = 0; r < ROUNDS; r++) {
+		uint64_t t0;
+
+		usleep(20000);
+		t0 = now_us();
+		note(&knob, t0, ksm_set("pages_to_scan", 100000));
+		t0 = now_us();
+		note(&stop, t0, ksm_set("run", 0));
+		ASSERT_EQ(0, ksm_set("run", 1));
+	}
+	scans1 = ksm_get("full_scans");
+	ksft_print_msg("%d rounds, %lu full scans over %lu empty page tables\n",
+		       ROUNDS, scans1 - scans0,
+		       (unsigned long)(len / PMD_BYTES));
+	ksft_print_msg("longest wait: %8.1f ms  %s\n", knob.max_us / 1000.0,
+		       knob.what);
+	ksft_print_msg("longest wait: %8.1f ms  %s\n", stop.max_us / 1000.0,
+		       stop.what);
+	EXPECT_EQ(0, knob.errors);
+	EXPECT_EQ(0, stop.errors);
+	EXPECT_GE(WAIT_BOUND_MS * time_scale() * 1000ULL, knob.max_us);
+	EXPECT_GE(WAIT_BOUND_MS * time_scale() * 1000ULL, stop.max_us);
+	ASSERT_EQ(0, ksm_set("run", 0));
+}
+
 /* The first line of @path, in @buf; "" if it cannot be read. */
 static void read_line(const char *path, char *buf, size_t len)
 {
