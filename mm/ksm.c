@@ -1628,10 +1628,11 @@ static int ksm_pte_merge(struct vm_area_struct *vma, unsigned long addr,
  *
  * Page tables that a tenant filled and emptied (MADV_DONTNEED leaves them)
  * cost a read an entry, so the entries read are added to *@reads, and the
- * walk stops at about KSM_TABLE_READS of them, returning where it stopped:
- * the caller counts them as work, and yields.
+ * walk stops after about KSM_TABLE_READS of them (8 page tables, some
+ * microseconds), returning where it stopped: the caller counts them as
+ * work, and yields.
  */
-#define KSM_TABLE_READS		512
+#define KSM_TABLE_READS		4096
 static unsigned long ksm_next_table(struct mm_struct *mm, unsigned long addr,
 				    unsigned long end, unsigned int *reads)
 {
@@ -2816,9 +2817,10 @@ static void ksm_mm_free(struct ksm_mm *kmm)
  * Their pages are unmapped, or about to be: only the trees and the stable
  * nodes still know their items.  Runs at every batch and before anything
  * that walks every item or starts a pass, so that no item of an exited mm
- * outlives the unstable tree it was put in.
+ * outlives the unstable tree it was put in.  Returns false if it stopped
+ * early.
  */
-static void ksm_reap_exited(bool all)
+static bool ksm_reap_exited(bool all)
 {
 	unsigned int done = 0;
 	struct ksm_mm *kmm;
@@ -2831,11 +2833,11 @@ static void ksm_reap_exited(bool all)
 					       slot.mm_node);
 		spin_unlock(&ksm_mm_lock);
 		if (!kmm)
-			return;
+			return true;
 		xa_for_each(&kmm->items, index, entry) {
 			/* Some progress each time, whoever waits. */
 			if (!all && ++done > 64 && ksm_lock_wanted())
-				return;
+				return false;
 			cond_resched();
 			rec_drop(kmm, index, entry);
 		}
@@ -2980,14 +2982,13 @@ static void ksm_advise(void)
  */
 #define KSM_MISSES_PER_PAGE	512
 
-/* Count @n misses; returns true when they came to a page's weight. */
-static bool ksm_missed(unsigned int *misses, unsigned int n)
+/* Count @n misses, and take what they weigh off *@budget. */
+static void ksm_missed(unsigned int *misses, unsigned int n,
+		       unsigned int *budget)
 {
 	*misses += n;
-	if (*misses < KSM_MISSES_PER_PAGE)
-		return false;
-	*misses = 0;
-	return true;
+	*budget -= min(*budget, *misses / KSM_MISSES_PER_PAGE);
+	*misses %= KSM_MISSES_PER_PAGE;
 }
 
 /*
@@ -3099,8 +3100,12 @@ static struct ksm_item *ksm_next_page(struct page **pagep,
 	bool dead;
 
 	if (kmm == &ksm_mm_head) {
-		/* The last pass's tree first: this one starts with none. */
-		if (!ksm_drain_unstable(false)) {
+		/*
+		 * The last pass's tree first: this one starts with none.  And
+		 * the mms that exited, a few records at a time, rather than
+		 * all at once in ksm_pass_start().
+		 */
+		if (!ksm_drain_unstable(false) || !ksm_reap_exited(false)) {
 			if (*budget)
 				(*budget)--;
 			return ERR_PTR(-EAGAIN);
@@ -3137,8 +3142,7 @@ next_mm:
 
 			if (!(vma->vm_flags & VM_MERGEABLE) || !vma->anon_vma) {
 				/* Tens of thousands of VMAs are work too. */
-				if (ksm_missed(&misses, 8) && *budget)
-					(*budget)--;
+				ksm_missed(&misses, 8, budget);
 				if (!*budget) {
 					ksm_cursor.address = vma->vm_end;
 					mmap_read_unlock(mm);
@@ -3185,8 +3189,7 @@ next_mm:
 					 * of nothing, hold no page either:
 					 * count them as work.
 					 */
-					if (ksm_missed(&misses, reads))
-						(*budget)--;
+					ksm_missed(&misses, reads, budget);
 					continue;
 				}
 				flush_anon_page(vma, page, addr);
