@@ -505,12 +505,71 @@ out:
 	mutex_unlock(&ksm_lock);
 }
 
+/*
+ * A group built by stable_insert(), as ksmd builds it: each new KSM page of
+ * the content is made when all the others are full, and a search must
+ * find it, however many came before and however few searches came between
+ * (it goes next to the node a search meets first, not at the far end of
+ * the ring, where the bounded walk of stable_with_room() would never reach
+ * it).
+ */
+#define KSM_TEST_GROUP_INSERTS	(4 * KSM_GROUP_STEPS)
+static void ksm_test_group_insert(struct kunit *test)
+{
+	struct ksm_test_tree *t;
+	struct page *probe, *found;
+	unsigned int i, missed = 0;
+	unsigned long dups;
+
+	t = kunit_kzalloc(test, sizeof(*t), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, t);
+	probe = ksm_test_page(test);
+	ksm_test_collider(probe, 5);
+
+	ksm_test_tree_init(t);
+	dups = ksm_dup_nodes;
+	for (i = 1; i <= KSM_TEST_GROUP_INSERTS; i++) {
+		struct folio *folio;
+
+		t->page[i] = alloc_page(GFP_KERNEL);
+		if (!t->page[i])
+			break;
+		ksm_test_collider(t->page[i], 5);
+		t->node[i] = stable_alloc(page_checksum(probe), 0, 0);
+		if (!t->node[i])
+			break;
+		folio = page_folio(t->page[i]);
+		t->node[i]->pfn = folio_pfn(folio);
+		folio_lock(folio);
+		folio_set_stable(folio, t->node[i]);
+		folio_unlock(folio);
+		stable_insert(t->node[i], t->page[i]);
+		/* Now and then a search, which moves what it finds. */
+		if (i % 32 == 0) {
+			found = stable_search(probe, 0, page_checksum(probe),
+					      0, NULL);
+			if (found != t->page[i])
+				missed++;
+			if (found)
+				put_page(found);
+		}
+		if (i < KSM_TEST_GROUP_INSERTS)
+			t->node[i]->nr_items = ksm_max_page_sharing;
+	}
+	if (i <= KSM_TEST_GROUP_INSERTS)
+		KUNIT_FAIL(test, "out of memory");
+	KUNIT_EXPECT_EQ(test, missed, 0);
+	KUNIT_EXPECT_EQ(test, ksm_dup_nodes - dups, (unsigned long)i - 1);
+	ksm_test_tree_undo(t);
+}
+
 static struct kunit_case ksm_test_cases[] = {
 	KUNIT_CASE(ksm_test_checksum),
 	KUNIT_CASE(ksm_test_pages_cmp),
 	KUNIT_CASE(ksm_test_stable_collisions),
 	KUNIT_CASE(ksm_test_trusted),
 	KUNIT_CASE(ksm_test_group),
+	KUNIT_CASE(ksm_test_group_insert),
 	KUNIT_CASE(ksm_test_domains),
 	KUNIT_CASE(ksm_test_smart_scan_skips),
 	{}

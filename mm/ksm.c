@@ -1088,9 +1088,19 @@ static void stable_group(struct ksm_stable *stable, struct ksm_stable *same)
 	} else {
 		ksm_dup_nodes++;
 	}
-	/* A group is trusted or not as a whole (stable_mark_collided()). */
-	stable->collided |= same->collided;
 	stable_ring_add(stable, same);
+	/*
+	 * A group is trusted or not as a whole (stable_mark_collided()): a
+	 * marked node (one re-filed after migration) marks the group.
+	 */
+	if (stable->collided || same->collided) {
+		struct ksm_stable *s = stable;
+
+		do {
+			s->collided = 1;
+			s = s->dup_next;
+		} while (s != stable);
+	}
 }
 
 /*
@@ -1193,7 +1203,13 @@ again:
 		if (cmp == -EAGAIN)
 			goto again;
 		if (!cmp) {
-			same = other;
+			/*
+			 * The first of the content met, the one a search
+			 * meets first too: it finds the new node next to it
+			 * in the ring, within KSM_GROUP_STEPS.
+			 */
+			if (!same)
+				same = other;
 			cmp = 1;
 		}
 		link = cmp < 0 ? &parent->rb_left : &parent->rb_right;
@@ -1352,8 +1368,10 @@ static struct ksm_item *item_rehome(struct ksm_item *item)
 static void item_slot_set(struct ksm_item *item, void *entry)
 {
 	if (item == ksm_spare && ksm_spare_in_slot) {
+		xas_lock(&ksm_spare_slot);
 		VM_WARN_ON_ONCE(xas_reload(&ksm_spare_slot) != item);
-		rec_store(&ksm_spare_slot, entry);
+		xas_store(&ksm_spare_slot, entry);
+		xas_unlock(&ksm_spare_slot);
 		ksm_spare_in_slot = false;
 	} else {
 		rec_set(item->kmm, item_address(item), entry);
@@ -1747,9 +1765,9 @@ static int ksm_unshare(struct vm_area_struct *vma, unsigned long start,
 {
 	struct mm_struct *mm = vma->vm_mm;
 	unsigned long addr = start;
-	unsigned int reads = 0;
 
 	while (addr < end) {
+		unsigned int reads = 0;
 		vm_fault_t ret;
 
 		if (ksm_test_exit(mm))
@@ -3143,7 +3161,10 @@ next_mm:
 			if (!(vma->vm_flags & VM_MERGEABLE) || !vma->anon_vma) {
 				/* Tens of thousands of VMAs are work too. */
 				ksm_missed(&misses, 8, budget);
-				if (!*budget) {
+				if (!*budget || (budget_in != *budget &&
+						 (need_resched() ||
+						  mmap_lock_is_contended(mm) ||
+						  ksm_lock_wanted()))) {
 					ksm_cursor.address = vma->vm_end;
 					mmap_read_unlock(mm);
 					return ERR_PTR(-EAGAIN);
