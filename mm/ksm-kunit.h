@@ -129,15 +129,16 @@ static void ksm_test_collider(struct page *page, unsigned int i)
 	kunmap_local(w);
 }
 
-/* A KSM page of its own node, in the test's tree */
-static int ksm_test_add(struct ksm_test_tree *t, unsigned int i)
+/* A KSM page of content @content, its own node @i, in the test's tree */
+static int ksm_test_add_as(struct ksm_test_tree *t, unsigned int i,
+			   unsigned int content)
 {
 	struct folio *folio;
 
 	t->page[i] = alloc_page(GFP_KERNEL);
 	if (!t->page[i])
 		return -ENOMEM;
-	ksm_test_collider(t->page[i], i);
+	ksm_test_collider(t->page[i], content);
 	t->node[i] = stable_alloc(page_checksum(t->page[i]), 0, 0);
 	if (!t->node[i])
 		return -ENOMEM;
@@ -148,6 +149,11 @@ static int ksm_test_add(struct ksm_test_tree *t, unsigned int i)
 	folio_unlock(folio);
 	stable_insert(t->node[i], t->page[i]);
 	return 0;
+}
+
+static int ksm_test_add(struct ksm_test_tree *t, unsigned int i)
+{
+	return ksm_test_add_as(t, i, i);
 }
 
 /*
@@ -529,21 +535,8 @@ static void ksm_test_group_insert(struct kunit *test)
 	ksm_test_tree_init(t);
 	dups = ksm_dup_nodes;
 	for (i = 1; i <= KSM_TEST_GROUP_INSERTS; i++) {
-		struct folio *folio;
-
-		t->page[i] = alloc_page(GFP_KERNEL);
-		if (!t->page[i])
+		if (ksm_test_add_as(t, i, 5))
 			break;
-		ksm_test_collider(t->page[i], 5);
-		t->node[i] = stable_alloc(page_checksum(probe), 0, 0);
-		if (!t->node[i])
-			break;
-		folio = page_folio(t->page[i]);
-		t->node[i]->pfn = folio_pfn(folio);
-		folio_lock(folio);
-		folio_set_stable(folio, t->node[i]);
-		folio_unlock(folio);
-		stable_insert(t->node[i], t->page[i]);
 		/* Now and then a search, which moves what it finds. */
 		if (i % 32 == 0) {
 			found = stable_search(probe, 0, page_checksum(probe),
