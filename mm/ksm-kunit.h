@@ -192,6 +192,20 @@ static void ksm_test_tree_undo(struct ksm_test_tree *t)
 	mutex_unlock(&ksm_lock);
 }
 
+/* A test tree in place (ksm_test_tree_init()), and a probe of @content */
+static struct ksm_test_tree *ksm_test_tree_start(struct kunit *test,
+						 struct page **probe,
+						 unsigned int content)
+{
+	struct ksm_test_tree *t = kunit_kzalloc(test, sizeof(*t), GFP_KERNEL);
+
+	KUNIT_ASSERT_NOT_NULL(test, t);
+	*probe = ksm_test_page(test);
+	ksm_test_collider(*probe, content);
+	ksm_test_tree_init(t);
+	return t;
+}
+
 /*
  * A thousand KSM pages of one checksum, differing only in their last
  * words: a search finds each, and a page of none, with at most one page
@@ -384,12 +398,7 @@ static void ksm_test_domains(struct kunit *test)
 	struct page *probe;
 	unsigned int d;
 
-	t = kunit_kzalloc(test, sizeof(*t), GFP_KERNEL);
-	KUNIT_ASSERT_NOT_NULL(test, t);
-	probe = ksm_test_page(test);
-	ksm_test_collider(probe, 5);
-
-	ksm_test_tree_init(t);
+	t = ksm_test_tree_start(test, &probe, 5);
 	for (d = 1; d <= 4; d++) {
 		if (ksm_test_add(t, d)) {
 			ksm_test_tree_undo(t);
@@ -527,12 +536,7 @@ static void ksm_test_group_insert(struct kunit *test)
 	unsigned int i, missed = 0;
 	unsigned long dups;
 
-	t = kunit_kzalloc(test, sizeof(*t), GFP_KERNEL);
-	KUNIT_ASSERT_NOT_NULL(test, t);
-	probe = ksm_test_page(test);
-	ksm_test_collider(probe, 5);
-
-	ksm_test_tree_init(t);
+	t = ksm_test_tree_start(test, &probe, 5);
 	dups = ksm_dup_nodes;
 	for (i = 1; i <= KSM_TEST_GROUP_INSERTS; i++) {
 		if (ksm_test_add_as(t, i, 5))

@@ -94,9 +94,10 @@
  *	take only this, so fork, exec and exit never wait for ksmd.
  *
  * xa_lock of an mm's records (struct ksm_mm.items)
- *	Taken only inside the xarray calls, all made under ksm_lock, and
- *	never with a page table lock or folio lock held: it only serializes
- *	the xarray's own RCU readers.  __ksm_exit() reads xa_empty() with
+ *	Taken around each store (rec_store(), item_slot_set()) or inside
+ *	the xarray calls, all made under ksm_lock, and never with a page
+ *	table lock or folio lock held: it only serializes the xarray's own
+ *	RCU readers.  __ksm_exit() reads xa_empty() with
  *	none of our locks: records are added only to the cursor's mm, which
  *	it checks under ksm_mm_lock, so "empty" stays true; a stale "not
  *	empty" only sends the mm to ksm_exited, whose reaping copes.
@@ -243,7 +244,8 @@ struct ksm_item {
  *	after @domain
  * @nid: which stable tree holds this node
  * @domain: the merge domain of the pages that map it (0: everyone's)
- * @collided: a page of another content and the same checksum met it:
+ * @collided: a page of another content and the same checksum met it or
+ *	its group (marked as a whole; a new member inherits it):
  *	stable_search() compares contents here, takes nothing on trust
  *
  * The KSM folio's ->mapping points here, tagged with PAGE_MAPPING_KSM.
@@ -475,8 +477,9 @@ static inline struct mm_struct *item_mm(const struct ksm_item *item)
  * mm's mergeable memory is dense; about 9 bytes in all (KSM_REC_BYTES).
  * A full item (56 bytes) exists only while the page is in a tree, and its
  * slot then points to it.  The scanner fills a record into a spare item
- * (cursor_item()), works on that, and then either keeps it, if it joined
- * a tree, or folds it back into the record (item_settle()).  At the end
+ * (cursor_item()), works on that, and then either keeps it (or a copy in
+ * the cache of its tree, see item_rehome()), if it joined a tree, or
+ * folds it back into the record (item_settle()).  At the end
  * of a pass its unstable tree is folded back into records, a few at a
  * time (ksm_drain_unstable()): a tree lives one pass, so its items do.
  *
@@ -566,11 +569,6 @@ static void item_from_record(struct ksm_item *item, struct ksm_mm *kmm,
 	}
 }
 
-/*
- * Put @entry in the slot of the page at @addr of @kmm.  The slot exists:
- * replacing an entry allocates nothing, so this cannot fail, and may be
- * done under a spinlock.
- */
 static void rec_store(struct xa_state *xas, void *entry)
 {
 	xas_lock(xas);
@@ -578,6 +576,11 @@ static void rec_store(struct xa_state *xas, void *entry)
 	xas_unlock(xas);
 }
 
+/*
+ * Put @entry in the slot of the page at @addr of @kmm.  The slot exists:
+ * replacing an entry allocates nothing, so this cannot fail, and may be
+ * done under a spinlock.
+ */
 static void rec_set(struct ksm_mm *kmm, unsigned long addr, void *entry)
 {
 	XA_STATE(xas, &kmm->items, rec_index(addr));
@@ -1091,15 +1094,19 @@ static void stable_group(struct ksm_stable *stable, struct ksm_stable *same)
 	stable_ring_add(stable, same);
 	/*
 	 * A group is trusted or not as a whole (stable_mark_collided()): a
-	 * marked node (one re-filed after migration) marks the group.
+	 * new member of a marked group is marked, in O(1) (a tenant may grow
+	 * a marked group to 65536); a marked node (one re-filed after
+	 * migration) marks an unmarked group, once.
 	 */
-	if (stable->collided || same->collided) {
-		struct ksm_stable *s = stable;
+	if (same->collided) {
+		stable->collided = 1;
+	} else if (stable->collided) {
+		struct ksm_stable *s = same;
 
 		do {
 			s->collided = 1;
 			s = s->dup_next;
-		} while (s != stable);
+		} while (s != same);
 	}
 }
 
@@ -1355,15 +1362,6 @@ static struct ksm_item *item_rehome(struct ksm_item *item)
 	return copy;
 }
 
-/*
- * item_settle - keep what ksmd knows of @item's page in its cheapest form
- * @item: an item that ksmd worked on: its mm's full item for the page, or
- *	ksm_spare filled from the page's record
- *
- * An item in a tree stays, in the cache of its tree (item_rehome()), and
- * its slot points to it; one in none is folded back into the slot's
- * record, and goes.
- */
 /* Put @entry in the slot of @item's page. */
 static void item_slot_set(struct ksm_item *item, void *entry)
 {
@@ -1378,6 +1376,15 @@ static void item_slot_set(struct ksm_item *item, void *entry)
 	}
 }
 
+/*
+ * item_settle - keep what ksmd knows of @item's page in its cheapest form
+ * @item: an item that ksmd worked on: its mm's full item for the page, or
+ *	ksm_spare filled from the page's record
+ *
+ * An item in a tree stays, in the cache of its tree (item_rehome()), and
+ * its slot points to it; one in none is folded back into the slot's
+ * record, and goes.
+ */
 static void item_settle(struct ksm_item *item)
 {
 	struct ksm_item *kept;
@@ -2801,9 +2808,11 @@ static struct ksm_item *cursor_item(struct ksm_mm *kmm, unsigned long addr,
 	}
 	item_from_record(ksm_spare, kmm, addr, entry ?: xa_mk_value(0));
 	/*
-	 * A new page's slot points to the spare from the start: most new
-	 * pages join a tree, and item_settle() then has nothing to store.
-	 * Nobody looks at the slot before it does: ksmd holds ksm_lock.
+	 * A new page's slot points to the spare from the start: a new page
+	 * that is merged at once keeps the spare, and item_settle() has
+	 * nothing to store; otherwise it stores through ksm_spare_slot,
+	 * without a descent.  Nobody looks at the slot before it does: ksmd
+	 * holds ksm_lock.
 	 */
 	if (!entry) {
 		ksm_spare_slot = (struct xa_state)
@@ -4308,6 +4317,21 @@ static ssize_t _name##_store(struct kobject *kobj,			\
 	return count;							\
 }
 
+/* A knob that takes any unsigned int, and does nothing more at once. */
+#define KSM_UINT_STORE(_name, _var)					\
+static ssize_t _name##_store(struct kobject *kobj,			\
+			     struct kobj_attribute *attr,		\
+			     const char *buf, size_t count)		\
+{									\
+	unsigned int value;						\
+	int err = ksm_parse_uint(buf, &value);				\
+									\
+	if (err)							\
+		return err;						\
+	WRITE_ONCE(_var, value);					\
+	return count;							\
+}
+
 /* A knob that is one of @n words: all of them, the one in force in []. */
 static ssize_t ksm_show_choice(char *buf, const char * const *names, int n,
 			       int cur)
@@ -4658,20 +4682,7 @@ KSM_ATTR(max_page_sharing);
 
 KSM_SHOW(stable_node_chains_prune_millisecs, "%u", ksm_prune_millisecs)
 
-static ssize_t
-stable_node_chains_prune_millisecs_store(struct kobject *kobj,
-					 struct kobj_attribute *attr,
-					 const char *buf, size_t count)
-{
-	unsigned int msecs;
-	int err;
-
-	err = ksm_parse_uint(buf, &msecs);
-	if (err)
-		return err;
-	WRITE_ONCE(ksm_prune_millisecs, msecs);
-	return count;
-}
+KSM_UINT_STORE(stable_node_chains_prune_millisecs, ksm_prune_millisecs)
 KSM_ATTR(stable_node_chains_prune_millisecs);
 
 KSM_SHOW(smart_scan, "%u", ksm_smart_scan)
