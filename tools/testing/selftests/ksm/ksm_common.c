@@ -400,10 +400,6 @@ int ksm_wait_scans(unsigned long nr, unsigned int timeout_s)
 	}
 }
 
-/*
- * Wait until @cond holds, testing it once per full scan.  0 when it holds,
- * -ETIMEDOUT when it still does not after @timeout_s seconds.
- */
 /* Poll @cond every 10 ms, whatever ksmd does; 0 or -ETIMEDOUT. */
 int poll_until(bool (*cond)(void *arg), void *arg, unsigned int timeout_s)
 {
@@ -417,6 +413,12 @@ int poll_until(bool (*cond)(void *arg), void *arg, unsigned int timeout_s)
 	return 0;
 }
 
+/*
+ * Wait until @cond holds, testing it at once and then once per full scan.
+ * 0 when it holds, -ETIMEDOUT when it still does not after @timeout_s
+ * seconds.  ksmd may be at work while @cond reads: a condition over many
+ * pages should read them all before judging (see ksm_domains.c).
+ */
 int ksm_wait_for(bool (*cond)(void *arg), void *arg, unsigned int timeout_s)
 {
 	unsigned long deadline = now_ms() + timeout_s * 1000UL;

@@ -84,58 +84,67 @@ static int start_workers(struct ksm_worker *w, uint64_t base, bool zero)
 	return 0;
 }
 
-/* Pages [first, first + nr) of one worker on one frame. */
-struct one_frame {
-	struct ksm_worker *w;
-	size_t first, nr;
+/*
+ * Both workers' frames, read in one sweep.  A condition over both is
+ * judged on one reading: judged on two, ksmd may change the pages in
+ * between, and a state that never was (the mover's copies already merged
+ * by the first reading, apart by the second) passes for the one awaited.
+ */
+struct frames {
+	unsigned long pfn[2][NPAGES];
 };
 
-static bool on_one_frame(void *arg)
+static void frames_read(struct ksm_worker *w, struct frames *f)
 {
-	struct one_frame *o = arg;
-	unsigned long pfn = worker_pfn(o->w, o->first);
-	size_t i;
+	worker_pfns(&w[0], f->pfn[0]);
+	worker_pfns(&w[1], f->pfn[1]);
+}
 
-	if (!pfn)
+/* Pages [first, first + nr) of worker @i on one frame. */
+static bool on_one_frame(const struct frames *f, int i, int first, int nr)
+{
+	int j;
+
+	if (!f->pfn[i][first])
 		return false;
-	for (i = o->first + 1; i < o->first + o->nr; i++)
-		if (worker_pfn(o->w, i) != pfn)
+	for (j = first + 1; j < first + nr; j++)
+		if (f->pfn[i][j] != f->pfn[i][first])
 			return false;
 	return true;
 }
 
 /* Each worker merged its own eight copies of SAME_TAG. */
-static bool each_merged_own(void *arg)
+static bool merged_own(const struct frames *f)
 {
-	struct ksm_worker *w = arg;
-	struct one_frame a = { &w[0], NDISTINCT, NPAGES - NDISTINCT };
-	struct one_frame b = { &w[1], NDISTINCT, NPAGES - NDISTINCT };
-
-	return on_one_frame(&a) && on_one_frame(&b);
+	return on_one_frame(f, 0, NDISTINCT, NPAGES - NDISTINCT) &&
+	       on_one_frame(f, 1, NDISTINCT, NPAGES - NDISTINCT);
 }
 
 /* How many of pages [first, first + nr) the two workers share frames of. */
-static int common_in(struct ksm_worker *w, int first, int nr)
+static int common_in(const struct frames *f, int first, int nr)
 {
 	int i, n = 0;
 
-	for (i = first; i < first + nr; i++) {
-		unsigned long pfn = worker_pfn(&w[0], i);
-
-		if (pfn && pfn == worker_pfn(&w[1], i))
+	for (i = first; i < first + nr; i++)
+		if (f->pfn[0][i] && f->pfn[0][i] == f->pfn[1][i])
 			n++;
-	}
 	return n;
 }
 
 static int frames_in_common(struct ksm_worker *w)
 {
-	return common_in(w, 0, NPAGES);
+	struct frames f;
+
+	frames_read(w, &f);
+	return common_in(&f, 0, NPAGES);
 }
 
-static bool nothing_in_common(void *arg)
+static bool each_merged_own(void *arg)
 {
-	return !frames_in_common(arg);
+	struct frames f;
+
+	frames_read(arg, &f);
+	return merged_own(&f);
 }
 
 static bool all_in_common(void *arg)
@@ -145,7 +154,10 @@ static bool all_in_common(void *arg)
 
 static bool merged_and_apart(void *arg)
 {
-	return each_merged_own(arg) && nothing_in_common(arg);
+	struct frames f;
+
+	frames_read(arg, &f);
+	return merged_own(&f) && !common_in(&f, 0, NPAGES);
 }
 
 /*
@@ -290,6 +302,9 @@ TEST_F_TIMEOUT(domains, cgroup_mode_follows_moves, KSM_TEST_TIMEOUT)
 	EXPECT_EQ(0, ksm_wait_for(merged_and_apart, self->w, KSM_WAIT_SECS))
 		TH_LOG("%d frames still shared after the move",
 		       frames_in_common(self->w));
+	/* Counted once ksmd has finished with the pages it just merged. */
+	ASSERT_EQ(0, ksm_wait_scans(KSM_SETTLE_SCANS, KSM_WAIT_SECS));
+	EXPECT_TRUE(merged_and_apart(self->w));
 	EXPECT_EQ(0, worker_check(&self->w[0]));
 	EXPECT_EQ(0, worker_check(&self->w[1]));
 	/* The KSM pages the mover left keep their one mapping, as upstream. */
@@ -298,17 +313,20 @@ TEST_F_TIMEOUT(domains, cgroup_mode_follows_moves, KSM_TEST_TIMEOUT)
 
 static bool zero_pages_in_common(void *arg)
 {
-	return common_in(arg, 0, NDISTINCT) == NDISTINCT;
+	struct frames f;
+
+	frames_read(arg, &f);
+	return common_in(&f, 0, NDISTINCT) == NDISTINCT;
 }
 
 static bool zero_pages_apart(void *arg)
 {
-	struct ksm_worker *w = arg;
-	struct one_frame a = { &w[0], 0, NDISTINCT };
-	struct one_frame b = { &w[1], 0, NDISTINCT };
+	struct frames f;
 
-	return on_one_frame(&a) && on_one_frame(&b) &&
-	       worker_pfn(&w[0], 0) != worker_pfn(&w[1], 0);
+	frames_read(arg, &f);
+	return on_one_frame(&f, 0, 0, NDISTINCT) &&
+	       on_one_frame(&f, 1, 0, NDISTINCT) &&
+	       f.pfn[0][0] != f.pfn[1][0];
 }
 
 /*
