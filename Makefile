@@ -26,6 +26,9 @@ DEBUG ?=
 # ksm_clients is named).
 ONLY ?=
 export ONLY
+# make check CLIENTS=0: no clients boot (CI's debug stage).
+CLIENTS ?= 1
+export CLIENTS
 # make stress: seconds of stress in total (ksm_stress, stress-ng, trinity).
 STRESS_SECS ?= 120
 export STRESS_SECS
@@ -134,6 +137,7 @@ help:
 	@echo '  ONLY="prog ..."       make check: only these programs (first word of'
 	@echo '                        the list'"'"'s id); the clients boot only if'
 	@echo '                        ksm_clients is named'
+	@echo '  CLIENTS=0             make check: no clients boot (CI'"'"'s debug stage)'
 	@echo '  STRESS_SECS=S         make stress: total stress time (default 120)'
 	@echo '  JOBS=N                parallel build jobs (default: nproc)'
 	@echo '  BUILD=DIR             build tree (default: build/)'
