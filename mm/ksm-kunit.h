@@ -560,6 +560,98 @@ static void ksm_test_group_insert(struct kunit *test)
 	ksm_test_tree_undo(t);
 }
 
+/* Start a walk of the test's tree by ksm_tidy_stable(). */
+static void ksm_test_tidy_start(struct ksm_test_tree *t, bool idle)
+{
+	ksm_tidy.nid = 0;
+	ksm_tidy.next = rb_first(&t->root);
+	ksm_tidy.idle = idle;
+}
+
+/*
+ * The end of a pass walks the stable trees in steps that give way to
+ * whoever waits for ksm_lock.  Nodes leave the tree between steps, the
+ * one the walk would go on with among them; at the end, every node whose
+ * page is gone was dropped and every other one is still there.  A walk
+ * that frees idle nodes frees the rest: no item, page not mapped.
+ */
+static void ksm_test_tidy(struct kunit *test)
+{
+	unsigned int i, steps = 0, gone = 0, left = 0;
+	typeof(ksm_tidy) tidy;
+	struct ksm_test_tree *t;
+	struct rb_node *rb;
+	struct page *probe;
+	unsigned long nodes;
+	bool done = false;
+
+	t = ksm_test_tree_start(test, &probe, 0);
+	/* ksmd's walk, if one is under way, waits for ksm_lock, held now. */
+	tidy = ksm_tidy;
+	for (i = 1; i <= KSM_TEST_NODES; i++) {
+		if (ksm_test_add(t, i)) {
+			KUNIT_FAIL(test, "out of memory");
+			goto out;
+		}
+	}
+	nodes = ksm_stable_nodes;
+	/* Every third page freed since: its node is stale. */
+	for (i = 3; i <= KSM_TEST_NODES; i += 3) {
+		WRITE_ONCE(t->page[i]->mapping, NULL);
+		gone++;
+	}
+	ksm_test_tidy_start(t, false);
+	atomic_inc(&ksm_lock_waiters);
+	while (!done && steps <= KSM_TEST_NODES) {
+		done = ksm_tidy_stable();
+		steps++;
+		if (done || !ksm_tidy.next)
+			continue;
+		/* The node next in line leaves the tree (a live one). */
+		for (i = 1; i <= KSM_TEST_NODES; i++) {
+			if (t->node[i] && &t->node[i]->rb == ksm_tidy.next &&
+			    i % 3) {
+				stable_free(t->node[i]);
+				t->node[i] = NULL;
+				left++;
+				break;
+			}
+		}
+	}
+	atomic_dec(&ksm_lock_waiters);
+	if (!done) {
+		/* Which nodes are left is unknown: they leak. */
+		KUNIT_FAIL(test, "the walk did not end");
+		memset(t->node, 0, sizeof(t->node));
+		goto out;
+	}
+	/* In steps of 64 nodes, while someone waits. */
+	KUNIT_EXPECT_GE(test, steps, (KSM_TEST_NODES - left) / 64);
+	KUNIT_EXPECT_GT(test, left, 0);
+	KUNIT_EXPECT_EQ(test, ksm_stable_nodes, nodes - gone - left);
+	for (i = 1; i <= KSM_TEST_NODES; i++) {
+		if (i % 3 == 0) {
+			/* Dropped: the page is the test's to free. */
+			t->node[i] = NULL;
+		} else if (t->node[i]) {
+			KUNIT_EXPECT_FALSE(test, RB_EMPTY_NODE(&t->node[i]->rb));
+		}
+	}
+
+	/* Idle nodes go in a walk that frees them: all of the rest. */
+	ksm_test_tidy_start(t, true);
+	for (steps = 0; !ksm_tidy_stable() && steps <= KSM_TEST_NODES; steps++)
+		;
+	memset(t->node, 0, sizeof(t->node));
+	KUNIT_EXPECT_NULL(test, rb_first(&t->root));
+	while ((rb = rb_first(&t->root)))
+		stable_free(rb_entry(rb, struct ksm_stable, rb));
+	KUNIT_EXPECT_EQ(test, ksm_stable_nodes, nodes - KSM_TEST_NODES);
+out:
+	ksm_tidy = tidy;
+	ksm_test_tree_undo(t);
+}
+
 static struct kunit_case ksm_test_cases[] = {
 	KUNIT_CASE(ksm_test_checksum),
 	KUNIT_CASE(ksm_test_pages_cmp),
@@ -569,6 +661,7 @@ static struct kunit_case ksm_test_cases[] = {
 	KUNIT_CASE(ksm_test_group_insert),
 	KUNIT_CASE(ksm_test_domains),
 	KUNIT_CASE(ksm_test_smart_scan_skips),
+	KUNIT_CASE(ksm_test_tidy),
 	{}
 };
 

@@ -382,6 +382,19 @@ static unsigned long ksm_last_sweep;	/* jiffies */
 static u64 ksm_pass_cpu_ns;
 
 /*
+ * The end of a pass walks the stable trees (ksm_tidy_stable()), a piece
+ * at a time: it keeps its place as the node it goes on with, in tree
+ * @ksm_tidy.nid, and a node that leaves its tree hands that place on to
+ * its successor (stable_tree_erase()).  All under ksm_lock.
+ */
+static struct {
+	struct rb_node *next;
+	int nid;		/* -1: no walk under way */
+	bool idle;		/* this walk also frees idle nodes */
+	bool pending;		/* the pass is over but for the walk */
+} ksm_tidy = { .nid = -1 };
+
+/*
  * Tasks waiting for ksm_lock.  ksmd ends its batch as soon as there is
  * one (ksm_scan()), so that a sysfs write, a memory block going offline
  * or the freezer waits for about one page of ksmd's work, never for a
@@ -1032,12 +1045,21 @@ static void stable_ungroup(struct ksm_stable *stable)
 	stable->dup_prev = NULL;
 }
 
+/* Take @stable out of its stable tree, keeping ksm_tidy's place. */
+static void stable_tree_erase(struct ksm_stable *stable)
+{
+	if (ksm_tidy.next == &stable->rb)
+		ksm_tidy.next = rb_next(&stable->rb);
+	rb_erase(&stable->rb, &ksm_stable_trees[stable->nid]);
+	RB_CLEAR_NODE(&stable->rb);
+}
+
 static void stable_free(struct ksm_stable *stable)
 {
 	VM_WARN_ON_ONCE(!hlist_empty(&stable->items));
 	stable_ungroup(stable);
 	if (!RB_EMPTY_NODE(&stable->rb))
-		rb_erase(&stable->rb, &ksm_stable_trees[stable->nid]);
+		stable_tree_erase(stable);
 	trace_ksm_remove_ksm_page(stable->pfn);
 	ksm_stable_nodes--;
 	kmem_cache_free(ksm_stable_cache, stable);
@@ -1064,7 +1086,7 @@ static void stable_drop_stale(struct ksm_stable *stable)
  * (and forgot the items of) still refer to it, and each swap-in maps it
  * again only while it has a node (ksm_might_need_to_copy()); without one,
  * every swap-in would make a private copy.  The node goes once the page
- * is freed (ksm_drop_gone_nodes()).  Only a node in the stable tree is
+ * is freed (ksm_tidy_stable()).  Only a node in the stable tree is
  * kept so: one that never got there (a pair that failed) or left it (a
  * poisoned page's, stable_retire()) would be found by nothing.
  */
@@ -1120,10 +1142,8 @@ static void stable_group(struct ksm_stable *stable, struct ksm_stable *same)
 static void stable_retire(struct ksm_stable *stable, struct folio *folio)
 {
 	stable_ungroup(stable);
-	if (!RB_EMPTY_NODE(&stable->rb)) {
-		rb_erase(&stable->rb, &ksm_stable_trees[stable->nid]);
-		RB_CLEAR_NODE(&stable->rb);
-	}
+	if (!RB_EMPTY_NODE(&stable->rb))
+		stable_tree_erase(stable);
 	if (folio && !stable->nr_items) {
 		folio_set_stable(folio, NULL);
 		stable_free(stable);
@@ -2110,8 +2130,7 @@ restart:
 	}
 	if (!ksm_merge_across_nodes && folio_nid(kfolio) != nid) {
 		/* Migrated since: file it in its new node's tree. */
-		rb_erase(&stable->rb, root);
-		RB_CLEAR_NODE(&stable->rb);
+		stable_tree_erase(stable);
 		stable_ungroup(stable);
 		stable->nid = folio_nid(kfolio);
 		stable_insert(stable, folio_page(kfolio, 0));
@@ -2652,11 +2671,11 @@ static void ksm_merge_page(struct ksm_item *item, struct page *page)
 }
 
 /*
- * Remove the stable nodes whose page nothing maps any more, or is gone;
- * with @idle_only, only those no item links to, without looking at the
- * others.  Returns -EBUSY if some node had to stay.
+ * Remove the stable nodes whose page nothing maps any more, or is gone,
+ * all at once (unmerging; a change of the trees' shape).  Returns -EBUSY
+ * if some node had to stay.
  */
-static int ksm_sweep_stable_nodes(bool idle_only)
+static int ksm_sweep_stable_nodes(void)
 {
 	int nid, busy = 0;
 
@@ -2673,8 +2692,6 @@ static int ksm_sweep_stable_nodes(bool idle_only)
 			cond_resched();
 			stable = rb_entry(node, struct ksm_stable, rb);
 			node = rb_next(node);
-			if (idle_only && stable->nr_items)
-				continue;
 			folio = stable_folio_get(stable, true);
 			if (!folio) {
 				stable_drop_stale(stable);
@@ -2901,42 +2918,94 @@ static bool cursor_next_mm(struct ksm_mm *kmm, bool dead)
 }
 
 /*
- * Drop the stable nodes whose KSM page is gone: freed once its last
- * mapping was written to or unmapped.  The scan would meet their items
- * only next pass, and pages_shared should not wait for that.  One look at
- * the page's ->mapping per node, at the end of every pass: a pass costs
- * far more per page than this per KSM page.
+ * One node of ksm_tidy_stable()'s walk: drop it if its KSM page is gone,
+ * and, in a walk that frees idle nodes, free it if no item links to it
+ * and nothing maps its page any more (stable_put_unused()).  The page's
+ * lock is only tried: a page locked elsewhere keeps its node until the
+ * next such walk.
  */
-static void ksm_drop_gone_nodes(void)
+static void ksm_tidy_node(struct ksm_stable *stable, bool idle)
 {
-	unsigned int count = 0;
-	int nid;
+	struct folio *folio = ksm_pfn_folio(READ_ONCE(stable->pfn));
 
-	for (nid = 0; nid < (ksm_merge_across_nodes ? 1 : nr_node_ids); nid++) {
-		struct rb_node *node = rb_first(&ksm_stable_trees[nid]);
+	if (folio && READ_ONCE(folio->mapping) == stable_mapping(stable) &&
+	    (!idle || stable->nr_items))
+		return;
+	/* Moving under migration, or really gone? */
+	folio = stable_folio_get(stable, false);
+	if (!folio) {
+		stable_drop_stale(stable);
+		return;
+	}
+	if (idle && !stable->nr_items && folio_trylock(folio)) {
+		if (folio_stable(folio) == stable)
+			stable_put_unused(stable, folio);
+		folio_unlock(folio);
+	}
+	folio_put(folio);
+}
 
-		while (node) {
-			struct ksm_stable *stable;
-			struct folio *folio;
+/*
+ * ksm_tidy_stable - the stable trees' share of the end of a pass
+ *
+ * Drops the nodes whose KSM page is gone: freed once its last mapping was
+ * written to or unmapped.  The scan would meet their items only next
+ * pass, and pages_shared should not wait for that.  Every
+ * stable_node_chains_prune_millisecs it also frees the nodes no item
+ * links to, kept for a page still mapped by a child forked after the
+ * merge: once that page is unmapped too, nothing else would look at them.
+ *
+ * One look at the page's ->mapping per node: a pass costs far more per
+ * page than this per KSM page.  But a host may have tens of millions of
+ * KSM pages, so the walk goes in steps, each of at least 64 nodes, that
+ * give way to whoever waits for ksm_lock, and resumes where it stopped
+ * (see ksm_tidy).  Returns true when the walk is complete.
+ */
+static bool ksm_tidy_stable(void)
+{
+	unsigned int done = 0;
 
-			/* The trees change only under ksm_lock, held here. */
-			if (!(++count % 256))
-				cond_resched();
-			stable = rb_entry(node, struct ksm_stable, rb);
-			node = rb_next(node);
-			folio = ksm_pfn_folio(READ_ONCE(stable->pfn));
-			if (folio &&
-			    READ_ONCE(folio->mapping) == stable_mapping(stable))
-				continue;
-			/* Moving under migration, or really gone? */
-			folio = stable_folio_get(stable, false);
-			if (folio)
-				folio_put(folio);
-			else
-				stable_drop_stale(stable);
+	if (ksm_tidy.nid < 0) {
+		ksm_tidy.nid = 0;
+		ksm_tidy.next = rb_first(&ksm_stable_trees[0]);
+		ksm_tidy.idle = time_after(jiffies, ksm_last_sweep +
+				msecs_to_jiffies(READ_ONCE(ksm_prune_millisecs)));
+	}
+	for (;;) {
+		struct ksm_stable *stable;
+
+		while (!ksm_tidy.next) {
+			if (++ksm_tidy.nid >= (ksm_merge_across_nodes ? 1 :
+					       nr_node_ids)) {
+				ksm_tidy.nid = -1;
+				if (ksm_tidy.idle)
+					ksm_last_sweep = jiffies;
+				return true;
+			}
+			ksm_tidy.next = rb_first(&ksm_stable_trees[ksm_tidy.nid]);
 		}
+		if (++done > 64 && ksm_lock_wanted())
+			return false;
+		if (!(done % 256))
+			cond_resched();
+		stable = rb_entry(ksm_tidy.next, struct ksm_stable, rb);
+		ksm_tidy.next = rb_next(ksm_tidy.next);
+		ksm_tidy_node(stable, ksm_tidy.idle);
 	}
 }
+
+/*
+ * Pages fresh from a fault wait in per-CPU LRU batches, holding a
+ * reference that ksm_pte_take() would take for a pin.  So the batches are
+ * drained right before each pass: ksm_next_page() asks for it and ends
+ * the batch, and ksmd_fn() drains without ksm_lock, since that waits for
+ * work on every CPU, then starts the pass at once.  ksmd's alone.
+ */
+static enum {
+	KSM_LRU_DRAIN_NONE,
+	KSM_LRU_DRAIN_WANTED,
+	KSM_LRU_DRAINED,
+} ksm_lru_drain;
 
 /* Empty the unstable trees in use: they hold only this pass's items. */
 static void ksm_reset_unstable_trees(void)
@@ -2950,20 +3019,10 @@ static void ksm_reset_unstable_trees(void)
 static void ksm_pass_start(void)
 {
 	ksm_reap_exited(true);
-	ksm_cursor.pass++;
+	WRITE_ONCE(ksm_cursor.pass, ksm_cursor.pass + 1);
+	ksm_lru_drain = KSM_LRU_DRAIN_NONE;
 	ksm_reset_unstable_trees();
 	bitmap_zero(ksm_new_sums(ksm_cursor.pass), 1 << KSM_NEW_SUM_BITS);
-
-	/*
-	 * A node no item links to stays only for a page still mapped by a
-	 * child forked after the merge; once that is gone too, nothing would
-	 * ever look at the node again.  Sweep such nodes now and then.
-	 */
-	if (time_after(jiffies, ksm_last_sweep +
-		       msecs_to_jiffies(READ_ONCE(ksm_prune_millisecs)))) {
-		ksm_sweep_stable_nodes(true);
-		ksm_last_sweep = jiffies;
-	}
 	ksm_pass_started = ktime_get();
 	ksm_pass_cpu_ns = current->se.sum_exec_runtime;
 	trace_ksm_start_scan(ksm_full_scans, ksm_items);
@@ -3102,6 +3161,24 @@ out:
 }
 
 /*
+ * The end of a pass, once the stable trees are tidy: NULL then, for the
+ * scan to stop; else -EAGAIN, and it resumes here.
+ */
+static struct ksm_item *ksm_pass_end(unsigned int *budget)
+{
+	if (!ksm_tidy_stable()) {
+		if (*budget)
+			(*budget)--;
+		return ERR_PTR(-EAGAIN);
+	}
+	ksm_tidy.pending = false;
+	trace_ksm_stop_scan(ksm_full_scans, ksm_items);
+	ksm_full_scans++;
+	ksm_advise();
+	return NULL;
+}
+
+/*
  * ksm_next_page - advance the cursor to the next anonymous page to work on
  * @pagep: the page, referenced
  * @budget: pages ksmd may still scan in this batch, counted down here for
@@ -3112,8 +3189,9 @@ out:
  * reference or a return to the caller: a pass over memory that is already
  * merged costs a page table lookup per page.
  *
- * Returns the item of the page to work on; NULL at the end of a pass or
- * when there is nothing to scan; ERR_PTR(-EAGAIN) when the budget ran out
+ * Returns the item of the page to work on; NULL at the end of a pass, when
+ * there is nothing to scan, or to have the LRU batches drained before a
+ * pass (ksm_lru_drain); ERR_PTR(-EAGAIN) when the budget ran out
  * or the CPU or mmap_lock is wanted elsewhere.  Drops stale items and
  * reaps exited mms on the way.
  */
@@ -3127,6 +3205,8 @@ static struct ksm_item *ksm_next_page(struct page **pagep,
 	bool dead;
 
 	if (kmm == &ksm_mm_head) {
+		if (ksm_tidy.pending)
+			return ksm_pass_end(budget);
 		/*
 		 * The last pass's tree first: this one starts with none.  And
 		 * the mms that exited, a few records at a time, rather than
@@ -3136,6 +3216,11 @@ static struct ksm_item *ksm_next_page(struct page **pagep,
 			if (*budget)
 				(*budget)--;
 			return ERR_PTR(-EAGAIN);
+		}
+		if (ksm_lru_drain != KSM_LRU_DRAINED &&
+		    !list_empty(&ksm_mm_head.slot.mm_node)) {
+			ksm_lru_drain = KSM_LRU_DRAIN_WANTED;
+			return NULL;
 		}
 		spin_lock(&ksm_mm_lock);
 		kmm = ksm_mm_next(kmm);
@@ -3273,11 +3358,8 @@ done_mm:
 
 	if (cursor_next_mm(kmm, dead)) {
 		ksm_drain_unstable(false);
-		ksm_drop_gone_nodes();
-		trace_ksm_stop_scan(ksm_full_scans, ksm_items);
-		ksm_full_scans++;
-		ksm_advise();
-		return NULL;
+		ksm_tidy.pending = true;
+		return ksm_pass_end(budget);
 	}
 	kmm = ksm_cursor.kmm;
 	goto next_mm;
@@ -3347,19 +3429,17 @@ static int ksmd_fn(void *unused)
 	set_user_nice(current, 5);
 
 	while (!kthread_should_stop()) {
-		/*
-		 * A pass is about to start: pages fresh from a fault wait in
-		 * per-CPU LRU batches, holding a reference that ksm_pte_take()
-		 * would take for a pin.  Drained before taking ksm_lock, since
-		 * it waits for work on every CPU.
-		 */
-		if (READ_ONCE(ksm_cursor.kmm) == &ksm_mm_head &&
-		    ksmd_should_run())
-			lru_add_drain_all();
 		ksm_lock_online();
 		if (ksmd_should_run())
 			ksm_scan(ksm_pages_to_scan);
 		mutex_unlock(&ksm_lock);
+
+		/* A pass is about to start: see ksm_lru_drain. */
+		if (ksm_lru_drain == KSM_LRU_DRAIN_WANTED) {
+			lru_add_drain_all();
+			ksm_lru_drain = KSM_LRU_DRAINED;
+			continue;
+		}
 
 		if (ksmd_should_run()) {
 			unsigned int ms = READ_ONCE(ksm_sleep_millisecs);
@@ -4411,13 +4491,20 @@ static int ksm_unmerge_everything(void)
 	set_current_oom_origin();
 	err = ksm_unmerge_all();
 	if (!err)
-		err = ksm_sweep_stable_nodes(false);
+		err = ksm_sweep_stable_nodes();
 	clear_current_oom_origin();
 	if (err == -EBUSY)
 		return 0;
-	/* Nothing is left: full_scans counts from 0 again, as upstream's. */
-	if (!err)
+	/*
+	 * Nothing is left: full_scans counts from 0 again, as upstream's, and
+	 * the end of the pass that run=2 interrupted is not to come.
+	 */
+	if (!err) {
 		ksm_full_scans = 0;
+		ksm_tidy.next = NULL;
+		ksm_tidy.nid = -1;
+		ksm_tidy.pending = false;
+	}
 	return err;
 }
 
@@ -4463,7 +4550,7 @@ KSM_ATTR(use_zero_pages);
  */
 static bool ksm_has_ksm_pages(void)
 {
-	return ksm_pages_shared || ksm_sweep_stable_nodes(false) ||
+	return ksm_pages_shared || ksm_sweep_stable_nodes() ||
 	       ksm_stable_nodes;
 }
 
@@ -4514,7 +4601,7 @@ static void ksm_forget_unstable(void)
 	ksm_cursor.address = 0;
 	ksm_cursor.checked = 0;
 	spin_unlock(&ksm_mm_lock);
-	ksm_cursor.pass++;
+	WRITE_ONCE(ksm_cursor.pass, ksm_cursor.pass + 1);
 	ksm_reset_unstable_trees();
 }
 
@@ -4549,6 +4636,9 @@ static int ksm_alloc_node_trees(void)
 static void ksm_switch_trees(bool across)
 {
 	ksm_forget_unstable();
+	/* A walk under way starts again, on the new trees. */
+	ksm_tidy.next = NULL;
+	ksm_tidy.nid = -1;
 	ksm_merge_across_nodes = across;
 	if (across) {
 		ksm_stable_trees = &ksm_one_stable_tree;
