@@ -560,6 +560,99 @@ static void ksm_test_group_insert(struct kunit *test)
 	ksm_test_tree_undo(t);
 }
 
+/*
+ * smart_scan's hint of new pages tells nothing across merge domains: a
+ * page new in one domain is a hint for its checksum in that domain only.
+ * With a key of the test's, the bits of two domains differ (the random
+ * key of the boot makes them differ but for one chance in 65536).
+ */
+static void ksm_test_new_sums(struct kunit *test)
+{
+	u64 key = ksm_new_sum_key;
+	unsigned long *even, *odd;
+	u32 sum;
+
+	even = kunit_kmalloc(test, sizeof(ksm_new_sums_even), GFP_KERNEL);
+	odd = kunit_kmalloc(test, sizeof(ksm_new_sums_odd), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, even);
+	KUNIT_ASSERT_NOT_NULL(test, odd);
+	mutex_lock(&ksm_lock);
+	memcpy(even, ksm_new_sums_even, sizeof(ksm_new_sums_even));
+	memcpy(odd, ksm_new_sums_odd, sizeof(ksm_new_sums_odd));
+	bitmap_zero(ksm_new_sums_even, 1 << KSM_NEW_SUM_BITS);
+	bitmap_zero(ksm_new_sums_odd, 1 << KSM_NEW_SUM_BITS);
+	ksm_new_sum_key = 0x5eed;
+	for (sum = 1; sum < 1 << 20; sum += 4099) {
+		KUNIT_EXPECT_NE(test, ksm_new_sum_bit(sum, 7),
+				ksm_new_sum_bit(sum, 8));
+		ksm_note_new_page(sum, 7);
+		KUNIT_EXPECT_TRUE(test, ksm_new_twin_may_exist(sum, 7));
+		KUNIT_EXPECT_FALSE(test, ksm_new_twin_may_exist(sum, 8));
+		__clear_bit(ksm_new_sum_bit(sum, 7),
+			    ksm_new_sums(ksm_cursor.pass));
+	}
+	ksm_new_sum_key = key;
+	memcpy(ksm_new_sums_even, even, sizeof(ksm_new_sums_even));
+	memcpy(ksm_new_sums_odd, odd, sizeof(ksm_new_sums_odd));
+	mutex_unlock(&ksm_lock);
+}
+
+/*
+ * A linked item reaches its mapping through its anon_vma: the VMA's own,
+ * or one on the VMA's chain (a fork's), at most KSM_AVC_STEPS looked at;
+ * not one of a VMA that was there before (the page's offset differs, or
+ * only the anon_vma does).
+ */
+static void ksm_test_item_reaches(struct kunit *test)
+{
+	unsigned long addr = 0x7f0000003000UL;
+	struct anon_vma_chain *avc;
+	struct vm_area_struct *vma;
+	struct ksm_item item = {};
+	struct anon_vma *av;
+	unsigned int i, n = KSM_AVC_STEPS + 2;
+
+	vma = kunit_kzalloc(test, sizeof(*vma), GFP_KERNEL);
+	av = kunit_kcalloc(test, n, sizeof(*av), GFP_KERNEL);
+	avc = kunit_kcalloc(test, n, sizeof(*avc), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, vma);
+	KUNIT_ASSERT_NOT_NULL(test, av);
+	KUNIT_ASSERT_NOT_NULL(test, avc);
+	vma->vm_start = addr - PAGE_SIZE;
+	vma->vm_end = addr + PAGE_SIZE;
+	/* An anonymous VMA's offset is its address, unless it moved. */
+	vma->vm_pgoff = (vma->vm_start >> PAGE_SHIFT) + 5;
+	vma->anon_vma = &av[0];
+	INIT_LIST_HEAD(&vma->anon_vma_chain);
+	for (i = 0; i < n; i++) {
+		avc[i].vma = vma;
+		avc[i].anon_vma = &av[i];
+		list_add_tail(&avc[i].same_vma, &vma->anon_vma_chain);
+	}
+
+	/* Linked for this VMA: its offset, its anon_vma. */
+	item.address = addr | ITEM_STABLE | ITEM_PGOFF;
+	item.pgoff_delta = linear_page_index(vma, addr) - (addr >> PAGE_SHIFT);
+	item.anon_vma = &av[0];
+	KUNIT_EXPECT_TRUE(test, ksm_item_reaches(&item, vma, addr));
+	/* Another offset: another VMA's mapping. */
+	item.pgoff_delta++;
+	KUNIT_EXPECT_FALSE(test, ksm_item_reaches(&item, vma, addr));
+	/* No offset kept: the anon_vma decides.  An ancestor's reaches. */
+	item.address &= ~ITEM_PGOFF;
+	item.anon_vma = &av[1];
+	KUNIT_EXPECT_TRUE(test, ksm_item_reaches(&item, vma, addr));
+	/* One too far along the chain does not; nor one not on it. */
+	item.anon_vma = &av[n - 1];
+	KUNIT_EXPECT_FALSE(test, ksm_item_reaches(&item, vma, addr));
+	list_del(&avc[n - 1].same_vma);
+	KUNIT_EXPECT_FALSE(test, ksm_item_reaches(&item, vma, addr));
+	/* The same offset, another VMA's anon_vma: no. */
+	item.address |= ITEM_PGOFF;
+	item.pgoff_delta--;
+	KUNIT_EXPECT_FALSE(test, ksm_item_reaches(&item, vma, addr));
+}
+
 /* Start a walk of the test's tree by ksm_tidy_stable(). */
 static void ksm_test_tidy_start(struct ksm_test_tree *t, bool idle)
 {
@@ -662,6 +755,8 @@ static struct kunit_case ksm_test_cases[] = {
 	KUNIT_CASE(ksm_test_domains),
 	KUNIT_CASE(ksm_test_smart_scan_skips),
 	KUNIT_CASE(ksm_test_tidy),
+	KUNIT_CASE(ksm_test_new_sums),
+	KUNIT_CASE(ksm_test_item_reaches),
 	{}
 };
 

@@ -83,9 +83,11 @@
  *	ksmd waits for a KSM page's lock only to unlink items or to sweep.
  *	The lock of a KSM page also protects its stable node's list of
  *	items: rmap_walk_ksm(), folio_migrate_ksm() and collect_procs_ksm()
- *	run with it held.  One bit of a linked item changes without it:
+ *	run with it held.  Two bits of a linked item change without it:
  *	ITEM_PGOFF, which the scanner and the rmap walk may clear (never
- *	set), and clearing it only makes rmap walks look at more VMAs.
+ *	set), and clearing it only makes rmap walks look at more VMAs; and
+ *	ITEM_RELINK, which only ksmd reads, set by the scanner under the
+ *	page table lock (an update lost to the race is made again next pass).
  *
  * page table lock, anon_vma lock: as everywhere in mm.
  *
@@ -136,11 +138,13 @@
 #include <linux/mmu_notifier.h>
 #include <linux/swap.h>
 #include <linux/ksm.h>
+#include <linux/hash.h>
 #include <linux/hashtable.h>
 #include <linux/freezer.h>
 #include <linux/oom.h>
 #include <linux/numa.h>
 #include <linux/pagewalk.h>
+#include <linux/random.h>
 #include <linux/sysfs.h>
 #include <linux/kobject.h>
 #include <linux/memcontrol.h>
@@ -160,6 +164,7 @@
 #define ITEM_SEEN	BIT(2)	/* @checksum holds a page seen before */
 #define ITEM_PGOFF	BIT(3)	/* stable: @pgoff_delta is valid */
 #define ITEM_PASS	BIT(4)	/* from ksm_pass_cache (see item_rehome()) */
+#define ITEM_RELINK	BIT(5)	/* stable: the mapping is another VMA's now */
 
 /*
  * Merge domains (merge_domain): a page merges only with pages of its own
@@ -983,7 +988,7 @@ static void stable_unlink(struct ksm_item *item)
 		ksm_pages_shared--;
 	item_mm(item)->ksm_merging_pages--;
 	put_anon_vma(item->anon_vma);
-	item->address &= ~(ITEM_STABLE | ITEM_PGOFF);
+	item->address &= ~(ITEM_STABLE | ITEM_PGOFF | ITEM_RELINK);
 	item->checksum = stable->checksum;
 	trace_ksm_remove_rmap_item(stable->pfn, item, item_mm(item));
 }
@@ -1990,8 +1995,9 @@ static bool ksm_try_zero(struct ksm_item *item, struct page *page, u32 sum)
 	if (folio_trylock(folio)) {
 		if (folio_test_large(folio) && !split_huge_page(page))
 			folio = page_folio(page);
+		/* Not a page fork left shared: see ksm_fold(). */
 		if (!folio_test_large(folio) && folio_test_anon(folio) &&
-		    !folio_test_ksm(folio)) {
+		    !folio_test_ksm(folio) && !ksm_fork_shared(folio, true)) {
 			int err = ksm_pte_merge(vma, item_address(item), page,
 						NULL);
 
@@ -2433,29 +2439,39 @@ static bool ksm_may_make_ksm_page(void)
  * Only new pages set bits, not every page scanned, so the bitmaps stay
  * sparse on a host whose memory is all touched; a tenant who sets many
  * only makes ksmd skip less, which costs no more than smart_scan off.
+ *
+ * The bit is that of the checksum in the page's merge domain: the
+ * checksum mixed with a hash of the domain under a key drawn at boot.
+ * Else, with merge domains, the bitmaps would tell across them: a tenant
+ * whose aged page of a content is looked at in some pass would learn that
+ * a page of its checksum had just appeared somewhere, another tenant's
+ * maybe.  With the key secret, which bit another domain's content sets
+ * is unknown.
  */
 #define KSM_NEW_SUM_BITS	16
 static DECLARE_BITMAP(ksm_new_sums_even, 1 << KSM_NEW_SUM_BITS);
 static DECLARE_BITMAP(ksm_new_sums_odd, 1 << KSM_NEW_SUM_BITS);
+static u64 ksm_new_sum_key;
 
 static inline unsigned long *ksm_new_sums(unsigned long pass)
 {
 	return pass & 1 ? ksm_new_sums_odd : ksm_new_sums_even;
 }
 
-static inline unsigned int ksm_new_sum_bit(u32 sum)
+static inline unsigned int ksm_new_sum_bit(u32 sum, u64 domain)
 {
-	return sum & (BIT(KSM_NEW_SUM_BITS) - 1);
+	return (sum ^ hash_64(domain ^ ksm_new_sum_key, 32)) &
+	       (BIT(KSM_NEW_SUM_BITS) - 1);
 }
 
-static void ksm_note_new_page(u32 sum)
+static void ksm_note_new_page(u32 sum, u64 domain)
 {
-	__set_bit(ksm_new_sum_bit(sum), ksm_new_sums(ksm_cursor.pass));
+	__set_bit(ksm_new_sum_bit(sum, domain), ksm_new_sums(ksm_cursor.pass));
 }
 
-static bool ksm_new_twin_may_exist(u32 sum)
+static bool ksm_new_twin_may_exist(u32 sum, u64 domain)
 {
-	unsigned int bit = ksm_new_sum_bit(sum);
+	unsigned int bit = ksm_new_sum_bit(sum, domain);
 
 	return test_bit(bit, ksm_new_sums(ksm_cursor.pass)) ||
 	       test_bit(bit, ksm_new_sums(ksm_cursor.pass - 1));
@@ -2555,7 +2571,7 @@ static bool ksm_try_merge(struct ksm_item *item, struct page *page)
 	moved = (item->address & ITEM_SEEN) &&
 		((item->checksum ^ sum) & REC_SUM_MASK);
 	if (!(item->address & ITEM_SEEN))
-		ksm_note_new_page(sum);
+		ksm_note_new_page(sum, ksm_cursor.domain);
 	item->checksum = sum;
 	item->address |= ITEM_SEEN;
 	/*
@@ -2631,13 +2647,14 @@ static bool ksm_page_settled(struct ksm_item *item, struct folio *folio)
 	if (item->address & ITEM_STABLE) {
 		/* Still merged, in its domain: nothing to do or to read. */
 		if (folio_test_ksm(folio) && folio_stable(folio) == item->stable &&
+		    !(item->address & ITEM_RELINK) &&
 		    ksm_domain_fits(item->stable, ksm_cursor.domain))
 			return true;
 		/* Unlinking from a stable node takes its page lock. */
 		return false;
 	}
 	if (item->skip && READ_ONCE(ksm_smart_scan) &&
-	    !ksm_new_twin_may_exist(item->checksum)) {
+	    !ksm_new_twin_may_exist(item->checksum, ksm_cursor.domain)) {
 		/* Inserted in an earlier pass, whose tree is gone. */
 		if (item->address & ITEM_UNSTABLE)
 			unstable_erase(item);
@@ -3078,6 +3095,41 @@ static void ksm_missed(unsigned int *misses, unsigned int n,
 }
 
 /*
+ * Does the rmap walk through @item, linked to a KSM page, reach its
+ * mapping in @vma at @addr?  Only through an anon_vma of @vma's: its own,
+ * or (a page fork shared, merged in place) an ancestor's on its chain.
+ * The mapping may be another VMA's than the one the item was linked for:
+ * the old VMA unmapped, and a swap entry of the KSM page moved there by
+ * mremap() and swapped in from the swap cache (swapin_page_fits()).  The
+ * item must then be linked again, or migration, reclaim and
+ * memory_failure() miss that mapping for as long as it stays.  A chain
+ * longer than KSM_AVC_STEPS (a tenant's deep line of forks) is taken for
+ * a miss: relinked to @vma's own anon_vma, the item is found at once the
+ * next time.  Called under @vma's mmap_lock, which keeps its chain.
+ */
+#define KSM_AVC_STEPS	8
+static bool ksm_item_reaches(const struct ksm_item *item,
+			     struct vm_area_struct *vma, unsigned long addr)
+{
+	struct anon_vma_chain *avc;
+	unsigned int steps = 0;
+
+	if ((item->address & ITEM_PGOFF) &&
+	    linear_page_index(vma, addr) !=
+		    (addr >> PAGE_SHIFT) + item->pgoff_delta)
+		return false;
+	if (item->anon_vma == vma->anon_vma)
+		return true;
+	list_for_each_entry(avc, &vma->anon_vma_chain, same_vma) {
+		if (avc->anon_vma == item->anon_vma)
+			return true;
+		if (++steps >= KSM_AVC_STEPS)
+			break;
+	}
+	return false;
+}
+
+/*
  * The anonymous page mapped at @addr of @vma, referenced; or NULL, with
  * *@settled true if the item at the cursor is for @addr and needs no work
  * (ksm_page_settled(), under the page table lock).
@@ -3133,12 +3185,10 @@ static struct page *ksm_page_at(struct ksm_mm *kmm, struct vm_area_struct *vma,
 	}
 	if (!folio_test_anon(folio) || folio_is_zone_device(folio))
 		goto out;
-	if (item && (item->address & (ITEM_STABLE | ITEM_PGOFF)) ==
-		    (ITEM_STABLE | ITEM_PGOFF) &&
-	    linear_page_index(vma, addr) !=
-		    (addr >> PAGE_SHIFT) + item->pgoff_delta)
-		WRITE_ONCE(item->address,
-			   READ_ONCE(item->address) & ~ITEM_PGOFF);
+	if (item && (item->address & ITEM_STABLE) &&
+	    !ksm_item_reaches(item, vma, addr))
+		WRITE_ONCE(item->address, (READ_ONCE(item->address) &
+					   ~ITEM_PGOFF) | ITEM_RELINK);
 	/*
 	 * A poisoned page is never read (a machine check); one its item maps
 	 * as a KSM page keeps the item, for memory_failure()'s rmap walks.
@@ -5089,6 +5139,7 @@ static int __init ksm_init(void)
 	BUILD_BUG_ON(MAX_NUMNODES > (1 << 15));
 
 	ksm_zero_checksum = page_checksum(ZERO_PAGE(0));
+	ksm_new_sum_key = get_random_u64();
 
 	/* Unmerged: each keeps its own slabs (see item_rehome()). */
 	ksm_item_cache = KMEM_CACHE(ksm_item, SLAB_NO_MERGE);

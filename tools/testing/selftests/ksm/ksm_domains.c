@@ -537,6 +537,43 @@ TEST_F_TIMEOUT(domains, fork_shared_page_not_merged, KSM_TEST_TIMEOUT)
 }
 
 /*
+ * The same with use_zero_pages: a page of zeroes that fork left shared is
+ * not replaced by the zero page either.  The child would see its page
+ * turn exclusive, and learn that the parent never wrote to it.
+ */
+TEST_F_TIMEOUT(domains, fork_shared_zero_page_not_merged, KSM_TEST_TIMEOUT)
+{
+	unsigned long zpfn = zero_pfn(), pfn;
+	int hold[2], status, own;
+	char *p;
+	pid_t pid;
+
+	ASSERT_NE(0, zpfn) TH_LOG("cannot see the zero page's frame");
+	ASSERT_EQ(0, ksm_set_merge_domain("process"));
+	ASSERT_EQ(0, ksm_set("use_zero_pages", 1));
+	p = map_anon(1, false);
+	ASSERT_NE(NULL, p);
+	fill_page(p, TAG_ZERO);
+	ASSERT_EQ(0, madvise(p, page_size, MADV_MERGEABLE));
+	own = pagemap_open(0);
+	ASSERT_LE(0, own);
+	pfn = pagemap_pfn(own, p);
+	ASSERT_NE(0, pfn);
+	ASSERT_NE(zpfn, pfn);
+	pid = fork_idle(hold, NULL, 0);
+	ASSERT_LE(0, pid);
+
+	ASSERT_EQ(0, ksm_set("run", 1));
+	ASSERT_EQ(0, ksm_wait_scans(KSM_SETTLE_SCANS, KSM_WAIT_SECS));
+	EXPECT_EQ(pfn, pagemap_pfn(own, p))
+		TH_LOG("the parent's mapping of the shared page was replaced");
+	close(own);
+	close(hold[1]);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, status);
+}
+
+/*
  * A page that fork left shared does not merge, and must not keep others
  * of its content from merging either: met first, it waits in the
  * unstable tree, and every later page of that content would find it as
