@@ -562,38 +562,42 @@ static void ksm_test_group_insert(struct kunit *test)
 
 /*
  * smart_scan's hint of new pages tells nothing across merge domains: a
- * page new in one domain is a hint for its checksum in that domain only.
- * With a key of the test's, the bits of two domains differ (the random
- * key of the boot makes them differ but for one chance in 65536).
+ * page new in one domain is a hint for its checksum in that domain only,
+ * and the next pass of that parity draws another key.  With keys of the
+ * test's, the bits of the two domains differ (with the keys of the boot,
+ * but for one chance in 65536).
  */
 static void ksm_test_new_sums(struct kunit *test)
 {
-	u64 key = ksm_new_sum_key;
-	unsigned long *even, *odd;
+	static const siphash_key_t key = {{ 0x5eed, 0xfeed }};
+	static const siphash_key_t other = {{ 0xbeef, 0xf00d }};
+	struct ksm_new_sums *saved, *ns;
 	u32 sum;
 
-	even = kunit_kmalloc(test, sizeof(ksm_new_sums_even), GFP_KERNEL);
-	odd = kunit_kmalloc(test, sizeof(ksm_new_sums_odd), GFP_KERNEL);
-	KUNIT_ASSERT_NOT_NULL(test, even);
-	KUNIT_ASSERT_NOT_NULL(test, odd);
+	saved = kunit_kmalloc(test, sizeof(ksm_new_sums_of), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, saved);
 	mutex_lock(&ksm_lock);
-	memcpy(even, ksm_new_sums_even, sizeof(ksm_new_sums_even));
-	memcpy(odd, ksm_new_sums_odd, sizeof(ksm_new_sums_odd));
-	bitmap_zero(ksm_new_sums_even, 1 << KSM_NEW_SUM_BITS);
-	bitmap_zero(ksm_new_sums_odd, 1 << KSM_NEW_SUM_BITS);
-	ksm_new_sum_key = 0x5eed;
+	memcpy(saved, ksm_new_sums_of, sizeof(ksm_new_sums_of));
+	ns = ksm_new_sums(ksm_cursor.pass);
+	ksm_new_sums_reset(ksm_cursor.pass);
+	ksm_new_sums_reset(ksm_cursor.pass - 1);
+	ns->key = key;
+	KUNIT_EXPECT_NE(test, ksm_new_sum_bit(ns, 1, 7),
+			ksm_new_sum_bit(ns, 1, 8));
 	for (sum = 1; sum < 1 << 20; sum += 4099) {
-		KUNIT_EXPECT_NE(test, ksm_new_sum_bit(sum, 7),
-				ksm_new_sum_bit(sum, 8));
 		ksm_note_new_page(sum, 7);
 		KUNIT_EXPECT_TRUE(test, ksm_new_twin_may_exist(sum, 7));
 		KUNIT_EXPECT_FALSE(test, ksm_new_twin_may_exist(sum, 8));
-		__clear_bit(ksm_new_sum_bit(sum, 7),
-			    ksm_new_sums(ksm_cursor.pass));
+		__clear_bit(ksm_new_sum_bit(ns, sum, 7), ns->bits);
 	}
-	ksm_new_sum_key = key;
-	memcpy(ksm_new_sums_even, even, sizeof(ksm_new_sums_even));
-	memcpy(ksm_new_sums_odd, odd, sizeof(ksm_new_sums_odd));
+	/* Another key, another bit: what one key gave away is worth nothing. */
+	ns->key = other;
+	ns->mixed = false;
+	ksm_note_new_page(1, 7);
+	ns->key = key;
+	ns->mixed = false;
+	KUNIT_EXPECT_FALSE(test, ksm_new_twin_may_exist(1, 7));
+	memcpy(ksm_new_sums_of, saved, sizeof(ksm_new_sums_of));
 	mutex_unlock(&ksm_lock);
 }
 
@@ -642,9 +646,13 @@ static void ksm_test_item_reaches(struct kunit *test)
 	item.address &= ~ITEM_PGOFF;
 	item.anon_vma = &av[1];
 	KUNIT_EXPECT_TRUE(test, ksm_item_reaches(&item, vma, addr));
-	/* One too far along the chain does not; nor one not on it. */
-	item.anon_vma = &av[n - 1];
+	/* The last one looked at does; one further along does not. */
+	item.anon_vma = &av[KSM_AVC_STEPS - 1];
+	KUNIT_EXPECT_TRUE(test, ksm_item_reaches(&item, vma, addr));
+	item.anon_vma = &av[KSM_AVC_STEPS];
 	KUNIT_EXPECT_FALSE(test, ksm_item_reaches(&item, vma, addr));
+	/* Nor one not on it. */
+	item.anon_vma = &av[n - 1];
 	list_del(&avc[n - 1].same_vma);
 	KUNIT_EXPECT_FALSE(test, ksm_item_reaches(&item, vma, addr));
 	/* The same offset, another VMA's anon_vma: no. */

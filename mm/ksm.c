@@ -138,13 +138,13 @@
 #include <linux/mmu_notifier.h>
 #include <linux/swap.h>
 #include <linux/ksm.h>
-#include <linux/hash.h>
 #include <linux/hashtable.h>
 #include <linux/freezer.h>
 #include <linux/oom.h>
 #include <linux/numa.h>
 #include <linux/pagewalk.h>
 #include <linux/random.h>
+#include <linux/siphash.h>
 #include <linux/sysfs.h>
 #include <linux/kobject.h>
 #include <linux/memcontrol.h>
@@ -1870,6 +1870,18 @@ static bool ksm_fork_shared(struct folio *folio, bool locked)
 }
 
 /*
+ * Outside the "global" mode, may @folio, large, be mapped by other
+ * processes too?  Then it is not split for merging: the others would see
+ * their huge page split (AnonHugePages in smaps), and learn what this
+ * process holds.
+ */
+static inline bool ksm_large_fork_shared(struct folio *folio)
+{
+	return ksm_domain_mode != KSM_DOMAIN_GLOBAL &&
+	       folio_likely_mapped_shared(folio);
+}
+
+/*
  * The same, told early and without the lock, of a small page (a large one
  * is split first): mapped more than once.  A page in the swap cache may
  * still have its slot freed (ksm_fold()).
@@ -1911,7 +1923,7 @@ static int ksm_fold(struct ksm_item *item, struct vm_area_struct *vma,
 		return err;
 	if (folio_test_large(folio)) {
 		/* Our reference and the lock follow @page into its new folio. */
-		if (split_huge_page(page))
+		if (ksm_large_fork_shared(folio) || split_huge_page(page))
 			goto unlock;
 		folio = page_folio(page);
 	}
@@ -1993,7 +2005,8 @@ static bool ksm_try_zero(struct ksm_item *item, struct page *page, u32 sum)
 		return false;
 	folio = page_folio(page);
 	if (folio_trylock(folio)) {
-		if (folio_test_large(folio) && !split_huge_page(page))
+		if (folio_test_large(folio) && !ksm_large_fork_shared(folio) &&
+		    !split_huge_page(page))
 			folio = page_folio(page);
 		/* Not a page fork left shared: see ksm_fold(). */
 		if (!folio_test_large(folio) && folio_test_anon(folio) &&
@@ -2441,40 +2454,65 @@ static bool ksm_may_make_ksm_page(void)
  * only makes ksmd skip less, which costs no more than smart_scan off.
  *
  * The bit is that of the checksum in the page's merge domain: the
- * checksum mixed with a hash of the domain under a key drawn at boot.
- * Else, with merge domains, the bitmaps would tell across them: a tenant
- * whose aged page of a content is looked at in some pass would learn that
- * a page of its checksum had just appeared somewhere, another tenant's
- * maybe.  With the key secret, which bit another domain's content sets
- * is unknown.
+ * checksum mixed with a keyed hash of the domain (SipHash, a key drawn
+ * for each pass).  Else, with merge domains, the bitmaps would tell across
+ * them: a tenant whose aged page of a content is looked at in some pass
+ * would learn that a page of its checksum had just appeared somewhere,
+ * another tenant's maybe.  Without the key, which bit another domain's
+ * content sets is unknown, and what one pass might give away of it is
+ * worth nothing the next.
  */
 #define KSM_NEW_SUM_BITS	16
-static DECLARE_BITMAP(ksm_new_sums_even, 1 << KSM_NEW_SUM_BITS);
-static DECLARE_BITMAP(ksm_new_sums_odd, 1 << KSM_NEW_SUM_BITS);
-static u64 ksm_new_sum_key;
+struct ksm_new_sums {
+	DECLARE_BITMAP(bits, 1 << KSM_NEW_SUM_BITS);
+	siphash_key_t key;
+	u64 domain;		/* @mix is @domain's, if @mixed */
+	u32 mix;
+	bool mixed;
+};
+static struct ksm_new_sums ksm_new_sums_of[2];	/* by pass, odd or even */
 
-static inline unsigned long *ksm_new_sums(unsigned long pass)
+static inline struct ksm_new_sums *ksm_new_sums(unsigned long pass)
 {
-	return pass & 1 ? ksm_new_sums_odd : ksm_new_sums_even;
+	return &ksm_new_sums_of[pass & 1];
 }
 
-static inline unsigned int ksm_new_sum_bit(u32 sum, u64 domain)
+/* A pass starts: its bitmap empty, with a key of its own. */
+static void ksm_new_sums_reset(unsigned long pass)
 {
-	return (sum ^ hash_64(domain ^ ksm_new_sum_key, 32)) &
-	       (BIT(KSM_NEW_SUM_BITS) - 1);
+	struct ksm_new_sums *ns = ksm_new_sums(pass);
+
+	bitmap_zero(ns->bits, 1 << KSM_NEW_SUM_BITS);
+	get_random_bytes(&ns->key, sizeof(ns->key));
+	ns->mixed = false;
+}
+
+static unsigned int ksm_new_sum_bit(struct ksm_new_sums *ns, u32 sum,
+				    u64 domain)
+{
+	/* The scanner stays in one domain for many pages: hash it once. */
+	if (!ns->mixed || ns->domain != domain) {
+		ns->mix = siphash_1u64(domain, &ns->key);
+		ns->domain = domain;
+		ns->mixed = true;
+	}
+	return (sum ^ ns->mix) & (BIT(KSM_NEW_SUM_BITS) - 1);
 }
 
 static void ksm_note_new_page(u32 sum, u64 domain)
 {
-	__set_bit(ksm_new_sum_bit(sum, domain), ksm_new_sums(ksm_cursor.pass));
+	struct ksm_new_sums *ns = ksm_new_sums(ksm_cursor.pass);
+
+	__set_bit(ksm_new_sum_bit(ns, sum, domain), ns->bits);
 }
 
 static bool ksm_new_twin_may_exist(u32 sum, u64 domain)
 {
-	unsigned int bit = ksm_new_sum_bit(sum, domain);
+	struct ksm_new_sums *now = ksm_new_sums(ksm_cursor.pass);
+	struct ksm_new_sums *last = ksm_new_sums(ksm_cursor.pass - 1);
 
-	return test_bit(bit, ksm_new_sums(ksm_cursor.pass)) ||
-	       test_bit(bit, ksm_new_sums(ksm_cursor.pass - 1));
+	return test_bit(ksm_new_sum_bit(now, sum, domain), now->bits) ||
+	       test_bit(ksm_new_sum_bit(last, sum, domain), last->bits);
 }
 
 /*
@@ -2653,7 +2691,11 @@ static bool ksm_page_settled(struct ksm_item *item, struct folio *folio)
 		/* Unlinking from a stable node takes its page lock. */
 		return false;
 	}
-	if (item->skip && READ_ONCE(ksm_smart_scan) &&
+	/*
+	 * Not a KSM page, which needs its item linked now whatever its age
+	 * (a swap-in mapped it here: see ksm_item_reaches()).
+	 */
+	if (item->skip && READ_ONCE(ksm_smart_scan) && !folio_test_ksm(folio) &&
 	    !ksm_new_twin_may_exist(item->checksum, ksm_cursor.domain)) {
 		/* Inserted in an earlier pass, whose tree is gone. */
 		if (item->address & ITEM_UNSTABLE)
@@ -3039,7 +3081,7 @@ static void ksm_pass_start(void)
 	WRITE_ONCE(ksm_cursor.pass, ksm_cursor.pass + 1);
 	ksm_lru_drain = KSM_LRU_DRAIN_NONE;
 	ksm_reset_unstable_trees();
-	bitmap_zero(ksm_new_sums(ksm_cursor.pass), 1 << KSM_NEW_SUM_BITS);
+	ksm_new_sums_reset(ksm_cursor.pass);
 	ksm_pass_started = ktime_get();
 	ksm_pass_cpu_ns = current->se.sum_exec_runtime;
 	trace_ksm_start_scan(ksm_full_scans, ksm_items);
@@ -3189,13 +3231,17 @@ static struct page *ksm_page_at(struct ksm_mm *kmm, struct vm_area_struct *vma,
 	    !ksm_item_reaches(item, vma, addr))
 		WRITE_ONCE(item->address, (READ_ONCE(item->address) &
 					   ~ITEM_PGOFF) | ITEM_RELINK);
-	/*
-	 * A poisoned page is never read (a machine check); one its item maps
-	 * as a KSM page keeps the item, for memory_failure()'s rmap walks.
-	 */
 	if (item && ksm_page_settled(item, folio)) {
 		*settled = true;
-	} else if (!PageHWPoison(fw.page)) {
+	} else if (PageHWPoison(fw.page)) {
+		/*
+		 * A poisoned page is never read (a machine check); one its
+		 * item maps as a KSM page keeps the item as it is, to be
+		 * relinked or not, for memory_failure()'s rmap walks.
+		 */
+		*settled = item && (item->address & ITEM_STABLE) &&
+			   folio_stable(folio) == item->stable;
+	} else {
 		folio_get(folio);
 		page = fw.page;
 	}
@@ -5139,7 +5185,8 @@ static int __init ksm_init(void)
 	BUILD_BUG_ON(MAX_NUMNODES > (1 << 15));
 
 	ksm_zero_checksum = page_checksum(ZERO_PAGE(0));
-	ksm_new_sum_key = get_random_u64();
+	ksm_new_sums_reset(0);
+	ksm_new_sums_reset(1);
 
 	/* Unmerged: each keeps its own slabs (see item_rehome()). */
 	ksm_item_cache = KMEM_CACHE(ksm_item, SLAB_NO_MERGE);

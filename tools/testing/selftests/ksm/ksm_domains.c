@@ -536,6 +536,20 @@ TEST_F_TIMEOUT(domains, fork_shared_page_not_merged, KSM_TEST_TIMEOUT)
 	EXPECT_EQ(0, status);
 }
 
+/* A page of the test's mapped to the zero page. */
+struct zero_mapped {
+	int pagemap_fd;
+	char *p;
+	unsigned long zpfn;
+};
+
+static bool zero_mapped(void *arg)
+{
+	struct zero_mapped *z = arg;
+
+	return pagemap_pfn(z->pagemap_fd, z->p) == z->zpfn;
+}
+
 /*
  * The same with use_zero_pages: a page of zeroes that fork left shared is
  * not replaced by the zero page either.  The child would see its page
@@ -544,6 +558,7 @@ TEST_F_TIMEOUT(domains, fork_shared_page_not_merged, KSM_TEST_TIMEOUT)
 TEST_F_TIMEOUT(domains, fork_shared_zero_page_not_merged, KSM_TEST_TIMEOUT)
 {
 	unsigned long zpfn = zero_pfn(), pfn;
+	struct zero_mapped zp;
 	int hold[2], status, own;
 	char *p;
 	pid_t pid;
@@ -567,10 +582,14 @@ TEST_F_TIMEOUT(domains, fork_shared_zero_page_not_merged, KSM_TEST_TIMEOUT)
 	ASSERT_EQ(0, ksm_wait_scans(KSM_SETTLE_SCANS, KSM_WAIT_SECS));
 	EXPECT_EQ(pfn, pagemap_pfn(own, p))
 		TH_LOG("the parent's mapping of the shared page was replaced");
-	close(own);
 	close(hold[1]);
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	EXPECT_EQ(0, status);
+	/* The parent's alone now: the zero page takes its place. */
+	zp = (struct zero_mapped){ own, p, zpfn };
+	EXPECT_EQ(0, ksm_wait_for(zero_mapped, &zp, KSM_WAIT_SECS))
+		TH_LOG("the page did not merge once it was the parent's");
+	close(own);
 }
 
 /*

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 
 #include "../kselftest_harness.h"
 #include "ksm_common.h"
@@ -185,6 +186,58 @@ TEST_F_TIMEOUT(thp, matching_subpages_merge, KSM_TEST_TIMEOUT)
 	/* Only the twins are KSM pages (KPF_KSM is set on any anon page). */
 	EXPECT_EQ(NMATCH * (long)page_size / 1024,
 		  smaps_kb(0, self->thp, "KSM"));
+	EXPECT_TRUE(contents_ok(self));
+}
+
+/* Subpage 1 of the THP and the first twin on one frame. */
+static bool twin_merged(void *arg)
+{
+	FIXTURE_DATA(thp) *self = arg;
+	unsigned long pfn = pagemap_pfn(self->pagemap_fd, self->twins);
+
+	return pfn && pfn == pagemap_pfn(self->pagemap_fd,
+					 self->thp + page_size);
+}
+
+/*
+ * With merge domains, a THP that fork left shared is not split to merge
+ * a subpage: the child would see its huge page split (AnonHugePages) and
+ * learn what the parent holds.  Once the child is gone, it is.
+ */
+TEST_F_TIMEOUT(thp, fork_shared_thp_not_split, KSM_TEST_TIMEOUT)
+{
+	int hold[2], status;
+	char c = 0;
+	pid_t pid;
+
+	if (!ksm_knob_exists("merge_domain"))
+		SKIP(return, "no %smerge_domain (upstream's KSM)",
+		     KSM_SYSFS_DIR);
+	ASSERT_EQ(0, ksm_set_merge_domain("process"));
+	ASSERT_EQ(0, madvise(self->thp, self->hpage, MADV_MERGEABLE));
+	ASSERT_EQ(0, pipe(hold));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		close(hold[1]);
+		_exit(read(hold[0], &c, 1) < 0);
+	}
+	close(hold[0]);
+	/* A twin of subpage 1, the parent's alone (mapped after the fork). */
+	self->twins = map_anon(NMATCH, false);
+	ASSERT_NE(NULL, self->twins);
+	fill_page(self->twins, 0x7e9000 + 1);
+	ASSERT_EQ(0, madvise(self->twins, page_size, MADV_MERGEABLE));
+
+	ASSERT_EQ(0, ksm_set("run", 1));
+	ASSERT_EQ(0, ksm_wait_scans(2 * KSM_SETTLE_SCANS, KSM_WAIT_SECS));
+	EXPECT_TRUE(still_huge(self)) TH_LOG("a THP fork left shared was split");
+	EXPECT_FALSE(twin_merged(self));
+	close(hold[1]);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, status);
+	EXPECT_EQ(0, ksm_wait_for(twin_merged, self, KSM_WAIT_SECS))
+		TH_LOG("the subpage did not merge once the THP was the parent's");
 	EXPECT_TRUE(contents_ok(self));
 }
 
