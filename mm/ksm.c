@@ -2470,6 +2470,7 @@ struct ksm_new_sums {
 	u32 mix;
 	bool mixed;
 };
+
 static struct ksm_new_sums ksm_new_sums_of[2];	/* by pass, odd or even */
 
 static inline struct ksm_new_sums *ksm_new_sums(unsigned long pass)
