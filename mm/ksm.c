@@ -1050,6 +1050,13 @@ static void stable_ungroup(struct ksm_stable *stable)
 	stable->dup_prev = NULL;
 }
 
+/* Any walk under way starts again from the first node, when next due. */
+static void ksm_tidy_restart(void)
+{
+	ksm_tidy.next = NULL;
+	ksm_tidy.nid = -1;
+}
+
 /* Take @stable out of its stable tree, keeping ksm_tidy's place. */
 static void stable_tree_erase(struct ksm_stable *stable)
 {
@@ -2693,8 +2700,9 @@ static bool ksm_page_settled(struct ksm_item *item, struct folio *folio)
 		return false;
 	}
 	/*
-	 * Not a KSM page, which needs its item linked now whatever its age
-	 * (a swap-in mapped it here: see ksm_item_reaches()).
+	 * Not a KSM page, which needs its item linked now whatever its age:
+	 * a swap-in may have mapped one at an address whose item is a
+	 * record, and no rmap walk finds it until ksm_join() links it.
 	 */
 	if (item->skip && READ_ONCE(ksm_smart_scan) && !folio_test_ksm(folio) &&
 	    !ksm_new_twin_may_exist(item->checksum, ksm_cursor.domain)) {
@@ -3016,10 +3024,11 @@ static void ksm_tidy_node(struct ksm_stable *stable, bool idle)
  * merge: once that page is unmapped too, nothing else would look at them.
  *
  * One look at the page's ->mapping per node: a pass costs far more per
- * page than this per KSM page.  But a host may have tens of millions of
- * KSM pages, so the walk goes in steps, each of at least 64 nodes, that
- * give way to whoever waits for ksm_lock, and resumes where it stopped
- * (see ksm_tidy).  Returns true when the walk is complete.
+ * page than this per KSM page, so the walk does not count against
+ * pages_to_scan.  But a host may have tens of millions of KSM pages, so
+ * whenever someone waits for ksm_lock the walk stops, after at least 64
+ * nodes, and resumes where it stopped in the next batch (see ksm_tidy).
+ * Returns true when the walk is complete.
  */
 static bool ksm_tidy_stable(void)
 {
@@ -3229,6 +3238,7 @@ static struct page *ksm_page_at(struct ksm_mm *kmm, struct vm_area_struct *vma,
 	if (!folio_test_anon(folio) || folio_is_zone_device(folio))
 		goto out;
 	if (item && (item->address & ITEM_STABLE) &&
+	    folio_stable(folio) == item->stable &&
 	    !ksm_item_reaches(item, vma, addr))
 		WRITE_ONCE(item->address, (READ_ONCE(item->address) &
 					   ~ITEM_PGOFF) | ITEM_RELINK);
@@ -4590,18 +4600,17 @@ static int ksm_unmerge_everything(void)
 	if (!err)
 		err = ksm_sweep_stable_nodes();
 	clear_current_oom_origin();
+	/*
+	 * The cursor is parked between passes whatever happened: the end of
+	 * the pass that run=2 interrupted is not to come.
+	 */
+	ksm_tidy_restart();
+	ksm_tidy.pending = false;
 	if (err == -EBUSY)
 		return 0;
-	/*
-	 * Nothing is left: full_scans counts from 0 again, as upstream's, and
-	 * the end of the pass that run=2 interrupted is not to come.
-	 */
-	if (!err) {
+	/* Nothing is left: full_scans counts from 0 again, as upstream's. */
+	if (!err)
 		ksm_full_scans = 0;
-		ksm_tidy.next = NULL;
-		ksm_tidy.nid = -1;
-		ksm_tidy.pending = false;
-	}
 	return err;
 }
 
@@ -4734,8 +4743,7 @@ static void ksm_switch_trees(bool across)
 {
 	ksm_forget_unstable();
 	/* A walk under way starts again, on the new trees. */
-	ksm_tidy.next = NULL;
-	ksm_tidy.nid = -1;
+	ksm_tidy_restart();
 	ksm_merge_across_nodes = across;
 	if (across) {
 		ksm_stable_trees = &ksm_one_stable_tree;
