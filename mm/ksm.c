@@ -73,9 +73,11 @@
  *
  * mmap_lock (one mm at a time, for read)
  *	Taken by ksmd to look at or change one mm's page tables, and dropped
- *	before looking at another mm's.  A process that reads another's memory
- *	(process_vm_readv()) holds two mmap_locks at once, in either order,
- *	so ksmd must not.
+ *	before looking at another mm's.  A process that reads another's
+ *	memory (process_vm_readv()) holds two mmap_locks at once, in either
+ *	order, so ksmd must not.  Under ksm_lock it is only tried: a busy
+ *	one is waited for with ksm_lock dropped (see ksm_mm_busy).  Only
+ *	run=2, which the administrator asks for, waits for it there.
  *
  * folio lock
  *	Only tried, never waited for, by merging: on the page being
@@ -299,6 +301,8 @@ struct ksm_mm {
  * @domain: the merge domain of @kmm's pages, when @domain_known
  * @domain_known: @domain was found in this batch (a process may move to
  *	another cgroup while ksmd sleeps)
+ * @waited: jiffies ksmd has waited for @kmm's mmap_lock in this pass (see
+ *	ksm_mm_busy)
  */
 struct ksm_cursor {
 	struct ksm_mm *kmm;
@@ -307,6 +311,7 @@ struct ksm_cursor {
 	unsigned long pass;
 	u64 domain;
 	bool domain_known;
+	unsigned long waited;
 };
 
 #define KSM_RUN_STOP	0
@@ -324,6 +329,25 @@ static struct ksm_mm ksm_mm_head = {
 static struct ksm_cursor ksm_cursor = {
 	.kmm = &ksm_mm_head,
 };
+
+/*
+ * ksmd never waits for an mmap_lock while it holds ksm_lock.  A tenant
+ * can keep its mmap_lock for as long as it likes (a fork holds it for
+ * write while it copies every page table; two threads forking in turn
+ * hold it all the time), and everyone who wants ksm_lock would wait
+ * with ksmd: sysfs writes, run=0, memory offlining, the freezer.  So
+ * ksmd only tries it.  When the cursor's mm is busy, the batch ends and
+ * ksmd waits for the lock after letting go of ksm_lock (ksmd_fn(), with
+ * the mm grabbed in ksm_mm_busy); in the merge paths, a page whose mm is
+ * busy is not merged in this pass (item_lock_vma()).  And so that the
+ * tenant cannot hold up every other tenant's pass either, one fork per
+ * page it has, once ksmd has waited KSM_MM_WAIT_MS for an mm in a pass it
+ * passes over the rest of that mm until the next pass.  (Upstream waits
+ * for the lock under its mutex, page after page.)
+ */
+#define KSM_MM_WAIT_MS	100
+static struct mm_struct *ksm_mm_busy;		/* ksmd's own, as below */
+static unsigned long ksm_mm_busy_waited;
 
 /*
  * Registered mms that exited while the cursor was elsewhere, out of the
@@ -1517,13 +1541,16 @@ static struct vm_area_struct *ksm_vma_at(struct mm_struct *mm,
 
 /*
  * Find @item's VMA again, with its mm's mmap_lock held for read; or NULL,
- * with the lock dropped, if the area is gone or no longer mergeable.
+ * with the lock dropped, if the area is gone or no longer mergeable, or
+ * the lock is busy: then the page waits for the next pass (see
+ * ksm_mm_busy).  Callers take NULL as "not now", never as "gone".
  */
 static struct vm_area_struct *item_lock_vma(struct ksm_item *item)
 {
 	struct vm_area_struct *vma;
 
-	mmap_read_lock(item_mm(item));
+	if (!mmap_read_trylock(item_mm(item)))
+		return NULL;
 	vma = ksm_vma_at(item_mm(item), item_address(item));
 	if (!vma)
 		mmap_read_unlock(item_mm(item));
@@ -2300,14 +2327,16 @@ static void ksm_unpair(struct ksm_item *item, struct ksm_stable *stable)
 	struct vm_area_struct *vma;
 	unsigned long addr = item_address(item);
 	struct folio *kfolio;
-	bool unshared = true;
+	bool unshared = false;
 
+	/*
+	 * A page that could not be copied (a memory error) stays mapped: its
+	 * item stays linked, for the rmap walks.  So does one whose mm is
+	 * busy, or whose area went away (the item goes when the scanner or
+	 * exit meets it); the page stays a KSM page of one mapping meanwhile.
+	 */
 	vma = item_lock_vma(item);
 	if (vma) {
-		/*
-		 * A page that could not be copied (a memory error) stays
-		 * mapped: its item stays linked, for the rmap walks.
-		 */
 		unshared = !ksm_unshare(vma, addr, addr + PAGE_SIZE) &&
 			   !ksm_mapped_at(vma, addr);
 		mmap_read_unlock(item_mm(item));
@@ -2974,6 +3003,7 @@ static bool cursor_next_mm(struct ksm_mm *kmm, bool dead)
 	ksm_cursor.address = 0;
 	ksm_cursor.checked = 0;
 	ksm_cursor.domain_known = false;
+	ksm_cursor.waited = 0;
 	if (dead) {
 		hash_del(&kmm->slot.hash);
 		list_del(&kmm->slot.mm_node);
@@ -3336,6 +3366,7 @@ static struct ksm_item *ksm_next_page(struct page **pagep,
 			ksm_cursor.address = 0;
 			ksm_cursor.checked = 0;
 			ksm_cursor.domain_known = false;
+			ksm_cursor.waited = 0;
 		}
 		spin_unlock(&ksm_mm_lock);
 		if (kmm == &ksm_mm_head)
@@ -3345,7 +3376,17 @@ static struct ksm_item *ksm_next_page(struct page **pagep,
 
 next_mm:
 	mm = kmm->slot.mm;
-	mmap_read_lock(mm);
+	if (!mmap_read_trylock(mm)) {
+		if (ksm_cursor.waited < msecs_to_jiffies(KSM_MM_WAIT_MS)) {
+			/* ksmd_fn() waits for it, without ksm_lock. */
+			mmgrab(mm);
+			ksm_mm_busy = mm;
+			return NULL;
+		}
+		/* The rest of @kmm waits for the next pass; its records stay. */
+		dead = false;
+		goto next;
+	}
 	if (!ksm_test_exit(mm) && test_bit(MMF_VM_MERGEABLE, &mm->flags)) {
 		VMA_ITERATOR(vmi, mm, ksm_cursor.address);
 
@@ -3462,7 +3503,7 @@ done_mm:
 		return ERR_PTR(-EAGAIN);
 	}
 	mmap_read_unlock(mm);
-
+next:
 	if (cursor_next_mm(kmm, dead)) {
 		ksm_drain_unstable(false);
 		ksm_tidy.pending = true;
@@ -3497,9 +3538,31 @@ static void ksm_scan_pages(unsigned int nr)
 	}
 }
 
+/*
+ * Wait, without ksm_lock, for the mm that ksm_next_page() found busy, and
+ * let it go.  ksm_mm_busy stays set, for ksm_scan() to tell whether the
+ * cursor is still on that mm: a comparison of pointers, never a read.
+ */
+static void ksm_wait_busy_mm(void)
+{
+	unsigned long start = jiffies;
+
+	mmap_read_lock(ksm_mm_busy);
+	mmap_read_unlock(ksm_mm_busy);
+	mmdrop(ksm_mm_busy);
+	/* At least a jiffy a wait: the number of waits is bounded too. */
+	ksm_mm_busy_waited = jiffies - start + 1;
+}
+
 /* One batch of ksmd's work.  Called with ksm_lock held. */
 static void ksm_scan(unsigned int nr)
 {
+	if (ksm_mm_busy) {
+		if (ksm_cursor.kmm->slot.mm == ksm_mm_busy)
+			ksm_cursor.waited += ksm_mm_busy_waited;
+		ksm_mm_busy = NULL;
+		ksm_mm_busy_waited = 0;
+	}
 	ksm_reap_exited(false);
 	/* The mm may have moved to another cgroup since the last batch. */
 	ksm_cursor.domain_known = false;
@@ -3540,6 +3603,11 @@ static int ksmd_fn(void *unused)
 		if (ksmd_should_run())
 			ksm_scan(ksm_pages_to_scan);
 		mutex_unlock(&ksm_lock);
+
+		if (ksm_mm_busy && !ksm_mm_busy_waited) {
+			ksm_wait_busy_mm();
+			continue;
+		}
 
 		/* A pass is about to start: see ksm_lru_drain. */
 		if (ksm_lru_drain == KSM_LRU_DRAIN_WANTED) {
