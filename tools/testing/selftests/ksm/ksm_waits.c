@@ -101,8 +101,12 @@ static void fill_colliding(uint64_t *w, unsigned int i)
 	}
 }
 
-/* The tenant: NR_COLLIDING distinct pages of one checksum, mergeable */
-static pid_t start_tenant(void)
+/*
+ * A child that runs @setup(@arg), says it is ready, then @run(@arg) for
+ * ever; its pid once it is ready, or -1 if it failed to get there.
+ */
+static pid_t start_child(bool (*setup)(void *), void (*run)(void *),
+			 void *arg)
 {
 	int ready[2];
 	pid_t pid;
@@ -112,19 +116,10 @@ static pid_t start_tenant(void)
 		return -1;
 	pid = fork();
 	if (pid == 0) {
-		char *p = map_anon(NR_COLLIDING, false);
-		unsigned int i;
-
-		if (!p)
+		if (!setup(arg) || write(ready[1], "r", 1) != 1)
 			_exit(1);
-		for (i = 0; i < NR_COLLIDING; i++)
-			fill_colliding((uint64_t *)(p + i * page_size), i + 1);
-		if (madvise(p, NR_COLLIDING * page_size, MADV_MERGEABLE))
-			_exit(1);
-		if (write(ready[1], "r", 1) != 1)
-			_exit(1);
-		for (;;)
-			pause();
+		run(arg);
+		_exit(0);
 	}
 	close(ready[1]);
 	if (pid < 0 || read(ready[0], &c, 1) != 1) {
@@ -136,6 +131,30 @@ static pid_t start_tenant(void)
 	}
 	close(ready[0]);
 	return pid;
+}
+
+/* The tenant: NR_COLLIDING distinct pages of one checksum, mergeable */
+static bool colliding_setup(void *unused)
+{
+	char *p = map_anon(NR_COLLIDING, false);
+	unsigned int i;
+
+	if (!p)
+		return false;
+	for (i = 0; i < NR_COLLIDING; i++)
+		fill_colliding((uint64_t *)(p + i * page_size), i + 1);
+	return !madvise(p, NR_COLLIDING * page_size, MADV_MERGEABLE);
+}
+
+static void sleep_forever(void *unused)
+{
+	for (;;)
+		pause();
+}
+
+static pid_t start_tenant(void)
+{
+	return start_child(colliding_setup, sleep_forever, NULL);
 }
 
 #define NODE1_DIR	"/sys/devices/system/node/node1/"
@@ -435,47 +454,31 @@ static void *fork_loop(void *arg)
 	return NULL;
 }
 
-static pid_t start_forker(size_t npages, uint64_t *hold_us)
+static bool forker_setup(void *hold_us)
 {
-	int ready[2];
-	pid_t pid;
-	char c;
+	char *p = map_anon(FORK_VMAS, false);
+	pthread_t t;
+	size_t i;
 
-	if (pipe(ready))
-		return -1;
-	pid = fork();
-	if (pid == 0) {
-		char *p = map_anon(npages, false);
-		pthread_t t;
-		size_t i;
+	if (!p || madvise(p, FORK_VMAS * page_size, MADV_NOHUGEPAGE))
+		return false;
+	for (i = 0; i < FORK_VMAS; i++)
+		fill_page(p + i * page_size, 0xf0f0000000000000ULL | i);
+	if (madvise(p, FORK_VMAS * page_size, MADV_MERGEABLE))
+		return false;
+	/* A VMA a page: each costs a fork much more than a PTE. */
+	for (i = 1; i < FORK_VMAS; i += 2)
+		if (mprotect(p + i * page_size, page_size, PROT_READ))
+			return false;
+	for (i = 1; i < FORKERS; i++)
+		if (pthread_create(&t, NULL, fork_loop, hold_us))
+			return false;
+	return true;
+}
 
-		if (!p || madvise(p, npages * page_size, MADV_NOHUGEPAGE))
-			_exit(1);
-		for (i = 0; i < npages; i++)
-			fill_page(p + i * page_size, 0xf0f0000000000000ULL | i);
-		if (madvise(p, npages * page_size, MADV_MERGEABLE))
-			_exit(1);
-		/* A VMA a page: each costs a fork much more than a PTE. */
-		for (i = 1; i < npages; i += 2)
-			if (mprotect(p + i * page_size, page_size, PROT_READ))
-				_exit(1);
-		for (i = 1; i < FORKERS; i++)
-			if (pthread_create(&t, NULL, fork_loop, hold_us))
-				_exit(1);
-		if (write(ready[1], "r", 1) != 1)
-			_exit(1);
-		fork_loop(hold_us);
-	}
-	close(ready[1]);
-	if (pid < 0 || read(ready[0], &c, 1) != 1) {
-		if (pid > 0) {
-			kill(pid, SIGKILL);
-			waitpid(pid, NULL, 0);
-		}
-		pid = -1;
-	}
-	close(ready[0]);
-	return pid;
+static void forker_run(void *hold_us)
+{
+	fork_loop(hold_us);
 }
 
 static bool victim_merged(void *arg)
@@ -499,7 +502,6 @@ TEST_F_TIMEOUT(waits, bounded_while_tenant_forks, 600)
 {
 	struct wait_stat knob = { "knob writes" };
 	struct wait_stat stop = { "echo 0 > run" };
-	size_t npages = FORK_VMAS;
 	unsigned long want = VICTIM_PAGES - 1;
 	uint64_t *hold, held;
 	uint64_t t_merge;
@@ -511,7 +513,7 @@ TEST_F_TIMEOUT(waits, bounded_while_tenant_forks, 600)
 	*hold = 0;
 	ASSERT_EQ(0, ksm_set("smart_scan", 0));
 	/* The tenant first: ksmd's pass meets it before the other. */
-	self->tenant = start_forker(npages, hold);
+	self->tenant = start_child(forker_setup, forker_run, hold);
 	ASSERT_LT(0, self->tenant);
 	victim = map_anon(VICTIM_PAGES, false);
 	ASSERT_NE(NULL, victim);
@@ -539,7 +541,7 @@ TEST_F_TIMEOUT(waits, bounded_while_tenant_forks, 600)
 	ksft_print_msg("the other process merged within %.1f s of run=1\n",
 		       (now_us() - t_merge) / 1e6);
 	held = __atomic_load_n(hold, __ATOMIC_RELAXED);
-	ksft_print_msg("tenant: %zu areas, longest fork %.1f ms\n", npages,
+	ksft_print_msg("tenant: %d areas, longest fork %.1f ms\n", FORK_VMAS,
 		       held / 1000.0);
 	ksft_print_msg("longest wait: %8.1f ms  %s\n", knob.max_us / 1000.0,
 		       knob.what);
