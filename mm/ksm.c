@@ -75,9 +75,10 @@
  *	Taken by ksmd to look at or change one mm's page tables, and dropped
  *	before looking at another mm's.  A process that reads another's
  *	memory (process_vm_readv()) holds two mmap_locks at once, in either
- *	order, so ksmd must not.  Under ksm_lock it is only tried: a busy
- *	one is waited for with ksm_lock dropped (see ksm_mm_busy).  Only
- *	run=2, which the administrator asks for, waits for it there.
+ *	order, so ksmd must not.  Under ksm_lock it is only tried: ksmd
+ *	tries a busy one again later, with ksm_lock dropped meanwhile (see
+ *	ksm_mm_busy).  Only run=2, which the administrator asks for, waits
+ *	for it there.
  *
  * folio lock
  *	Only tried, never waited for, by merging: on the page being
@@ -301,7 +302,7 @@ struct ksm_mm {
  * @domain: the merge domain of @kmm's pages, when @domain_known
  * @domain_known: @domain was found in this batch (a process may move to
  *	another cgroup while ksmd sleeps)
- * @waited: jiffies ksmd has waited for @kmm's mmap_lock in this pass (see
+ * @busy: times in a row ksmd found @kmm's mmap_lock busy (see
  *	ksm_mm_busy)
  */
 struct ksm_cursor {
@@ -311,7 +312,7 @@ struct ksm_cursor {
 	unsigned long pass;
 	u64 domain;
 	bool domain_known;
-	unsigned long waited;
+	unsigned int busy;
 };
 
 #define KSM_RUN_STOP	0
@@ -333,21 +334,26 @@ static struct ksm_cursor ksm_cursor = {
 /*
  * ksmd never waits for an mmap_lock while it holds ksm_lock.  A tenant
  * can keep its mmap_lock for as long as it likes (a fork holds it for
- * write while it copies every page table; two threads forking in turn
- * hold it all the time), and everyone who wants ksm_lock would wait
+ * write while it copies every VMA and page table; two threads forking in
+ * turn hold it all the time), and everyone who wants ksm_lock would wait
  * with ksmd: sysfs writes, run=0, memory offlining, the freezer.  So
- * ksmd only tries it.  When the cursor's mm is busy, the batch ends and
- * ksmd waits for the lock after letting go of ksm_lock (ksmd_fn(), with
- * the mm grabbed in ksm_mm_busy); in the merge paths, a page whose mm is
- * busy is not merged in this pass (item_lock_vma()).  And so that the
- * tenant cannot hold up every other tenant's pass either, one fork per
- * page it has, once ksmd has waited KSM_MM_WAIT_MS for an mm in a pass it
- * passes over the rest of that mm until the next pass.  (Upstream waits
- * for the lock under its mutex, page after page.)
+ * ksmd only tries it.  When the cursor's mm is busy, the batch ends
+ * (ksm_mm_busy) and ksmd, with ksm_lock dropped, sleeps before it tries
+ * again: its usual sleep if the batch did some work, else (or if that is
+ * 0) KSM_MM_BUSY_US, so that the batches come no faster than
+ * sleep_millisecs has them.  In the merge paths, a page whose mm is busy
+ * is not merged in this pass (item_lock_vma()).  And so that the tenant
+ * cannot hold up every other tenant's pass either, a fork for every page
+ * it has (upstream waits for the lock under its mutex, page after page),
+ * after KSM_MM_BUSY_TRIES tries in a row that found the lock busy ksmd
+ * passes over the rest of that mm until the next pass.  A tenant that
+ * keeps its lock costs the others about 100 ms of ksmd a pass (at
+ * sleep_millisecs 0), however long it holds it; one that lets go now and
+ * then is scanned when it does.
  */
-#define KSM_MM_WAIT_MS	100
-static struct mm_struct *ksm_mm_busy;		/* ksmd's own, as below */
-static unsigned long ksm_mm_busy_waited;
+#define KSM_MM_BUSY_US		1000
+#define KSM_MM_BUSY_TRIES	100
+static bool ksm_mm_busy;	/* ksmd's own */
 
 /*
  * Registered mms that exited while the cursor was elsewhere, out of the
@@ -3003,7 +3009,7 @@ static bool cursor_next_mm(struct ksm_mm *kmm, bool dead)
 	ksm_cursor.address = 0;
 	ksm_cursor.checked = 0;
 	ksm_cursor.domain_known = false;
-	ksm_cursor.waited = 0;
+	ksm_cursor.busy = 0;
 	if (dead) {
 		hash_del(&kmm->slot.hash);
 		list_del(&kmm->slot.mm_node);
@@ -3366,7 +3372,7 @@ static struct ksm_item *ksm_next_page(struct page **pagep,
 			ksm_cursor.address = 0;
 			ksm_cursor.checked = 0;
 			ksm_cursor.domain_known = false;
-			ksm_cursor.waited = 0;
+			ksm_cursor.busy = 0;
 		}
 		spin_unlock(&ksm_mm_lock);
 		if (kmm == &ksm_mm_head)
@@ -3377,16 +3383,16 @@ static struct ksm_item *ksm_next_page(struct page **pagep,
 next_mm:
 	mm = kmm->slot.mm;
 	if (!mmap_read_trylock(mm)) {
-		if (ksm_cursor.waited < msecs_to_jiffies(KSM_MM_WAIT_MS)) {
-			/* ksmd_fn() waits for it, without ksm_lock. */
-			mmgrab(mm);
-			ksm_mm_busy = mm;
+		if (++ksm_cursor.busy <= KSM_MM_BUSY_TRIES) {
+			/* ksmd_fn() sleeps a while, without ksm_lock. */
+			ksm_mm_busy = true;
 			return NULL;
 		}
 		/* The rest of @kmm waits for the next pass; its records stay. */
 		dead = false;
 		goto next;
 	}
+	ksm_cursor.busy = 0;
 	if (!ksm_test_exit(mm) && test_bit(MMF_VM_MERGEABLE, &mm->flags)) {
 		VMA_ITERATOR(vmi, mm, ksm_cursor.address);
 
@@ -3528,8 +3534,12 @@ static void ksm_scan_pages(unsigned int nr)
 		item = ksm_next_page(&page, &nr);
 		if (IS_ERR(item))
 			continue;
-		if (!item)
+		if (!item) {
+			/* After some work, the usual sleep before a new try. */
+			if (nr != start)
+				ksm_mm_busy = false;
 			return;
+		}
 		ksm_merge_page(item, page);
 		item_settle(item);
 		put_page(page);
@@ -3538,31 +3548,9 @@ static void ksm_scan_pages(unsigned int nr)
 	}
 }
 
-/*
- * Wait, without ksm_lock, for the mm that ksm_next_page() found busy, and
- * let it go.  ksm_mm_busy stays set, for ksm_scan() to tell whether the
- * cursor is still on that mm: a comparison of pointers, never a read.
- */
-static void ksm_wait_busy_mm(void)
-{
-	unsigned long start = jiffies;
-
-	mmap_read_lock(ksm_mm_busy);
-	mmap_read_unlock(ksm_mm_busy);
-	mmdrop(ksm_mm_busy);
-	/* At least a jiffy a wait: the number of waits is bounded too. */
-	ksm_mm_busy_waited = jiffies - start + 1;
-}
-
 /* One batch of ksmd's work.  Called with ksm_lock held. */
 static void ksm_scan(unsigned int nr)
 {
-	if (ksm_mm_busy) {
-		if (ksm_cursor.kmm->slot.mm == ksm_mm_busy)
-			ksm_cursor.waited += ksm_mm_busy_waited;
-		ksm_mm_busy = NULL;
-		ksm_mm_busy_waited = 0;
-	}
 	ksm_reap_exited(false);
 	/* The mm may have moved to another cgroup since the last batch. */
 	ksm_cursor.domain_known = false;
@@ -3604,8 +3592,11 @@ static int ksmd_fn(void *unused)
 			ksm_scan(ksm_pages_to_scan);
 		mutex_unlock(&ksm_lock);
 
-		if (ksm_mm_busy && !ksm_mm_busy_waited) {
-			ksm_wait_busy_mm();
+		/* The cursor's mm was busy from the start: try again soon. */
+		if (ksm_mm_busy) {
+			ksm_mm_busy = false;
+			usleep_range(KSM_MM_BUSY_US, 2 * KSM_MM_BUSY_US);
+			try_to_freeze();
 			continue;
 		}
 
