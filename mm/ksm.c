@@ -78,7 +78,7 @@
  *	order, so ksmd must not.  Under ksm_lock it is only tried: ksmd
  *	tries a busy one again later, with ksm_lock dropped meanwhile (see
  *	ksm_mm_busy).  Only run=2, which the administrator asks for, waits
- *	for it there.
+ *	for it there, killably.
  *
  * folio lock
  *	Only tried, never waited for, by merging: on the page being
@@ -3383,7 +3383,12 @@ static struct ksm_item *ksm_next_page(struct page **pagep,
 next_mm:
 	mm = kmm->slot.mm;
 	if (!mmap_read_trylock(mm)) {
-		if (++ksm_cursor.busy <= KSM_MM_BUSY_TRIES) {
+		/*
+		 * An exiting mm is busy for as long as exit_mmap() takes:
+		 * wait for it, so that its items and counts go at once.
+		 */
+		if (++ksm_cursor.busy <= KSM_MM_BUSY_TRIES ||
+		    ksm_test_exit(mm)) {
 			/* ksmd_fn() sleeps a while, without ksm_lock. */
 			ksm_mm_busy = true;
 			return NULL;
@@ -3654,7 +3659,11 @@ static int ksm_unmerge_all(void)
 		int failed = 0;
 		bool dead;
 
-		mmap_read_lock(mm);
+		/* A tenant may hold it for ever: the writer of run can quit. */
+		if (mmap_read_lock_killable(mm)) {
+			err = -EINTR;
+			break;
+		}
 		if (!ksm_test_exit(mm)) {
 			VMA_ITERATOR(vmi, mm, 0);
 
