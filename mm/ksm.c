@@ -1874,6 +1874,58 @@ static int ksm_unshare(struct vm_area_struct *vma, unsigned long start,
 	return 0;
 }
 
+/*
+ * Copies ksmd owes: a mapping of a KSM page that must get a private copy
+ * (ksm_join() found it in a foreign domain; ksm_unpair() made it the KSM
+ * page of a pair that failed).  A copy is a page allocated and charged
+ * to the tenant's memory cgroup, with reclaim, even its OOM killer, if
+ * the tenant is at its limit: not work to do under ksm_lock, where
+ * everyone waiting for the lock would wait for the tenant's reclaim.  So
+ * ksmd notes them here and makes them once it has let go of ksm_lock
+ * (ksm_pay_copies()), right after the batch.  A page noted when the list
+ * is full keeps the KSM page until a later pass (ksm_join()) or until
+ * its owner writes it (ksm_unpair()).  ksmd's own: only ksmd's scan
+ * notes copies, and ksmd pays them before it next sleeps.
+ */
+#define KSM_OWED_MAX	16
+static struct {
+	struct mm_struct *mm;
+	unsigned long addr;
+} ksm_owed[KSM_OWED_MAX];
+static unsigned int ksm_nr_owed;
+
+static void ksm_owe_copy(struct mm_struct *mm, unsigned long addr)
+{
+	if (ksm_nr_owed == KSM_OWED_MAX)
+		return;
+	mmgrab(mm);
+	ksm_owed[ksm_nr_owed].mm = mm;
+	ksm_owed[ksm_nr_owed].addr = addr;
+	ksm_nr_owed++;
+}
+
+/* Without ksm_lock: the copies ksm_owe_copy() noted, as far as can be. */
+static void ksm_pay_copies(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < ksm_nr_owed; i++) {
+		struct mm_struct *mm = ksm_owed[i].mm;
+		unsigned long addr = ksm_owed[i].addr;
+		struct vm_area_struct *vma;
+
+		/* A busy mm is passed over, as by the scan (ksm_mm_busy). */
+		if (mmap_read_trylock(mm)) {
+			vma = ksm_vma_at(mm, addr);
+			if (vma)
+				ksm_unshare(vma, addr, addr + PAGE_SIZE);
+			mmap_read_unlock(mm);
+		}
+		mmdrop(mm);
+	}
+	ksm_nr_owed = 0;
+}
+
 /* ---------------------------------------------------------------------- */
 /* Merging                                                                */
 /* ---------------------------------------------------------------------- */
@@ -2325,28 +2377,22 @@ static struct ksm_item *unstable_search_insert(struct ksm_item *item,
 
 /*
  * Undo half a pair: @item's page became a KSM page but its partner could
- * not be merged into it.  Give @item its private copy back, and dissolve
- * the node if nothing else maps the page.
+ * not be merged into it.  Put the node in the tree, where the KSM page
+ * waits, mapped once, for its private copy (upstream breaks COW at once,
+ * under its mutex) or for other pages of its content; or dissolve it if
+ * its page went away meanwhile.
  */
 static void ksm_unpair(struct ksm_item *item, struct ksm_stable *stable)
 {
-	struct vm_area_struct *vma;
-	unsigned long addr = item_address(item);
 	struct folio *kfolio;
-	bool unshared = false;
 
 	/*
-	 * A page that could not be copied (a memory error) stays mapped: its
-	 * item stays linked, for the rmap walks.  So does one whose mm is
-	 * busy, or whose area went away (the item goes when the scanner or
-	 * exit meets it); the page stays a KSM page of one mapping meanwhile.
+	 * @item stays linked, and the KSM page stays, mapped once, until
+	 * ksmd has given the page its private copy (ksm_owe_copy(), not under
+	 * ksm_lock) and the scanner meets it again.  Meanwhile it is a KSM
+	 * page like any other, which pages of its content may merge with.
 	 */
-	vma = item_lock_vma(item);
-	if (vma) {
-		unshared = !ksm_unshare(vma, addr, addr + PAGE_SIZE) &&
-			   !ksm_mapped_at(vma, addr);
-		mmap_read_unlock(item_mm(item));
-	}
+	ksm_owe_copy(item_mm(item), item_address(item));
 
 	/* Look the page up again: migration may have moved it meanwhile. */
 	kfolio = stable_folio_get(stable, true);
@@ -2354,8 +2400,6 @@ static void ksm_unpair(struct ksm_item *item, struct ksm_stable *stable)
 		stable_drop_stale(stable);
 		return;
 	}
-	if (unshared)
-		stable_unlink(item);
 	if (stable->nr_items || folio_mapped(kfolio))
 		stable_insert(stable, folio_page(kfolio, 0));
 	else
@@ -2426,10 +2470,11 @@ static bool ksm_pair(struct ksm_item *item, struct page *page,
 	if (err) {
 		ksm_unpair(item, stable);
 		/*
-		 * The partner could not be merged after all: @item's page is
-		 * its own again and waits in the tree for another partner.
-		 * (Not when @item's own page refused, above: a tenant's
-		 * pinned pages would line up in front of the partner.)
+		 * The partner could not be merged after all.  If the new KSM
+		 * page went away meanwhile, @item's page waits in the tree
+		 * for another partner.  (Not when @item's own page refused,
+		 * above: a tenant's pinned pages would line up in front of
+		 * the partner.)
 		 */
 		if (!(item->address & ITEM_STABLE)) {
 			struct page *none;
@@ -2472,7 +2517,7 @@ static bool ksm_join(struct ksm_item *item, struct page *page)
 		folio_unlock(folio);
 	}
 	if (foreign)
-		ksm_unshare(vma, addr, addr + PAGE_SIZE);
+		ksm_owe_copy(item_mm(item), addr);
 	mmap_read_unlock(item_mm(item));
 	return joined;
 }
@@ -3596,6 +3641,9 @@ static int ksmd_fn(void *unused)
 		if (ksmd_should_run())
 			ksm_scan(ksm_pages_to_scan);
 		mutex_unlock(&ksm_lock);
+
+		if (ksm_nr_owed)
+			ksm_pay_copies();
 
 		/* The cursor's mm was busy from the start: try again soon. */
 		if (ksm_mm_busy) {
