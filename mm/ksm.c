@@ -302,8 +302,9 @@ struct ksm_mm {
  * @domain: the merge domain of @kmm's pages, when @domain_known
  * @domain_known: @domain was found in this batch (a process may move to
  *	another cgroup while ksmd sleeps)
- * @busy: times in a row ksmd found @kmm's mmap_lock busy (see
+ * @busy: times ksmd found @kmm's mmap_lock busy in this pass (see
  *	ksm_mm_busy)
+ * @scanned: ksm_pages_scanned when the cursor came to @kmm
  */
 struct ksm_cursor {
 	struct ksm_mm *kmm;
@@ -313,6 +314,7 @@ struct ksm_cursor {
 	u64 domain;
 	bool domain_known;
 	unsigned int busy;
+	unsigned long scanned;
 };
 
 #define KSM_RUN_STOP	0
@@ -339,17 +341,17 @@ static struct ksm_cursor ksm_cursor = {
  * with ksmd: sysfs writes, run=0, memory offlining, the freezer.  So
  * ksmd only tries it.  When the cursor's mm is busy, the batch ends
  * (ksm_mm_busy) and ksmd, with ksm_lock dropped, sleeps before it tries
- * again: its usual sleep if the batch did some work, else (or if that is
- * 0) KSM_MM_BUSY_US, so that the batches come no faster than
- * sleep_millisecs has them.  In the merge paths, a page whose mm is busy
- * is not merged in this pass (item_lock_vma()).  And so that the tenant
- * cannot hold up every other tenant's pass either, a fork for every page
- * it has (upstream waits for the lock under its mutex, page after page),
- * after KSM_MM_BUSY_TRIES tries in a row that found the lock busy ksmd
- * passes over the rest of that mm until the next pass.  A tenant that
- * keeps its lock costs the others about 100 ms of ksmd a pass (at
- * sleep_millisecs 0), however long it holds it; one that lets go now and
- * then is scanned when it does.
+ * again: its usual sleep if the batch did some work, else KSM_MM_BUSY_US
+ * (a batch that did nothing costs nothing: the pages ksmd scans still
+ * come no faster than sleep_millisecs has them).  In the merge paths, a
+ * page whose mm is busy is not merged in this pass (item_lock_vma()).
+ * And so that the tenant cannot hold up every other tenant's pass
+ * either, a fork for every page it has (upstream waits for the lock under
+ * its mutex, page after page), an mm found busy more often in a pass
+ * than ksm_busy_budget() allows is passed over until the next pass.  A
+ * tenant that keeps its lock costs the others about 100-200 ms of ksmd a
+ * pass, however long it holds it, plus a try for each 1024 of its pages
+ * scanned.
  */
 #define KSM_MM_BUSY_US		1000
 #define KSM_MM_BUSY_TRIES	100
@@ -1875,17 +1877,16 @@ static int ksm_unshare(struct vm_area_struct *vma, unsigned long start,
 }
 
 /*
- * Copies ksmd owes: a mapping of a KSM page that must get a private copy
- * (ksm_join() found it in a foreign domain; ksm_unpair() made it the KSM
- * page of a pair that failed).  A copy is a page allocated and charged
+ * Copies ksmd owes: a mapping of a KSM page of a foreign domain (the
+ * process moved to another cgroup, merge_zero_across_domains was turned
+ * off) must get a private copy.  A copy is a page allocated and charged
  * to the tenant's memory cgroup, with reclaim, even its OOM killer, if
  * the tenant is at its limit: not work to do under ksm_lock, where
  * everyone waiting for the lock would wait for the tenant's reclaim.  So
  * ksmd notes them here and makes them once it has let go of ksm_lock
- * (ksm_pay_copies()), right after the batch.  A page noted when the list
- * is full keeps the KSM page until a later pass (ksm_join()) or until
- * its owner writes it (ksm_unpair()).  ksmd's own: only ksmd's scan
- * notes copies, and ksmd pays them before it next sleeps.
+ * (ksm_pay_copies()), right after the batch, which ends when the list is
+ * full.  ksmd's own: only ksmd's scan notes copies, and ksmd pays them
+ * before it next sleeps.
  */
 #define KSM_OWED_MAX	16
 static struct {
@@ -1904,7 +1905,11 @@ static void ksm_owe_copy(struct mm_struct *mm, unsigned long addr)
 	ksm_nr_owed++;
 }
 
-/* Without ksm_lock: the copies ksm_owe_copy() noted, as far as can be. */
+/*
+ * Without ksm_lock: the copies ksm_owe_copy() noted, as far as can be.
+ * Those of a busy mm, or left when the freezer or a waiter for ksm_lock
+ * wants ksmd, are noted again when the scan meets them next.
+ */
 static void ksm_pay_copies(void)
 {
 	unsigned int i;
@@ -1914,12 +1919,16 @@ static void ksm_pay_copies(void)
 		unsigned long addr = ksm_owed[i].addr;
 		struct vm_area_struct *vma;
 
-		/* A busy mm is passed over, as by the scan (ksm_mm_busy). */
-		if (mmap_read_trylock(mm)) {
-			vma = ksm_vma_at(mm, addr);
-			if (vma)
-				ksm_unshare(vma, addr, addr + PAGE_SIZE);
-			mmap_read_unlock(mm);
+		/* A user, so that exit_mmap() cannot run meanwhile. */
+		if (!ksm_lock_wanted() && mmget_not_zero(mm)) {
+			if (mmap_read_trylock(mm)) {
+				vma = ksm_vma_at(mm, addr);
+				if (vma)
+					ksm_unshare(vma, addr,
+						    addr + PAGE_SIZE);
+				mmap_read_unlock(mm);
+			}
+			mmput_async(mm);
 		}
 		mmdrop(mm);
 	}
@@ -2378,22 +2387,20 @@ static struct ksm_item *unstable_search_insert(struct ksm_item *item,
 /*
  * Undo half a pair: @item's page became a KSM page but its partner could
  * not be merged into it.  Put the node in the tree, where the KSM page
- * waits, mapped once, for its private copy (upstream breaks COW at once,
- * under its mutex) or for other pages of its content; or dissolve it if
- * its page went away meanwhile.
+ * waits, mapped once, for other pages of its content; or dissolve it if
+ * its page went away meanwhile.  (Upstream breaks COW at once, under its
+ * mutex: a page allocated and charged to the tenant, with its reclaim,
+ * to free nothing.)
  */
 static void ksm_unpair(struct ksm_item *item, struct ksm_stable *stable)
 {
 	struct folio *kfolio;
 
 	/*
-	 * @item stays linked, and the KSM page stays, mapped once, until
-	 * ksmd has given the page its private copy (ksm_owe_copy(), not under
-	 * ksm_lock) and the scanner meets it again.  Meanwhile it is a KSM
-	 * page like any other, which pages of its content may merge with.
+	 * @item stays linked, and its page a KSM page mapped once, like one
+	 * whose other mappings went away: pages of its content may merge
+	 * with it, and a write copies it, in the owner's own fault.
 	 */
-	ksm_owe_copy(item_mm(item), item_address(item));
-
 	/* Look the page up again: migration may have moved it meanwhile. */
 	kfolio = stable_folio_get(stable, true);
 	if (!kfolio) {
@@ -2803,8 +2810,22 @@ static bool ksm_page_settled(struct ksm_item *item, struct folio *folio)
  */
 static void ksm_merge_page(struct ksm_item *item, struct page *page)
 {
-	if (ksm_page_settled(item, page_folio(page)))
+	struct folio *folio = page_folio(page);
+
+	if (ksm_page_settled(item, folio))
 		return;
+	/*
+	 * Still on its KSM page, of another domain than its mm's now: the
+	 * page gets a private copy after the batch (ksm_owe_copy()), and the
+	 * item stays linked until then, so that rmap walks find the mapping.
+	 * The next pass unlinks it and merges the copy in its new domain.
+	 */
+	if ((item->address & ITEM_STABLE) && !(item->address & ITEM_RELINK) &&
+	    folio_test_ksm(folio) && folio_stable(folio) == item->stable &&
+	    !ksm_domain_fits(item->stable, ksm_cursor.domain)) {
+		ksm_owe_copy(item_mm(item), item_address(item));
+		return;
+	}
 	/* A stable item whose page changed, or one from an earlier pass. */
 	item_forget(item);
 
@@ -3040,11 +3061,18 @@ static bool ksm_reap_exited(bool all)
 	}
 }
 
+/* What cursor_next_mm() does with the mm it leaves */
+enum ksm_leave {
+	KSM_LEAVE_KEEP,		/* still registered */
+	KSM_LEAVE_FREE,		/* gone, its items all dropped: free it */
+	KSM_LEAVE_REAP,		/* exiting, items left: ksm_reap_exited() */
+};
+
 /*
- * Move the cursor past @kmm, whose items are all accounted for; free
- * @kmm if its mm has gone away.  Returns true when the pass is complete.
+ * Move the cursor past @kmm, and keep, free or queue it for reaping as
+ * @how says.  Returns true when the pass is complete.
  */
-static bool cursor_next_mm(struct ksm_mm *kmm, bool dead)
+static bool cursor_next_mm(struct ksm_mm *kmm, enum ksm_leave how)
 {
 	struct ksm_mm *next;
 
@@ -3055,13 +3083,18 @@ static bool cursor_next_mm(struct ksm_mm *kmm, bool dead)
 	ksm_cursor.checked = 0;
 	ksm_cursor.domain_known = false;
 	ksm_cursor.busy = 0;
-	if (dead) {
+	ksm_cursor.scanned = ksm_pages_scanned;
+	if (how != KSM_LEAVE_KEEP) {
+		/* __ksm_exit() finds it no more, if it has not run yet. */
 		hash_del(&kmm->slot.hash);
-		list_del(&kmm->slot.mm_node);
+		if (how == KSM_LEAVE_FREE)
+			list_del(&kmm->slot.mm_node);
+		else
+			list_move_tail(&kmm->slot.mm_node, &ksm_exited);
 	}
 	spin_unlock(&ksm_mm_lock);
 
-	if (dead)
+	if (how == KSM_LEAVE_FREE)
 		ksm_mm_free(kmm);
 	return next == &ksm_mm_head;
 }
@@ -3367,6 +3400,19 @@ static struct ksm_item *ksm_pass_end(unsigned int *budget)
 }
 
 /*
+ * How many tries the cursor's mm gets in this pass: KSM_MM_BUSY_TRIES,
+ * and one more for every 1024 of its pages scanned in this pass, so that
+ * a large mm that is busy now and then is scanned to its end, and a
+ * tenant costs the others in waits at most about what scanning its own
+ * pages costs.
+ */
+static unsigned int ksm_busy_budget(void)
+{
+	return KSM_MM_BUSY_TRIES +
+	       min(ksm_pages_scanned - ksm_cursor.scanned, 1UL << 30) / 1024;
+}
+
+/*
  * ksm_next_page - advance the cursor to the next anonymous page to work on
  * @pagep: the page, referenced
  * @budget: pages ksmd may still scan in this batch, counted down here for
@@ -3418,6 +3464,7 @@ static struct ksm_item *ksm_next_page(struct page **pagep,
 			ksm_cursor.checked = 0;
 			ksm_cursor.domain_known = false;
 			ksm_cursor.busy = 0;
+			ksm_cursor.scanned = ksm_pages_scanned;
 		}
 		spin_unlock(&ksm_mm_lock);
 		if (kmm == &ksm_mm_head)
@@ -3428,21 +3475,31 @@ static struct ksm_item *ksm_next_page(struct page **pagep,
 next_mm:
 	mm = kmm->slot.mm;
 	if (!mmap_read_trylock(mm)) {
+		enum ksm_leave how = KSM_LEAVE_KEEP;
+
 		/*
 		 * An exiting mm is busy for as long as exit_mmap() takes:
-		 * wait for it, so that its items and counts go at once.
+		 * wait ten times longer for it, so that its items and counts
+		 * go at once; but not for ever (an exit stuck on I/O).
 		 */
-		if (++ksm_cursor.busy <= KSM_MM_BUSY_TRIES ||
-		    ksm_test_exit(mm)) {
+		if (++ksm_cursor.busy <= ksm_busy_budget() ||
+		    (ksm_test_exit(mm) &&
+		     ksm_cursor.busy <= 10 * ksm_busy_budget())) {
 			/* ksmd_fn() sleeps a while, without ksm_lock. */
 			ksm_mm_busy = true;
 			return NULL;
 		}
-		/* The rest of @kmm waits for the next pass; its records stay. */
-		dead = false;
-		goto next;
+		/*
+		 * The rest of @kmm waits for the next pass, its records as
+		 * they are; an exiting one is reaped meanwhile.
+		 */
+		if (ksm_test_exit(mm))
+			how = KSM_LEAVE_REAP;
+		if (cursor_next_mm(kmm, how))
+			goto pass_done;
+		kmm = ksm_cursor.kmm;
+		goto next_mm;
 	}
-	ksm_cursor.busy = 0;
 	if (!ksm_test_exit(mm) && test_bit(MMF_VM_MERGEABLE, &mm->flags)) {
 		VMA_ITERATOR(vmi, mm, ksm_cursor.address);
 
@@ -3559,8 +3616,8 @@ done_mm:
 		return ERR_PTR(-EAGAIN);
 	}
 	mmap_read_unlock(mm);
-next:
-	if (cursor_next_mm(kmm, dead)) {
+	if (cursor_next_mm(kmm, dead ? KSM_LEAVE_FREE : KSM_LEAVE_KEEP)) {
+pass_done:
 		ksm_drain_unstable(false);
 		ksm_tidy.pending = true;
 		return ksm_pass_end(budget);
@@ -3580,6 +3637,9 @@ static void ksm_scan_pages(unsigned int nr)
 
 		cond_resched();
 		if (nr != start && ksm_lock_wanted())
+			return;
+		/* Copies are owed: made before more are found. */
+		if (ksm_nr_owed == KSM_OWED_MAX)
 			return;
 		item = ksm_next_page(&page, &nr);
 		if (IS_ERR(item))
@@ -3741,7 +3801,7 @@ static int ksm_unmerge_all(void)
 		if (failed && !err)
 			err = failed;
 
-		cursor_next_mm(kmm, dead);
+		cursor_next_mm(kmm, dead ? KSM_LEAVE_FREE : KSM_LEAVE_KEEP);
 		kmm = ksm_cursor.kmm;
 		if (err == -ERESTARTSYS)
 			break;
