@@ -111,10 +111,11 @@
  * anon_vma lock / PTL; ksm_mm_lock and xa_lock nest inside ksm_lock and
  * mmap_lock, never inside each other.
  *
- * ksmd holds only mm_count (mmgrab) on a registered mm, never mm_users:
- * after taking mmap_lock it checks that mm_users is not zero, and
- * __ksm_exit() takes and drops the mmap_lock for write, so that once it
- * returns no ksmd that saw a live mm is still inside that mm.
+ * ksmd holds only mm_count (mmgrab) on a registered mm, and mm_users only
+ * around a copy it owes (ksm_pay_copies(), mmget_not_zero()): after
+ * taking mmap_lock it checks that mm_users is not zero, and __ksm_exit()
+ * takes and drops the mmap_lock for write, so that once it returns no
+ * ksmd that saw a live mm is still inside that mm.
  */
 
 #define pr_fmt(fmt) "ksm: " fmt
@@ -1884,9 +1885,9 @@ static int ksm_unshare(struct vm_area_struct *vma, unsigned long start,
  * the tenant is at its limit: not work to do under ksm_lock, where
  * everyone waiting for the lock would wait for the tenant's reclaim.  So
  * ksmd notes them here and makes them once it has let go of ksm_lock
- * (ksm_pay_copies()), right after the batch, which ends when the list is
- * full.  ksmd's own: only ksmd's scan notes copies, and ksmd pays them
- * before it next sleeps.
+ * (ksm_pay_copies()), right after the batch, which pauses when the list
+ * is full and goes on once they are made.  ksmd's own: only ksmd's scan
+ * notes copies, and ksmd pays them before it next sleeps.
  */
 #define KSM_OWED_MAX	16
 static struct {
@@ -2514,12 +2515,15 @@ static bool ksm_join(struct ksm_item *item, struct page *page)
 		return false;
 	if (folio_trylock(folio)) {
 		stable = folio_stable(folio);
-		if (stable && !ksm_domain_fits(stable, ksm_cursor.domain)) {
-			foreign = true;
-		} else if (stable && !RB_EMPTY_NODE(&stable->rb) &&
-			   ksm_maps_page(vma, addr, page)) {
+		foreign = stable && !ksm_domain_fits(stable, ksm_cursor.domain);
+		/*
+		 * A foreign mapping is linked too, until its copy is made
+		 * (ksm_merge_page() unlinks it then): rmap walks must find it.
+		 */
+		if (stable && !RB_EMPTY_NODE(&stable->rb) &&
+		    ksm_maps_page(vma, addr, page)) {
 			stable_link(stable, item, vma, vma->anon_vma);
-			joined = true;
+			joined = !foreign;
 		}
 		folio_unlock(folio);
 	}
@@ -3626,8 +3630,11 @@ pass_done:
 	goto next_mm;
 }
 
-/* Up to @nr pages of ksmd's work, less if ksm_lock or the freezer wants it. */
-static void ksm_scan_pages(unsigned int nr)
+/*
+ * Up to @nr pages of ksmd's work, less if ksm_lock or the freezer wants
+ * it.  Returns what is left of @nr if it stopped for the copies it owes.
+ */
+static unsigned int ksm_scan_pages(unsigned int nr)
 {
 	unsigned int start = nr;
 
@@ -3637,10 +3644,10 @@ static void ksm_scan_pages(unsigned int nr)
 
 		cond_resched();
 		if (nr != start && ksm_lock_wanted())
-			return;
+			return 0;
 		/* Copies are owed: made before more are found. */
 		if (ksm_nr_owed == KSM_OWED_MAX)
-			return;
+			return nr;
 		item = ksm_next_page(&page, &nr);
 		if (IS_ERR(item))
 			continue;
@@ -3648,7 +3655,7 @@ static void ksm_scan_pages(unsigned int nr)
 			/* After some work, the usual sleep before a new try. */
 			if (nr != start)
 				ksm_mm_busy = false;
-			return;
+			return 0;
 		}
 		ksm_merge_page(item, page);
 		item_settle(item);
@@ -3656,20 +3663,28 @@ static void ksm_scan_pages(unsigned int nr)
 		ksm_pages_scanned++;
 		nr--;
 	}
+	return 0;
 }
 
-/* One batch of ksmd's work.  Called with ksm_lock held. */
-static void ksm_scan(unsigned int nr)
+/*
+ * One batch of ksmd's work.  Called with ksm_lock held.  Returns what is
+ * left of @nr when the batch stopped for the copies ksmd owes: the batch
+ * goes on, without a sleep, once they are made.
+ */
+static unsigned int ksm_scan(unsigned int nr)
 {
+	unsigned int left;
+
 	ksm_reap_exited(false);
 	/* The mm may have moved to another cgroup since the last batch. */
 	ksm_cursor.domain_known = false;
-	ksm_scan_pages(nr);
+	left = ksm_scan_pages(nr);
 	/* Only a batch has a spare: slab counts stay those of the records. */
 	if (ksm_spare) {
 		kmem_cache_free(ksm_item_cache, ksm_spare);
 		ksm_spare = NULL;
 	}
+	return left;
 }
 
 static bool ksmd_should_run(void)
@@ -3693,17 +3708,27 @@ static bool ksmd_wake_up(void)
 
 static int ksmd_fn(void *unused)
 {
+	unsigned int left = 0;
+
 	set_freezable();
 	set_user_nice(current, 5);
 
 	while (!kthread_should_stop()) {
+		unsigned int nr = left ?: READ_ONCE(ksm_pages_to_scan);
+
+		left = 0;
 		ksm_lock_online();
 		if (ksmd_should_run())
-			ksm_scan(ksm_pages_to_scan);
+			left = ksm_scan(nr);
 		mutex_unlock(&ksm_lock);
 
 		if (ksm_nr_owed)
 			ksm_pay_copies();
+		/* The batch stopped to make copies: on with the rest of it. */
+		if (left) {
+			try_to_freeze();
+			continue;
+		}
 
 		/* The cursor's mm was busy from the start: try again soon. */
 		if (ksm_mm_busy) {
@@ -3770,6 +3795,9 @@ static int ksm_unmerge_all(void)
 		/* A tenant may hold it for ever: the writer of run can quit. */
 		if (mmap_read_lock_killable(mm)) {
 			err = -EINTR;
+			/* One that exited meanwhile was left to us (__ksm_exit()). */
+			cursor_next_mm(kmm, ksm_test_exit(mm) ? KSM_LEAVE_REAP :
+								 KSM_LEAVE_KEEP);
 			break;
 		}
 		if (!ksm_test_exit(mm)) {
