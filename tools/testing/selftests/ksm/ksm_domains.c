@@ -356,6 +356,68 @@ TEST_F_TIMEOUT(domains, zero_pages_option, KSM_TEST_TIMEOUT)
 }
 
 /*
+ * The same in bulk: BULK_ZERO pages of zeroes in each worker, all on one
+ * KSM page of domain 0, part when the option goes off.  Each mapping is
+ * a foreign one then, whose copy ksmd makes after its batch, 16 at a
+ * time (ksm_owe_copy()), its item linked until the scanner meets the
+ * copy: the batch pauses and goes on 15 times.  Then each worker's pages
+ * merge on a KSM page of its own, with its data intact.
+ */
+#define BULK_ZERO	120	/* both workers' on one KSM page: < 256 */
+
+struct bulk_frames {
+	unsigned long pfn[2][BULK_ZERO];
+};
+
+/* Both workers' pages all on @same frames: one for both, or one each. */
+static bool bulk_on(struct ksm_worker *w, bool same)
+{
+	struct bulk_frames f;
+	int i, j;
+
+	for (j = 0; j < 2; j++)
+		if (worker_pfns(&w[j], f.pfn[j]))
+			return false;
+	for (j = 0; j < 2; j++)
+		for (i = 0; i < BULK_ZERO; i++)
+			if (!f.pfn[j][i] || f.pfn[j][i] != f.pfn[j][0])
+				return false;
+	return same == (f.pfn[0][0] == f.pfn[1][0]);
+}
+
+static bool bulk_shared(void *arg)
+{
+	return bulk_on(arg, true);
+}
+
+static bool bulk_apart(void *arg)
+{
+	return bulk_on(arg, false);
+}
+
+TEST_F_TIMEOUT(domains, zero_pages_part_in_bulk, KSM_TEST_TIMEOUT)
+{
+	uint64_t tags[BULK_ZERO];
+	int i;
+
+	for (i = 0; i < BULK_ZERO; i++)
+		tags[i] = TAG_ZERO;
+	ASSERT_EQ(0, ksm_set_merge_domain("process"));
+	ASSERT_EQ(0, ksm_set("merge_zero_across_domains", 1));
+	for (i = 0; i < 2; i++)
+		ASSERT_EQ(0, worker_start(&self->w[i], tags, BULK_ZERO));
+	ASSERT_EQ(0, ksm_set("run", 1));
+	ASSERT_EQ(0, ksm_wait_for(bulk_shared, self->w, KSM_WAIT_SECS))
+		TH_LOG("pages of zeroes did not merge across processes");
+
+	ASSERT_EQ(0, ksm_set("merge_zero_across_domains", 0));
+	EXPECT_EQ(0, ksm_wait_for(bulk_apart, self->w, KSM_WAIT_SECS))
+		TH_LOG("pages of zeroes still shared across processes");
+	EXPECT_EQ(0, worker_check(&self->w[0]));
+	EXPECT_EQ(0, worker_check(&self->w[1]));
+}
+
+/*
  * A forked child: it keeps the KSM page it inherited; what parent and
  * child write afterwards merges between them only if they share a domain
  * (the "cgroup" mode: fork keeps the cgroup), not in the "process" mode.
