@@ -2400,9 +2400,9 @@ static void ksm_unpair(struct ksm_item *item, struct ksm_stable *stable)
 	/*
 	 * @item stays linked, and its page a KSM page mapped once, like one
 	 * whose other mappings went away: pages of its content may merge
-	 * with it, and a write copies it, in the owner's own fault.
+	 * with it, and a write copies it, in the owner's own fault.  Look
+	 * the page up again: migration may have moved it meanwhile.
 	 */
-	/* Look the page up again: migration may have moved it meanwhile. */
 	kfolio = stable_folio_get(stable, true);
 	if (!kfolio) {
 		stable_drop_stale(stable);
@@ -3479,16 +3479,14 @@ static struct ksm_item *ksm_next_page(struct page **pagep,
 next_mm:
 	mm = kmm->slot.mm;
 	if (!mmap_read_trylock(mm)) {
-		enum ksm_leave how = KSM_LEAVE_KEEP;
-
 		/*
 		 * An exiting mm is busy for as long as exit_mmap() takes:
-		 * wait ten times longer for it, so that its items and counts
+		 * ten times the tries for it, so that its items and counts
 		 * go at once; but not for ever (an exit stuck on I/O).
 		 */
-		if (++ksm_cursor.busy <= ksm_busy_budget() ||
-		    (ksm_test_exit(mm) &&
-		     ksm_cursor.busy <= 10 * ksm_busy_budget())) {
+		bool exiting = ksm_test_exit(mm);
+
+		if (++ksm_cursor.busy <= ksm_busy_budget() * (exiting ? 10 : 1)) {
 			/* ksmd_fn() sleeps a while, without ksm_lock. */
 			ksm_mm_busy = true;
 			return NULL;
@@ -3497,9 +3495,8 @@ next_mm:
 		 * The rest of @kmm waits for the next pass, its records as
 		 * they are; an exiting one is reaped meanwhile.
 		 */
-		if (ksm_test_exit(mm))
-			how = KSM_LEAVE_REAP;
-		if (cursor_next_mm(kmm, how))
+		if (cursor_next_mm(kmm, exiting ? KSM_LEAVE_REAP :
+						  KSM_LEAVE_KEEP))
 			goto pass_done;
 		kmm = ksm_cursor.kmm;
 		goto next_mm;

@@ -201,6 +201,35 @@ static void note(struct wait_stat *s, uint64_t t0, int err)
 		s->errors++;
 }
 
+/*
+ * One round of the host's calls that take ksm_lock, each timed: a knob
+ * write and run=0, then run=1 again.
+ */
+static void time_knob_and_stop(struct __test_metadata *_metadata,
+			       struct wait_stat *knob, struct wait_stat *stop)
+{
+	uint64_t t0 = now_us();
+
+	note(knob, t0, ksm_set("pages_to_scan", 100000));
+	t0 = now_us();
+	note(stop, t0, ksm_set("run", 0));
+	ASSERT_EQ(0, ksm_set("run", 1));
+}
+
+/* What time_knob_and_stop() saw, printed and judged against the bound. */
+static void judge_knob_and_stop(struct __test_metadata *_metadata,
+				struct wait_stat *knob, struct wait_stat *stop)
+{
+	ksft_print_msg("longest wait: %8.1f ms  %s\n", knob->max_us / 1000.0,
+		       knob->what);
+	ksft_print_msg("longest wait: %8.1f ms  %s\n", stop->max_us / 1000.0,
+		       stop->what);
+	EXPECT_EQ(0, knob->errors);
+	EXPECT_EQ(0, stop->errors);
+	EXPECT_GE(WAIT_BOUND_MS * time_scale() * 1000ULL, knob->max_us);
+	EXPECT_GE(WAIT_BOUND_MS * time_scale() * 1000ULL, stop->max_us);
+}
+
 FIXTURE(waits) {
 	struct ksm_saved saved;
 	pid_t tenant;
@@ -396,27 +425,14 @@ TEST_F_TIMEOUT(waits, bounded_over_empty_page_tables, 600)
 	ASSERT_EQ(0, ksm_wait_scans(1, KSM_WAIT_SECS * 4));
 	scans0 = ksm_get("full_scans");
 	for (r = 0; r < ROUNDS; r++) {
-		uint64_t t0;
-
 		usleep(20000);
-		t0 = now_us();
-		note(&knob, t0, ksm_set("pages_to_scan", 100000));
-		t0 = now_us();
-		note(&stop, t0, ksm_set("run", 0));
-		ASSERT_EQ(0, ksm_set("run", 1));
+		time_knob_and_stop(_metadata, &knob, &stop);
 	}
 	scans1 = ksm_get("full_scans");
 	ksft_print_msg("%d rounds, %lu full scans over %lu empty page tables\n",
 		       ROUNDS, scans1 - scans0,
 		       (unsigned long)(len / PMD_BYTES));
-	ksft_print_msg("longest wait: %8.1f ms  %s\n", knob.max_us / 1000.0,
-		       knob.what);
-	ksft_print_msg("longest wait: %8.1f ms  %s\n", stop.max_us / 1000.0,
-		       stop.what);
-	EXPECT_EQ(0, knob.errors);
-	EXPECT_EQ(0, stop.errors);
-	EXPECT_GE(WAIT_BOUND_MS * time_scale() * 1000ULL, knob.max_us);
-	EXPECT_GE(WAIT_BOUND_MS * time_scale() * 1000ULL, stop.max_us);
+	judge_knob_and_stop(_metadata, &knob, &stop);
 	ASSERT_EQ(0, ksm_set("run", 0));
 }
 
@@ -529,14 +545,8 @@ TEST_F_TIMEOUT(waits, bounded_while_tenant_forks, 600)
 	for (r = 0; r < ROUNDS || (r < 40 * ROUNDS &&
 				   __atomic_load_n(hold, __ATOMIC_RELAXED) <=
 				   WAIT_BOUND_MS * time_scale() * 1000ULL); r++) {
-		uint64_t t0;
-
 		usleep(50000);
-		t0 = now_us();
-		note(&knob, t0, ksm_set("pages_to_scan", 100000));
-		t0 = now_us();
-		note(&stop, t0, ksm_set("run", 0));
-		ASSERT_EQ(0, ksm_set("run", 1));
+		time_knob_and_stop(_metadata, &knob, &stop);
 		if (!t_merged && victim_merged(&want))
 			t_merged = now_us();
 	}
@@ -553,14 +563,7 @@ TEST_F_TIMEOUT(waits, bounded_while_tenant_forks, 600)
 	held = __atomic_load_n(hold, __ATOMIC_RELAXED);
 	ksft_print_msg("tenant: %d areas, longest fork %.1f ms; %d rounds\n",
 		       FORK_VMAS, held / 1000.0, r);
-	ksft_print_msg("longest wait: %8.1f ms  %s\n", knob.max_us / 1000.0,
-		       knob.what);
-	ksft_print_msg("longest wait: %8.1f ms  %s\n", stop.max_us / 1000.0,
-		       stop.what);
-	EXPECT_EQ(0, knob.errors);
-	EXPECT_EQ(0, stop.errors);
-	EXPECT_GE(WAIT_BOUND_MS * time_scale() * 1000ULL, knob.max_us);
-	EXPECT_GE(WAIT_BOUND_MS * time_scale() * 1000ULL, stop.max_us);
+	judge_knob_and_stop(_metadata, &knob, &stop);
 	/* Else the tenant never held its lock long enough to matter. */
 	EXPECT_LT(WAIT_BOUND_MS * time_scale() * 1000ULL, held);
 	ASSERT_EQ(0, ksm_set("run", 0));
