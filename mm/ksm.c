@@ -66,7 +66,9 @@
  *
  * ksm_lock (mutex)
  *	The trees, the records and items, the stable nodes, the counters
- *	and the scan cursor.  ksmd holds it for one batch of pages_to_scan pages; sysfs
+ *	and the scan cursor.  ksmd holds it for one batch of pages_to_scan
+ *	pages (dropped in between to make the copies it owes, see
+ *	ksm_owe_copy(), or when an mm is busy, see ksm_mm_busy); sysfs
  *	writes that change the trees and "run" take it too.  Never taken
  *	under an mmap_lock: madvise() and prctl() run with mmap_lock held
  *	and so do their KSM work without it.
@@ -83,7 +85,9 @@
  * folio lock
  *	Only tried, never waited for, by merging: on the page being
  *	write-protected and replaced and on the KSM page it is merged with.
- *	ksmd waits for a KSM page's lock only to unlink items or to sweep.
+ *	ksmd waits for a KSM page's lock only to unlink items, to sweep,
+ *	or to file the KSM page of a pair whose partner failed
+ *	(ksm_unpair()).
  *	The lock of a KSM page also protects its stable node's list of
  *	items: rmap_walk_ksm(), folio_migrate_ksm() and collect_procs_ksm()
  *	run with it held.  Two bits of a linked item change without it:
@@ -351,8 +355,9 @@ static struct ksm_cursor ksm_cursor = {
  * its mutex, page after page), an mm found busy more often in a pass
  * than ksm_busy_budget() allows is passed over until the next pass.  A
  * tenant that keeps its lock costs the others about 100-200 ms of ksmd a
- * pass, however long it holds it, plus a try for each 1024 of its pages
- * scanned.
+ * pass for each mm it registered, however long it holds it, plus a try
+ * for each 1024 of its pages scanned.  (The budget is an mm's, not a
+ * tenant's: one with many mms busy costs that many times as much.)
  */
 #define KSM_MM_BUSY_US		1000
 #define KSM_MM_BUSY_TRIES	100
@@ -2497,10 +2502,12 @@ static bool ksm_pair(struct ksm_item *item, struct page *page,
 /*
  * @item's address maps @folio, already a KSM page, that @item does not
  * know about: inherited through fork, or met again after the item was
- * forgotten.  Link the item to it; or, if the KSM page belongs to another
+ * forgotten.  Link the item to it.  If the KSM page belongs to another
  * merge domain than the mm's now (the process moved to another cgroup,
- * merge_zero_across_domains was turned off), give the mm a copy of its
- * own: the next pass merges it in its new domain.
+ * merge_zero_across_domains was turned off), the mm gets a copy of its
+ * own after the batch (ksm_owe_copy()), and the next pass merges it in
+ * its new domain; the item stays linked until then, and does not count
+ * as joined.
  */
 static bool ksm_join(struct ksm_item *item, struct page *page)
 {
@@ -3428,8 +3435,9 @@ static unsigned int ksm_busy_budget(void)
  * merged costs a page table lookup per page.
  *
  * Returns the item of the page to work on; NULL at the end of a pass, when
- * there is nothing to scan, or to have the LRU batches drained before a
- * pass (ksm_lru_drain); ERR_PTR(-EAGAIN) when the budget ran out
+ * there is nothing to scan, to have the LRU batches drained before a
+ * pass (ksm_lru_drain), or when the mm is busy (ksm_mm_busy);
+ * ERR_PTR(-EAGAIN) when the budget ran out
  * or the CPU or mmap_lock is wanted elsewhere.  Drops stale items and
  * reaps exited mms on the way.
  */
@@ -3713,10 +3721,17 @@ static int ksmd_fn(void *unused)
 	while (!kthread_should_stop()) {
 		unsigned int nr = left ?: READ_ONCE(ksm_pages_to_scan);
 
-		left = 0;
 		ksm_lock_online();
-		if (ksmd_should_run())
+		if (ksmd_should_run()) {
+			bool resumed = left;
+
 			left = ksm_scan(nr);
+			/* Its first part did work: the usual sleep, if busy. */
+			if (resumed)
+				ksm_mm_busy = false;
+		} else {
+			left = 0;
+		}
 		mutex_unlock(&ksm_lock);
 
 		if (ksm_nr_owed)
