@@ -2434,7 +2434,7 @@ static bool ksm_pair(struct ksm_item *item, struct page *page,
 	struct ksm_stable *stable;
 	struct folio *kfolio;
 	u64 domain = item->domain;
-	int err = -ENOMEM;
+	int err = -EAGAIN;	/* the area gone, or its mm busy */
 
 	/* Spare the work of a pair that ksm_fold() would undo. */
 	if (ksm_page_fork_shared(page) || ksm_page_fork_shared(tpage))
