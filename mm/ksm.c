@@ -289,12 +289,17 @@ struct ksm_stable {
  * @end: no record at this page number or beyond (an upper bound, under
  *	ksm_lock): the scanner need not look for one where the mm's memory
  *	is new
+ * @busy_shift: its fixed share of tries at a busy mmap_lock in a pass is
+ *	KSM_MM_BUSY_TRIES >> @busy_shift: up 2 when a pass passes it over,
+ *	down 1 when one scans it to its end (see ksm_busy_try(); ksmd's,
+ *	under ksm_lock; __ksm_fork() reads it)
  */
 struct ksm_mm {
 	struct mm_slot slot;
 	struct xarray items;
 	u64 serial;
 	unsigned long end;
+	unsigned int busy_shift;
 };
 
 /**
@@ -350,18 +355,30 @@ static struct ksm_cursor ksm_cursor = {
  * (a batch that did nothing costs nothing: the pages ksmd scans still
  * come no faster than sleep_millisecs has them).  In the merge paths, a
  * page whose mm is busy is not merged in this pass (item_lock_vma()).
+ *
  * And so that the tenant cannot hold up every other tenant's pass
  * either, a fork for every page it has (upstream waits for the lock under
  * its mutex, page after page), an mm found busy more often in a pass
- * than ksm_busy_budget() allows is passed over until the next pass.  A
- * tenant that keeps its lock costs the others about 100-200 ms of ksmd a
- * pass for each mm it registered, however long it holds it, plus a try
- * for each 1024 of its pages scanned.  (The budget is an mm's, not a
- * tenant's: one with many mms busy costs that many times as much.)
+ * than ksm_busy_try() allows is passed over until the next pass.  An mm
+ * earns a try for each 1024 of its pages scanned in the pass, so that a
+ * large one that is busy now and then (QEMU's) is still scanned to its
+ * end.  Beyond those it gets up to KSM_MM_BUSY_TRIES (a quarter of that
+ * for each pass that passed it over lately, twice as much back for each
+ * that scanned it to its end; a forked child starts with its parent's
+ * share), while the pass has time left of the KSM_PASS_BUSY_MS that it
+ * may spend, all mms together, sleeping on busy locks.  So a tenant that
+ * keeps its locks costs the others about what scanning its own pages
+ * costs, plus KSM_PASS_BUSY_MS a pass at most, however many mms it
+ * registers; and an mm it keeps busy pass after pass soon costs no more
+ * than a failed trylock.  An exiting mm is not tried again at all: its
+ * items go at ksmd's next batch, without its mmap_lock (ksm_exited).
  */
 #define KSM_MM_BUSY_US		1000
 #define KSM_MM_BUSY_TRIES	100
+#define KSM_PASS_BUSY_MS	200
+#define KSM_BUSY_SHIFT_MAX	7	/* KSM_MM_BUSY_TRIES >> 7 == 0 */
 static bool ksm_mm_busy;	/* ksmd's own */
+static s64 ksm_busy_left_us;	/* ksmd's own: this pass's, see above */
 
 /*
  * Registered mms that exited while the cursor was elsewhere, out of the
@@ -3214,6 +3231,7 @@ static void ksm_pass_start(void)
 {
 	ksm_reap_exited(true);
 	WRITE_ONCE(ksm_cursor.pass, ksm_cursor.pass + 1);
+	ksm_busy_left_us = KSM_PASS_BUSY_MS * USEC_PER_MSEC;
 	ksm_lru_drain = KSM_LRU_DRAIN_NONE;
 	ksm_reset_unstable_trees();
 	ksm_new_sums_reset(ksm_cursor.pass);
@@ -3411,16 +3429,22 @@ static struct ksm_item *ksm_pass_end(unsigned int *budget)
 }
 
 /*
- * How many tries the cursor's mm gets in this pass: KSM_MM_BUSY_TRIES,
- * and one more for every 1024 of its pages scanned in this pass, so that
- * a large mm that is busy now and then is scanned to its end, and a
- * tenant costs the others in waits at most about what scanning its own
- * pages costs.
+ * The cursor's mm @kmm is busy: may ksmd try it again later in this pass?
+ * It has earned a try for each 1024 of its pages scanned in this pass;
+ * beyond those, it may have up to KSM_MM_BUSY_TRIES >> @kmm->busy_shift,
+ * while the pass has time left to sleep on busy locks.  See the comment
+ * at ksm_mm_busy.
  */
-static unsigned int ksm_busy_budget(void)
+static bool ksm_busy_try(struct ksm_mm *kmm)
 {
-	return KSM_MM_BUSY_TRIES +
-	       min(ksm_pages_scanned - ksm_cursor.scanned, 1UL << 30) / 1024;
+	unsigned int earned = min(ksm_pages_scanned - ksm_cursor.scanned,
+				  1UL << 30) / 1024;
+	unsigned int tries = ++ksm_cursor.busy;
+
+	if (tries <= earned)
+		return true;
+	return tries - earned <= KSM_MM_BUSY_TRIES >> kmm->busy_shift &&
+	       ksm_busy_left_us > 0;
 }
 
 /*
@@ -3487,22 +3511,21 @@ static struct ksm_item *ksm_next_page(struct page **pagep,
 next_mm:
 	mm = kmm->slot.mm;
 	if (!mmap_read_trylock(mm)) {
-		/*
-		 * An exiting mm is busy for as long as exit_mmap() takes:
-		 * ten times the tries for it, so that its items and counts
-		 * go at once; but not for ever (an exit stuck on I/O).
-		 */
 		bool exiting = ksm_test_exit(mm);
 
-		if (++ksm_cursor.busy <= ksm_busy_budget() * (exiting ? 10 : 1)) {
+		if (!exiting && ksm_busy_try(kmm)) {
 			/* ksmd_fn() sleeps a while, without ksm_lock. */
 			ksm_mm_busy = true;
 			return NULL;
 		}
 		/*
 		 * The rest of @kmm waits for the next pass, its records as
-		 * they are; an exiting one is reaped meanwhile.
+		 * they are; an exiting one is reaped meanwhile.  Two steps
+		 * up for one down: a tenant busy every other pass still
+		 * ends up with no share.
 		 */
+		WRITE_ONCE(kmm->busy_shift,
+			   min(kmm->busy_shift + 2, KSM_BUSY_SHIFT_MAX));
 		if (cursor_next_mm(kmm, exiting ? KSM_LEAVE_REAP :
 						  KSM_LEAVE_KEEP))
 			goto pass_done;
@@ -3625,6 +3648,8 @@ done_mm:
 		return ERR_PTR(-EAGAIN);
 	}
 	mmap_read_unlock(mm);
+	if (kmm->busy_shift)
+		WRITE_ONCE(kmm->busy_shift, kmm->busy_shift - 1);
 	if (cursor_next_mm(kmm, dead ? KSM_LEAVE_FREE : KSM_LEAVE_KEEP)) {
 pass_done:
 		ksm_drain_unstable(false);
@@ -3744,8 +3769,11 @@ static int ksmd_fn(void *unused)
 
 		/* The cursor's mm was busy from the start: try again soon. */
 		if (ksm_mm_busy) {
+			ktime_t t0 = ktime_get();
+
 			ksm_mm_busy = false;
 			usleep_range(KSM_MM_BUSY_US, 2 * KSM_MM_BUSY_US);
+			ksm_busy_left_us -= ktime_us_delta(ktime_get(), t0);
 			try_to_freeze();
 			continue;
 		}
@@ -3880,17 +3908,8 @@ static bool vma_ksm_compatible(struct vm_area_struct *vma)
 	return !(vma->vm_flags & bad) && !vma_is_dax(vma);
 }
 
-/**
- * __ksm_enter - register @mm with ksmd
- * @mm: the mm; its mmap_lock is held for write, or it is new (fork)
- *
- * New mms go just behind the cursor, so that ksmd meets them only on its
- * next pass, when their pages have had a chance to settle.  Each is a
- * merge domain of its own in the "process" mode.
- *
- * Return: 0 or -ENOMEM.
- */
-int __ksm_enter(struct mm_struct *mm)
+/* __ksm_enter(), and __ksm_fork() with the parent's @busy_shift */
+static int ksm_add_mm(struct mm_struct *mm, unsigned int busy_shift)
 {
 	struct ksm_mm *kmm, *before;
 	struct mm_slot *slot;
@@ -3900,6 +3919,7 @@ int __ksm_enter(struct mm_struct *mm)
 	if (!kmm)
 		return -ENOMEM;
 	xa_init_flags(&kmm->items, XA_FLAGS_ACCOUNT);
+	kmm->busy_shift = busy_shift;
 
 	/* Before ksmd can see the mm: a clear flag tells it to let go. */
 	set_bit(MMF_VM_MERGEABLE, &mm->flags);
@@ -3923,6 +3943,21 @@ int __ksm_enter(struct mm_struct *mm)
 	if (wake)
 		wake_up_interruptible(&ksmd_wait);
 	return 0;
+}
+
+/**
+ * __ksm_enter - register @mm with ksmd
+ * @mm: the mm; its mmap_lock is held for write, or it is new (fork)
+ *
+ * New mms go just behind the cursor, so that ksmd meets them only on its
+ * next pass, when their pages have had a chance to settle.  Each is a
+ * merge domain of its own in the "process" mode.
+ *
+ * Return: 0 or -ENOMEM.
+ */
+int __ksm_enter(struct mm_struct *mm)
+{
+	return ksm_add_mm(mm, 0);
 }
 
 /**
@@ -4019,6 +4054,7 @@ static const struct mm_walk_ops ksm_count_zero_ops = {
  */
 void __ksm_fork(struct mm_struct *mm, struct mm_struct *oldmm)
 {
+	unsigned int busy_shift = 0;
 	struct ksm_mm *kmm;
 	long zero = 0;
 
@@ -4042,11 +4078,19 @@ void __ksm_fork(struct mm_struct *mm, struct mm_struct *oldmm)
 	 */
 	spin_lock(&ksm_mm_lock);
 	kmm = ksm_mm_lookup(oldmm);
-	if (kmm)
+	if (kmm) {
 		kmm->serial = ksm_new_serial();
+		/* ksmd's, but a stale value only shifts a share once. */
+		busy_shift = READ_ONCE(kmm->busy_shift);
+	}
 	spin_unlock(&ksm_mm_lock);
-	/* Registration is best effort: a child that misses it stays unmerged. */
-	__ksm_enter(mm);
+	/*
+	 * Registration is best effort: a child that misses it stays
+	 * unmerged.  It starts with its parent's share of tries at a busy
+	 * lock: else a tenant forking without pause would bring a new one to
+	 * every pass (see ksm_mm_busy).
+	 */
+	ksm_add_mm(mm, busy_shift);
 }
 
 /**

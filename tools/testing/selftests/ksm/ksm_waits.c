@@ -230,9 +230,13 @@ static void judge_knob_and_stop(struct __test_metadata *_metadata,
 	EXPECT_GE(WAIT_BOUND_MS * time_scale() * 1000ULL, stop->max_us);
 }
 
+/* Tenants of many mms, each forking: see bounded_while_tenants_fork */
+#define BUSY_MMS	16
+
 FIXTURE(waits) {
 	struct ksm_saved saved;
 	pid_t tenant;
+	pid_t tenants[BUSY_MMS];
 };
 
 FIXTURE_SETUP(waits)
@@ -240,6 +244,7 @@ FIXTURE_SETUP(waits)
 	const char *skip = ksm_skip_reason(false);
 
 	self->tenant = 0;
+	memset(self->tenants, 0, sizeof(self->tenants));
 	if (skip)
 		SKIP(return, "%s", skip);
 	ksm_save(&self->saved);
@@ -248,9 +253,17 @@ FIXTURE_SETUP(waits)
 
 FIXTURE_TEARDOWN(waits)
 {
+	int i;
+
 	if (self->tenant > 0) {
 		kill(self->tenant, SIGKILL);
 		waitpid(self->tenant, NULL, 0);
+	}
+	for (i = 0; i < BUSY_MMS; i++) {
+		if (self->tenants[i] > 0) {
+			kill(self->tenants[i], SIGKILL);
+			waitpid(self->tenants[i], NULL, 0);
+		}
 	}
 	ksm_restore(&self->saved);
 }
@@ -451,6 +464,12 @@ TEST_F_TIMEOUT(waits, bounded_over_empty_page_tables, 600)
 #define FORKERS		2
 #define VICTIM_PAGES	64
 
+struct forker {
+	uint64_t *hold_us;	/* a shared page */
+	size_t vmas;		/* areas of a page each */
+	size_t mergeable;	/* of them, how many are MADV_MERGEABLE */
+};
+
 static void *fork_loop(void *arg)
 {
 	uint64_t *hold_us = arg;
@@ -470,31 +489,61 @@ static void *fork_loop(void *arg)
 	return NULL;
 }
 
-static bool forker_setup(void *hold_us)
+static bool forker_setup(void *arg)
 {
-	char *p = map_anon(FORK_VMAS, false);
+	struct forker *f = arg;
+	char *p = map_anon(f->vmas, false);
 	pthread_t t;
 	size_t i;
 
-	if (!p || madvise(p, FORK_VMAS * page_size, MADV_NOHUGEPAGE))
+	if (!p || madvise(p, f->vmas * page_size, MADV_NOHUGEPAGE))
 		return false;
-	for (i = 0; i < FORK_VMAS; i++)
+	for (i = 0; i < f->vmas; i++)
 		fill_page(p + i * page_size, 0xf0f0000000000000ULL | i);
-	if (madvise(p, FORK_VMAS * page_size, MADV_MERGEABLE))
+	if (madvise(p, f->mergeable * page_size, MADV_MERGEABLE))
 		return false;
 	/* A VMA a page: each costs a fork much more than a PTE. */
-	for (i = 1; i < FORK_VMAS; i += 2)
+	for (i = 1; i < f->vmas; i += 2)
 		if (mprotect(p + i * page_size, page_size, PROT_READ))
 			return false;
 	for (i = 1; i < FORKERS; i++)
-		if (pthread_create(&t, NULL, fork_loop, hold_us))
+		if (pthread_create(&t, NULL, fork_loop, f->hold_us))
 			return false;
 	return true;
 }
 
-static void forker_run(void *hold_us)
+static void forker_run(void *arg)
 {
-	fork_loop(hold_us);
+	struct forker *f = arg;
+
+	fork_loop(f->hold_us);
+}
+
+/* @f, with a shared page for its longest fork; false if out of memory */
+static bool forker_init(struct forker *f, size_t vmas, size_t mergeable)
+{
+	f->vmas = vmas;
+	f->mergeable = mergeable;
+	f->hold_us = (uint64_t *)map_anon(1, true);
+	if (!f->hold_us)
+		return false;
+	*f->hold_us = 0;
+	return true;
+}
+
+/* VICTIM_PAGES pages of @c, another process's, mergeable: NULL if not */
+static char *victim_new(int c)
+{
+	char *victim = map_anon(VICTIM_PAGES, false);
+
+	if (!victim)
+		return NULL;
+	memset(victim, c, VICTIM_PAGES * page_size);
+	if (madvise(victim, VICTIM_PAGES * page_size, MADV_MERGEABLE)) {
+		munmap(victim, VICTIM_PAGES * page_size);
+		return NULL;
+	}
+	return victim;
 }
 
 static bool victim_merged(void *arg)
@@ -522,23 +571,19 @@ TEST_F_TIMEOUT(waits, bounded_while_tenant_forks, 600)
 	struct wait_stat knob = { "knob writes" };
 	struct wait_stat stop = { "echo 0 > run" };
 	unsigned long want = VICTIM_PAGES - 1;
-	uint64_t *hold, held;
-	uint64_t t_run, t_merged = 0;
+	uint64_t t_run, t_merged = 0, *hold, held;
+	struct forker f;
 	char *victim;
 	int r;
 
-	hold = (uint64_t *)map_anon(1, true);
-	ASSERT_NE(NULL, hold);
-	*hold = 0;
+	ASSERT_TRUE(forker_init(&f, FORK_VMAS, FORK_VMAS));
+	hold = f.hold_us;
 	ASSERT_EQ(0, ksm_set("smart_scan", 0));
 	/* The tenant first: ksmd's pass meets it before the other. */
-	self->tenant = start_child(forker_setup, forker_run, hold);
+	self->tenant = start_child(forker_setup, forker_run, &f);
 	ASSERT_LT(0, self->tenant);
-	victim = map_anon(VICTIM_PAGES, false);
+	victim = victim_new(0x3c);
 	ASSERT_NE(NULL, victim);
-	memset(victim, 0x3c, VICTIM_PAGES * page_size);
-	ASSERT_EQ(0, madvise(victim, VICTIM_PAGES * page_size,
-			     MADV_MERGEABLE));
 
 	ASSERT_EQ(0, ksm_set("run", 1));
 	t_run = now_us();
@@ -572,6 +617,68 @@ TEST_F_TIMEOUT(waits, bounded_while_tenant_forks, 600)
 	self->tenant = 0;
 	munmap(victim, VICTIM_PAGES * page_size);
 	munmap(hold, page_size);
+}
+
+/*
+ * Many mms, each kept busy: BUSY_MMS processes each fork without pause
+ * from FORKERS threads (as above, with fewer areas, a few of them
+ * mergeable).  ksmd passes over an mm it found busy too often in a pass,
+ * but each mm a tenant registers must not bring a budget of its own to
+ * every pass: then M mms cost every other tenant M times as much wait,
+ * pass after pass (100-200 tries of 1-2 ms each: 16 mms, seconds a
+ * pass).  An mm passed over gets fewer tries in the passes after, and a
+ * pass shares out a fixed number among all the mms it meets busy, so
+ * once the first passes are over a pass takes about what scanning the
+ * pages it can reach takes.  The mean of BUSY_PASSES passes, after
+ * BUSY_WARMUP, must stay under PASS_BOUND_MS.
+ */
+#define BUSY_VMAS	3000
+#define BUSY_MERGEABLE	16
+#define BUSY_WARMUP	8
+#define BUSY_PASSES	4
+#define PASS_BOUND_MS	1000
+
+TEST_F_TIMEOUT(waits, bounded_while_tenants_fork, 900)
+{
+	unsigned long want = VICTIM_PAGES - 1;
+	uint64_t t0, pass_us;
+	struct forker f;
+	char *victim;
+	int i;
+
+	ASSERT_TRUE(forker_init(&f, BUSY_VMAS, BUSY_MERGEABLE));
+	ASSERT_EQ(0, ksm_set("smart_scan", 0));
+	ASSERT_EQ(0, ksm_set("pages_to_scan", 1000));
+	ASSERT_EQ(0, ksm_set("sleep_millisecs", 10));
+	for (i = 0; i < BUSY_MMS; i++) {
+		self->tenants[i] = start_child(forker_setup, forker_run, &f);
+		ASSERT_LT(0, self->tenants[i]);
+	}
+	victim = victim_new(0x5a);
+	ASSERT_NE(NULL, victim);
+
+	ASSERT_EQ(0, ksm_set("run", 1));
+	t0 = now_us();
+	/* Passes end at a poll, 10 ms apart: the next ones start then. */
+	ASSERT_EQ(0, ksm_wait_scans(BUSY_WARMUP, 600))
+		TH_LOG("%d passes took more than 600 s", BUSY_WARMUP);
+	ksft_print_msg("%d mms forking: the first %d passes took %.1f s\n",
+		       BUSY_MMS, BUSY_WARMUP, (now_us() - t0) / 1e6);
+	t0 = now_us();
+	ASSERT_EQ(0, ksm_wait_scans(BUSY_PASSES, 300));
+	pass_us = (now_us() - t0) / BUSY_PASSES;
+	ksft_print_msg("then a pass took %.1f ms (bound %lu ms); longest fork %.1f ms\n",
+		       pass_us / 1000.0, PASS_BOUND_MS * time_scale(),
+		       __atomic_load_n(f.hold_us, __ATOMIC_RELAXED) / 1000.0);
+	EXPECT_GE(PASS_BOUND_MS * time_scale() * 1000ULL, pass_us);
+	/* Meanwhile the other process's pages merged. */
+	EXPECT_LE(want, ksm_get("pages_sharing"));
+	/* Else ksmd's tries (1-2 ms apart) found the locks free. */
+	EXPECT_LT(WAIT_BOUND_MS * time_scale() * 1000ULL,
+		  __atomic_load_n(f.hold_us, __ATOMIC_RELAXED));
+	ASSERT_EQ(0, ksm_set("run", 0));
+	munmap(victim, VICTIM_PAGES * page_size);
+	munmap(f.hold_us, page_size);
 }
 
 /* The first line of @path, in @buf; "" if it cannot be read. */
