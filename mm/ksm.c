@@ -289,16 +289,19 @@ struct ksm_stable {
  * @end: no record at this page number or beyond (an upper bound, under
  *	ksm_lock): the scanner need not look for one where the mm's memory
  *	is new
- * @busy_shift: its fixed share of tries at a busy mmap_lock in a pass is
- *	KSM_MM_BUSY_TRIES >> @busy_shift: up 2 when a pass passes it over,
- *	down 1 when one scans it to its end (see ksm_busy_try(); ksmd's,
- *	under ksm_lock; __ksm_fork() reads it)
+ * @resume: where the next pass starts in it: where its busy mmap_lock
+ *	made the last one pass it over, else 0 (under ksm_lock)
+ * @busy_shift: its own share of sleeps on its busy mmap_lock in a pass is
+ *	KSM_MM_BUSY_MS >> @busy_shift: up 2 when it spends it all, down 1
+ *	when a pass scans it to its end (see ksm_busy_try(); ksmd's, under
+ *	ksm_lock; __ksm_fork() reads it)
  */
 struct ksm_mm {
 	struct mm_slot slot;
 	struct xarray items;
 	u64 serial;
 	unsigned long end;
+	unsigned long resume;
 	unsigned int busy_shift;
 };
 
@@ -312,7 +315,7 @@ struct ksm_mm {
  * @domain: the merge domain of @kmm's pages, when @domain_known
  * @domain_known: @domain was found in this batch (a process may move to
  *	another cgroup while ksmd sleeps)
- * @busy: times ksmd found @kmm's mmap_lock busy in this pass (see
+ * @busy_us: time ksmd slept in this pass on @kmm's busy mmap_lock (see
  *	ksm_mm_busy)
  * @scanned: ksm_pages_scanned when the cursor came to @kmm
  */
@@ -323,7 +326,7 @@ struct ksm_cursor {
 	unsigned long pass;
 	u64 domain;
 	bool domain_known;
-	unsigned int busy;
+	unsigned long busy_us;
 	unsigned long scanned;
 };
 
@@ -358,27 +361,36 @@ static struct ksm_cursor ksm_cursor = {
  *
  * And so that the tenant cannot hold up every other tenant's pass
  * either, a fork for every page it has (upstream waits for the lock under
- * its mutex, page after page), an mm found busy more often in a pass
- * than ksm_busy_try() allows is passed over until the next pass.  An mm
- * earns a try for each 1024 of its pages scanned in the pass, so that a
- * large one that is busy now and then (QEMU's) is still scanned to its
- * end.  Beyond those it gets up to KSM_MM_BUSY_TRIES (a quarter of that
- * for each pass that passed it over lately, twice as much back for each
- * that scanned it to its end; a forked child starts with its parent's
- * share), while the pass has time left of the KSM_PASS_BUSY_MS that it
- * may spend, all mms together, sleeping on busy locks.  So a tenant that
- * keeps its locks costs the others about what scanning its own pages
- * costs, plus KSM_PASS_BUSY_MS a pass at most, however many mms it
- * registers; and an mm it keeps busy pass after pass soon costs no more
- * than a failed trylock.  An exiting mm is not tried again at all: its
- * items go at ksmd's next batch, without its mmap_lock (ksm_exited).
+ * its mutex, page after page), the time ksmd sleeps on busy locks in a
+ * pass is rationed (ksm_busy_try()), whichever sleep it is (after a batch
+ * that did some work, the usual one: the batch was cut short).  An mm
+ * earns KSM_BUSY_NS_PER_PAGE of it for each of its pages scanned in the
+ * pass, so that a large one that is busy now and then (QEMU's) costs
+ * others about a fifth more than scanning it does, no more.  Beyond that
+ * it may have its own share, KSM_MM_BUSY_MS (a quarter of that for each
+ * pass in which it spent it all lately, twice as much back for each pass
+ * that scanned it to its end; a forked child starts with its parent's),
+ * but only while the pass has some left of the KSM_PASS_BUSY_MS that it
+ * shares out among all mms.  An mm refused a sleep is passed over, and
+ * the next pass starts it where this one left it (@resume), so that even
+ * one that is busy half the time is scanned through, pass by pass.  So a
+ * tenant that keeps its locks busy costs the others about what scanning
+ * its own pages costs, plus KSM_PASS_BUSY_MS a pass at most, however many
+ * mms it registers, creates or forks.  An exiting mm is not tried again
+ * at all: its items go at ksmd's next batch, without its mmap_lock
+ * (ksm_exited).
  */
 #define KSM_MM_BUSY_US		1000
-#define KSM_MM_BUSY_TRIES	100
+#define KSM_BUSY_NS_PER_PAGE	1000
+#define KSM_MM_BUSY_MS		100
 #define KSM_PASS_BUSY_MS	200
-#define KSM_BUSY_SHIFT_MAX	7	/* KSM_MM_BUSY_TRIES >> 7 == 0 */
-static bool ksm_mm_busy;	/* ksmd's own */
-static s64 ksm_busy_left_us;	/* ksmd's own: this pass's, see above */
+#define KSM_BUSY_SHIFT_MAX	7
+/* ksmd's own, all of them: see above */
+static bool ksm_mm_busy;	/* the batch ended at a busy mmap_lock */
+static bool ksm_batch_worked;	/* ... after some work */
+static bool ksm_busy_charged;	/* ... and its sleep is the pass's share */
+static s64 ksm_busy_left_us;	/* the pass's share left */
+static unsigned long ksm_busy_slept_us;	/* to add to ksm_cursor.busy_us */
 
 /*
  * Registered mms that exited while the cursor was elsewhere, out of the
@@ -2792,6 +2804,14 @@ static u8 smart_scan_skips(u8 age)
 	return age < 16 ? 4 : 8;
 }
 
+/* @item is linked to the KSM page @folio is, and the walk reaches it */
+static bool ksm_still_merged(struct ksm_item *item, struct folio *folio)
+{
+	return (item->address & ITEM_STABLE) &&
+	       !(item->address & ITEM_RELINK) && folio_test_ksm(folio) &&
+	       folio_stable(folio) == item->stable;
+}
+
 /*
  * ksm_page_settled - the cases of a page that need no work
  * @item: the item for the page's address
@@ -2805,15 +2825,13 @@ static u8 smart_scan_skips(u8 age)
  */
 static bool ksm_page_settled(struct ksm_item *item, struct folio *folio)
 {
-	if (item->address & ITEM_STABLE) {
-		/* Still merged, in its domain: nothing to do or to read. */
-		if (folio_test_ksm(folio) && folio_stable(folio) == item->stable &&
-		    !(item->address & ITEM_RELINK) &&
-		    ksm_domain_fits(item->stable, ksm_cursor.domain))
-			return true;
-		/* Unlinking from a stable node takes its page lock. */
-		return false;
-	}
+	/*
+	 * Still merged, in its domain: nothing to do or to read.  Else
+	 * unlinking from a stable node takes its page lock.
+	 */
+	if (item->address & ITEM_STABLE)
+		return ksm_still_merged(item, folio) &&
+		       ksm_domain_fits(item->stable, ksm_cursor.domain);
 	/*
 	 * Not a KSM page, which needs its item linked now whatever its age:
 	 * a swap-in may have mapped one at an address whose item is a
@@ -2843,14 +2861,12 @@ static void ksm_merge_page(struct ksm_item *item, struct page *page)
 	if (ksm_page_settled(item, folio))
 		return;
 	/*
-	 * Still on its KSM page, of another domain than its mm's now: the
+	 * Still on its KSM page, so of another domain than its mm's now: the
 	 * page gets a private copy after the batch (ksm_owe_copy()), and the
 	 * item stays linked until then, so that rmap walks find the mapping.
 	 * The next pass unlinks it and merges the copy in its new domain.
 	 */
-	if ((item->address & ITEM_STABLE) && !(item->address & ITEM_RELINK) &&
-	    folio_test_ksm(folio) && folio_stable(folio) == item->stable &&
-	    !ksm_domain_fits(item->stable, ksm_cursor.domain)) {
+	if (ksm_still_merged(item, folio)) {
 		ksm_owe_copy(item_mm(item), item_address(item));
 		return;
 	}
@@ -3097,6 +3113,21 @@ enum ksm_leave {
 };
 
 /*
+ * Put the cursor on @kmm, where the last pass left it (struct
+ * ksm_mm.resume), under ksm_mm_lock.
+ */
+static void cursor_set(struct ksm_mm *kmm)
+{
+	ksm_cursor.kmm = kmm;
+	ksm_cursor.address = kmm->resume;
+	ksm_cursor.checked = kmm->resume;
+	kmm->resume = 0;
+	ksm_cursor.domain_known = false;
+	ksm_cursor.busy_us = 0;
+	ksm_cursor.scanned = ksm_pages_scanned;
+}
+
+/*
  * Move the cursor past @kmm, and keep, free or queue it for reaping as
  * @how says.  Returns true when the pass is complete.
  */
@@ -3106,12 +3137,7 @@ static bool cursor_next_mm(struct ksm_mm *kmm, enum ksm_leave how)
 
 	spin_lock(&ksm_mm_lock);
 	next = ksm_mm_next(kmm);
-	ksm_cursor.kmm = next;
-	ksm_cursor.address = 0;
-	ksm_cursor.checked = 0;
-	ksm_cursor.domain_known = false;
-	ksm_cursor.busy = 0;
-	ksm_cursor.scanned = ksm_pages_scanned;
+	cursor_set(next);
 	if (how != KSM_LEAVE_KEEP) {
 		/* __ksm_exit() finds it no more, if it has not run yet. */
 		hash_del(&kmm->slot.hash);
@@ -3429,22 +3455,36 @@ static struct ksm_item *ksm_pass_end(unsigned int *budget)
 }
 
 /*
- * The cursor's mm @kmm is busy: may ksmd try it again later in this pass?
- * It has earned a try for each 1024 of its pages scanned in this pass;
- * beyond those, it may have up to KSM_MM_BUSY_TRIES >> @kmm->busy_shift,
- * while the pass has time left to sleep on busy locks.  See the comment
- * at ksm_mm_busy.
+ * The cursor's mm @kmm is busy: may ksmd sleep and try it again in this
+ * pass?  Within what it earned by its pages scanned in the pass, yes;
+ * beyond, within its own share, while the pass has some left, and the
+ * sleep is charged to the pass (ksm_busy_charged).  Its share spent, it
+ * gets less in the passes to come.  See the comment at ksm_mm_busy.
  */
 static bool ksm_busy_try(struct ksm_mm *kmm)
 {
-	unsigned int earned = min(ksm_pages_scanned - ksm_cursor.scanned,
-				  1UL << 30) / 1024;
-	unsigned int tries = ++ksm_cursor.busy;
+	unsigned long earned = min(ksm_pages_scanned - ksm_cursor.scanned,
+				   1UL << 30) * KSM_BUSY_NS_PER_PAGE /
+			       NSEC_PER_USEC;
+	unsigned long spent = ksm_cursor.busy_us;
 
-	if (tries <= earned)
+	ksm_busy_charged = false;
+	if (spent < earned)
 		return true;
-	return tries - earned <= KSM_MM_BUSY_TRIES >> kmm->busy_shift &&
-	       ksm_busy_left_us > 0;
+	if (spent - earned >= (KSM_MM_BUSY_MS * USEC_PER_MSEC) >>
+			      kmm->busy_shift) {
+		/*
+		 * Two steps up for one down: a tenant busy every other
+		 * pass still ends up with little.
+		 */
+		WRITE_ONCE(kmm->busy_shift,
+			   min(kmm->busy_shift + 2, KSM_BUSY_SHIFT_MAX));
+		return false;
+	}
+	if (ksm_busy_left_us <= 0)
+		return false;
+	ksm_busy_charged = true;
+	return true;
 }
 
 /*
@@ -3494,14 +3534,8 @@ static struct ksm_item *ksm_next_page(struct page **pagep,
 		}
 		spin_lock(&ksm_mm_lock);
 		kmm = ksm_mm_next(kmm);
-		if (kmm != &ksm_mm_head) {
-			ksm_cursor.kmm = kmm;
-			ksm_cursor.address = 0;
-			ksm_cursor.checked = 0;
-			ksm_cursor.domain_known = false;
-			ksm_cursor.busy = 0;
-			ksm_cursor.scanned = ksm_pages_scanned;
-		}
+		if (kmm != &ksm_mm_head)
+			cursor_set(kmm);
 		spin_unlock(&ksm_mm_lock);
 		if (kmm == &ksm_mm_head)
 			return NULL;
@@ -3520,12 +3554,10 @@ next_mm:
 		}
 		/*
 		 * The rest of @kmm waits for the next pass, its records as
-		 * they are; an exiting one is reaped meanwhile.  Two steps
-		 * up for one down: a tenant busy every other pass still
-		 * ends up with no share.
+		 * they are; an exiting one is reaped meanwhile.
 		 */
-		WRITE_ONCE(kmm->busy_shift,
-			   min(kmm->busy_shift + 2, KSM_BUSY_SHIFT_MAX));
+		if (!exiting)
+			kmm->resume = ksm_cursor.address;
 		if (cursor_next_mm(kmm, exiting ? KSM_LEAVE_REAP :
 						  KSM_LEAVE_KEEP))
 			goto pass_done;
@@ -3682,9 +3714,7 @@ static unsigned int ksm_scan_pages(unsigned int nr)
 		if (IS_ERR(item))
 			continue;
 		if (!item) {
-			/* After some work, the usual sleep before a new try. */
-			if (nr != start)
-				ksm_mm_busy = false;
+			ksm_batch_worked = nr != start;
 			return 0;
 		}
 		ksm_merge_page(item, page);
@@ -3708,6 +3738,8 @@ static unsigned int ksm_scan(unsigned int nr)
 	ksm_reap_exited(false);
 	/* The mm may have moved to another cgroup since the last batch. */
 	ksm_cursor.domain_known = false;
+	ksm_cursor.busy_us += ksm_busy_slept_us;
+	ksm_busy_slept_us = 0;
 	left = ksm_scan_pages(nr);
 	/* Only a batch has a spare: slab counts stay those of the records. */
 	if (ksm_spare) {
@@ -3736,6 +3768,16 @@ static bool ksmd_wake_up(void)
 	return ksmd_should_run() || kthread_should_stop();
 }
 
+/* ksmd slept since @t0 on a busy mmap_lock: see ksm_busy_try() */
+static void ksmd_busy_slept(ktime_t t0)
+{
+	s64 us = ktime_us_delta(ktime_get(), t0);
+
+	ksm_busy_slept_us += us;
+	if (ksm_busy_charged)
+		ksm_busy_left_us -= us;
+}
+
 static int ksmd_fn(void *unused)
 {
 	unsigned int left = 0;
@@ -3745,17 +3787,22 @@ static int ksmd_fn(void *unused)
 
 	while (!kthread_should_stop()) {
 		unsigned int nr = left ?: READ_ONCE(ksm_pages_to_scan);
+		ktime_t t0;
+		bool busy;
 
 		ksm_lock_online();
 		if (ksmd_should_run()) {
 			bool resumed = left;
 
 			left = ksm_scan(nr);
-			/* Its first part did work: the usual sleep, if busy. */
+			/* Its first part did work. */
 			if (resumed)
-				ksm_mm_busy = false;
+				ksm_batch_worked = true;
 		} else {
 			left = 0;
+			/* Stopped: the batches fill up again meanwhile. */
+			if (ksm_lru_drain == KSM_LRU_DRAINED)
+				ksm_lru_drain = KSM_LRU_DRAIN_NONE;
 		}
 		mutex_unlock(&ksm_lock);
 
@@ -3767,13 +3814,17 @@ static int ksmd_fn(void *unused)
 			continue;
 		}
 
-		/* The cursor's mm was busy from the start: try again soon. */
-		if (ksm_mm_busy) {
-			ktime_t t0 = ktime_get();
-
-			ksm_mm_busy = false;
+		/*
+		 * The cursor's mm was busy: try again after the usual sleep
+		 * if the batch did some work, else soon.  Either is rationed
+		 * (see ksm_mm_busy).
+		 */
+		busy = ksm_mm_busy;
+		ksm_mm_busy = false;
+		t0 = ktime_get();
+		if (busy && !ksm_batch_worked) {
 			usleep_range(KSM_MM_BUSY_US, 2 * KSM_MM_BUSY_US);
-			ksm_busy_left_us -= ktime_us_delta(ktime_get(), t0);
+			ksmd_busy_slept(t0);
 			try_to_freeze();
 			continue;
 		}
@@ -3795,6 +3846,8 @@ static int ksmd_fn(void *unused)
 			else
 				try_to_freeze();
 			cond_resched();
+			if (busy)
+				ksmd_busy_slept(t0);
 		} else {
 			wait_event_freezable(ksmd_wait, ksmd_wake_up());
 		}
