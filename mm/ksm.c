@@ -352,21 +352,19 @@ static struct ksm_cursor ksm_cursor = {
  * write while it copies every VMA and page table; two threads forking in
  * turn hold it all the time), and everyone who wants ksm_lock would wait
  * with ksmd: sysfs writes, run=0, memory offlining, the freezer.  So
- * ksmd only tries it.  When the cursor's mm is busy, the batch ends
- * (ksm_mm_busy) and ksmd, with ksm_lock dropped, sleeps before it tries
- * again: its usual sleep if the batch did some work, else KSM_MM_BUSY_US
- * (a batch that did nothing costs nothing: the pages ksmd scans still
- * come no faster than sleep_millisecs has them).  In the merge paths, a
+ * ksmd only tries it.  When the cursor's mm is busy, the batch pauses
+ * (ksm_mm_busy): ksmd, with ksm_lock dropped, sleeps KSM_MM_BUSY_US to
+ * 2 * KSM_MM_BUSY_US, then goes on with what is left of the batch (so the
+ * pages ksmd scans still come no faster than sleep_millisecs has them).  In the merge paths, a
  * page whose mm is busy is not merged in this pass (item_lock_vma()).
  *
  * And so that the tenant cannot hold up every other tenant's pass
  * either, a fork for every page it has (upstream waits for the lock under
  * its mutex, page after page), the time ksmd sleeps on busy locks in a
- * pass is rationed (ksm_busy_try()), whichever sleep it is (after a batch
- * that did some work, the usual one: the batch was cut short).  An mm
- * earns KSM_BUSY_NS_PER_PAGE of it for each of its pages scanned in the
- * pass, so that a large one that is busy now and then (QEMU's) costs
- * others about a fifth more than scanning it does, no more.  Beyond that
+ * pass is rationed (ksm_busy_try()).  An mm earns KSM_BUSY_NS_PER_PAGE of
+ * it for each of its pages scanned in the pass, so that a large one that
+ * is busy now and then (QEMU's) is still scanned to its end, at a cost to
+ * others of a small fraction of what scanning it costs.  Beyond that
  * it may have its own share, KSM_MM_BUSY_MS (a quarter of that for each
  * pass in which it spent it all lately, twice as much back for each pass
  * that scanned it to its end; a forked child starts with its parent's),
@@ -386,8 +384,7 @@ static struct ksm_cursor ksm_cursor = {
 #define KSM_PASS_BUSY_MS	200
 #define KSM_BUSY_SHIFT_MAX	7
 /* ksmd's own, all of them: see above */
-static bool ksm_mm_busy;	/* the batch ended at a busy mmap_lock */
-static bool ksm_batch_worked;	/* ... after some work */
+static bool ksm_mm_busy;	/* the batch paused at a busy mmap_lock */
 static bool ksm_busy_charged;	/* ... and its sleep is the pass's share */
 static s64 ksm_busy_left_us;	/* the pass's share left */
 static unsigned long ksm_busy_slept_us;	/* to add to ksm_cursor.busy_us */
@@ -3469,10 +3466,11 @@ static bool ksm_busy_try(struct ksm_mm *kmm)
 	unsigned long spent = ksm_cursor.busy_us;
 
 	ksm_busy_charged = false;
-	if (spent < earned)
+	/* Earned: enough for the longest sleep, which it does not pay. */
+	if (spent + 2 * KSM_MM_BUSY_US <= earned)
 		return true;
-	if (spent - earned >= (KSM_MM_BUSY_MS * USEC_PER_MSEC) >>
-			      kmm->busy_shift) {
+	spent -= min(spent, earned);
+	if (spent >= (KSM_MM_BUSY_MS * USEC_PER_MSEC) >> kmm->busy_shift) {
 		/*
 		 * Two steps up for one down: a tenant busy every other
 		 * pass still ends up with little.
@@ -3694,7 +3692,8 @@ pass_done:
 
 /*
  * Up to @nr pages of ksmd's work, less if ksm_lock or the freezer wants
- * it.  Returns what is left of @nr if it stopped for the copies it owes.
+ * it.  Returns what is left of @nr if it stopped for the copies it owes
+ * or at a busy mm.
  */
 static unsigned int ksm_scan_pages(unsigned int nr)
 {
@@ -3713,10 +3712,9 @@ static unsigned int ksm_scan_pages(unsigned int nr)
 		item = ksm_next_page(&page, &nr);
 		if (IS_ERR(item))
 			continue;
-		if (!item) {
-			ksm_batch_worked = nr != start;
-			return 0;
-		}
+		/* A busy mm: on with the rest after a sleep (ksmd_fn()). */
+		if (!item)
+			return ksm_mm_busy ? nr : 0;
 		ksm_merge_page(item, page);
 		item_settle(item);
 		put_page(page);
@@ -3728,8 +3726,8 @@ static unsigned int ksm_scan_pages(unsigned int nr)
 
 /*
  * One batch of ksmd's work.  Called with ksm_lock held.  Returns what is
- * left of @nr when the batch stopped for the copies ksmd owes: the batch
- * goes on, without a sleep, once they are made.
+ * left of @nr when the batch stopped for the copies ksmd owes, or at a
+ * busy mm: the batch goes on once they are made, or after a short sleep.
  */
 static unsigned int ksm_scan(unsigned int nr)
 {
@@ -3787,17 +3785,10 @@ static int ksmd_fn(void *unused)
 
 	while (!kthread_should_stop()) {
 		unsigned int nr = left ?: READ_ONCE(ksm_pages_to_scan);
-		ktime_t t0;
-		bool busy;
 
 		ksm_lock_online();
 		if (ksmd_should_run()) {
-			bool resumed = left;
-
 			left = ksm_scan(nr);
-			/* Its first part did work. */
-			if (resumed)
-				ksm_batch_worked = true;
 		} else {
 			left = 0;
 			/* Stopped: the batches fill up again meanwhile. */
@@ -3808,23 +3799,16 @@ static int ksmd_fn(void *unused)
 
 		if (ksm_nr_owed)
 			ksm_pay_copies();
-		/* The batch stopped to make copies: on with the rest of it. */
-		if (left) {
-			try_to_freeze();
-			continue;
-		}
+		/* The cursor's mm was busy: try again soon (ksm_mm_busy). */
+		if (ksm_mm_busy) {
+			ktime_t t0 = ktime_get();
 
-		/*
-		 * The cursor's mm was busy: try again after the usual sleep
-		 * if the batch did some work, else soon.  Either is rationed
-		 * (see ksm_mm_busy).
-		 */
-		busy = ksm_mm_busy;
-		ksm_mm_busy = false;
-		t0 = ktime_get();
-		if (busy && !ksm_batch_worked) {
+			ksm_mm_busy = false;
 			usleep_range(KSM_MM_BUSY_US, 2 * KSM_MM_BUSY_US);
 			ksmd_busy_slept(t0);
+		}
+		/* The batch stopped: on with the rest of it. */
+		if (left) {
 			try_to_freeze();
 			continue;
 		}
@@ -3846,8 +3830,6 @@ static int ksmd_fn(void *unused)
 			else
 				try_to_freeze();
 			cond_resched();
-			if (busy)
-				ksmd_busy_slept(t0);
 		} else {
 			wait_event_freezable(ksmd_wait, ksmd_wake_up());
 		}
@@ -3876,7 +3858,7 @@ static int ksm_unmerge_all(void)
 	/* The cursor marks the mm in use: __ksm_exit() leaves it to us. */
 	spin_lock(&ksm_mm_lock);
 	kmm = ksm_mm_next(&ksm_mm_head);
-	ksm_cursor.kmm = kmm;
+	cursor_set(kmm);
 	spin_unlock(&ksm_mm_lock);
 
 	while (kmm != &ksm_mm_head) {
@@ -5013,12 +4995,16 @@ static ssize_t ksm_node_knob_store(const struct ksm_node_knob *knob,
  */
 static void ksm_forget_unstable(void)
 {
+	struct ksm_mm *kmm;
+
 	ksm_reap_exited(true);
 	ksm_drain_unstable(true);
 	spin_lock(&ksm_mm_lock);
 	ksm_cursor.kmm = &ksm_mm_head;
 	ksm_cursor.address = 0;
 	ksm_cursor.checked = 0;
+	list_for_each_entry(kmm, &ksm_mm_head.slot.mm_node, slot.mm_node)
+		kmm->resume = 0;
 	spin_unlock(&ksm_mm_lock);
 	WRITE_ONCE(ksm_cursor.pass, ksm_cursor.pass + 1);
 	ksm_reset_unstable_trees();
