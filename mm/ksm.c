@@ -289,8 +289,9 @@ struct ksm_stable {
  * @end: no record at this page number or beyond (an upper bound, under
  *	ksm_lock): the scanner need not look for one where the mm's memory
  *	is new
- * @resume: where the next pass starts in it: where its busy mmap_lock
- *	made the last one pass it over, else 0 (under ksm_lock)
+ * @resume: where the next pass starts in it: ksm_cursor.checked when its
+ *	busy mmap_lock made the last one pass it over, else 0 (under
+ *	ksm_lock)
  * @busy_shift: its own share of sleeps on its busy mmap_lock in a pass is
  *	KSM_MM_BUSY_MS >> @busy_shift: up 2 when it spends it all, down 1
  *	when a pass scans it to its end (see ksm_busy_try(); ksmd's, under
@@ -363,20 +364,22 @@ static struct ksm_cursor ksm_cursor = {
  * its mutex, page after page), the time ksmd sleeps on busy locks in a
  * pass is rationed (ksm_busy_try()).  An mm earns KSM_BUSY_NS_PER_PAGE of
  * it for each of its pages scanned in the pass, so that a large one that
- * is busy now and then (QEMU's) is still scanned to its end, at a cost to
- * others of a small fraction of what scanning it costs.  Beyond that
+ * is busy now and then (QEMU's) is still scanned to its end.  Beyond that
  * it may have its own share, KSM_MM_BUSY_MS (a quarter of that for each
  * pass in which it spent it all lately, twice as much back for each pass
  * that scanned it to its end; a forked child starts with its parent's),
  * but only while the pass has some left of the KSM_PASS_BUSY_MS that it
- * shares out among all mms.  An mm refused a sleep is passed over, and
- * the next pass starts it where this one left it (@resume), so that even
- * one that is busy half the time is scanned through, pass by pass.  So a
- * tenant that keeps its locks busy costs the others about what scanning
- * its own pages costs, plus KSM_PASS_BUSY_MS a pass at most, however many
- * mms it registers, creates or forks.  An exiting mm is not tried again
- * at all: its items go at ksmd's next batch, without its mmap_lock
- * (ksm_exited).
+ * shares out among all mms.  An mm refused a sleep is passed over (a
+ * page's work), and the next pass starts it where this one left it
+ * (@resume), so that even one that is busy half the time is scanned
+ * through, pass by pass.  So a tenant that keeps its locks busy costs the
+ * others KSM_BUSY_NS_PER_PAGE of waiting per page of its own scanned, plus
+ * KSM_PASS_BUSY_MS a pass at most (and an oversleep), however many mms
+ * it registers, creates or forks.  The price of the shared part: once a
+ * tenant has spent it, another mm found busy before it has earned a
+ * sleep waits for the next pass, from where it stopped.  An exiting mm is
+ * not tried again at all: its items go at ksmd's next batch, without its
+ * mmap_lock (ksm_exited).
  */
 #define KSM_MM_BUSY_US		1000
 #define KSM_BUSY_NS_PER_PAGE	1000
@@ -3555,11 +3558,16 @@ next_mm:
 		 * they are; an exiting one is reaped meanwhile.
 		 */
 		if (!exiting)
-			kmm->resume = ksm_cursor.address;
+			kmm->resume = ksm_cursor.checked;
 		if (cursor_next_mm(kmm, exiting ? KSM_LEAVE_REAP :
 						  KSM_LEAVE_KEEP))
 			goto pass_done;
 		kmm = ksm_cursor.kmm;
+		/* A page's work each: a tenant's many busy mms give way too. */
+		if (*budget)
+			(*budget)--;
+		if (!*budget || need_resched() || ksm_lock_wanted())
+			return ERR_PTR(-EAGAIN);
 		goto next_mm;
 	}
 	if (!ksm_test_exit(mm) && test_bit(MMF_VM_MERGEABLE, &mm->flags)) {

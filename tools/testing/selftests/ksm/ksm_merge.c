@@ -247,4 +247,74 @@ TEST_F_TIMEOUT(merge, write_breaks_cow, KSM_TEST_TIMEOUT)
 	free(tags);
 }
 
+/*
+ * The phases of LTP's ksm01 (its create_same_memory(), smaller), which
+ * distributions run against every kernel: three processes rewrite all
+ * their pages while ksmd runs, and after KSM_SETTLE_SCANS full scans,
+ * with ksmd stopped, the counters are exactly upstream's.  Merged pages
+ * are written over (COW), their KSM pages go, and the new contents merge:
+ * c a a (2 KSM pages), c b a (3), d d d (1), then d d d but for the last
+ * page of the second process (1, and one page unshared).  run=2 leaves
+ * every counter at 0.
+ */
+#define PHASE_PAGES	64
+
+TEST_F_TIMEOUT(merge, rewritten_in_phases, 4 * KSM_TEST_TIMEOUT)
+{
+	static const struct {
+		uint64_t tag[MAX_WORKERS];
+		bool odd;	/* the second process's last page differs */
+		unsigned long shared, unshared;
+	} phase[] = {
+		{ { 'c', 'a', 'a' }, false, 2, 0 },
+		{ { 'c', 'b', 'a' }, false, 3, 0 },
+		{ { 'd', 'd', 'd' }, false, 1, 0 },
+		{ { 'd', 'd', 'd' }, true, 1, 1 },
+	};
+	const unsigned long all = MAX_WORKERS * PHASE_PAGES;
+	struct ksm_counters c;
+	uint64_t *tags;
+	size_t p, i;
+	int j;
+
+	tags = make_tags(PHASE_PAGES, 0x5000);
+	ASSERT_NE(NULL, tags);
+	for (j = 0; j < MAX_WORKERS; j++) {
+		ASSERT_EQ(0, worker_start(&self->w[j], tags, PHASE_PAGES));
+	}
+	ASSERT_EQ(0, ksm_set("run", 1));
+	for (p = 0; p < ARRAY_SIZE(phase); p++) {
+		for (j = 0; j < MAX_WORKERS; j++) {
+			for (i = 0; i < PHASE_PAGES; i++) {
+				uint64_t tag = phase[p].tag[j];
+
+				if (phase[p].odd && j == 1 && i == PHASE_PAGES - 1)
+					tag = 'e';
+				ASSERT_EQ(0, worker_write(&self->w[j], i, tag));
+			}
+		}
+		ASSERT_EQ(0, ksm_wait_scans(KSM_SETTLE_SCANS, KSM_WAIT_SECS));
+		ASSERT_EQ(0, ksm_stop_and_read(&c));
+		EXPECT_EQ(phase[p].shared, c.shared) TH_LOG("phase %zu", p + 1);
+		EXPECT_EQ(all - phase[p].shared - phase[p].unshared, c.sharing)
+			TH_LOG("phase %zu", p + 1);
+		EXPECT_EQ(phase[p].unshared, c.unshared) TH_LOG("phase %zu", p + 1);
+		EXPECT_EQ(0, c.volatile_) TH_LOG("phase %zu", p + 1);
+		for (j = 0; j < MAX_WORKERS; j++) {
+			EXPECT_EQ(0, worker_check(&self->w[j]));
+		}
+		ASSERT_EQ(0, ksm_set("run", 1));
+	}
+	ASSERT_EQ(0, ksm_set("run", 2));
+	ASSERT_EQ(0, ksm_read_counters(&c));
+	EXPECT_EQ(0, c.shared);
+	EXPECT_EQ(0, c.sharing);
+	EXPECT_EQ(0, c.unshared);
+	EXPECT_EQ(0, c.volatile_);
+	for (j = 0; j < MAX_WORKERS; j++) {
+		EXPECT_EQ(0, worker_check(&self->w[j]));
+	}
+	free(tags);
+}
+
 TEST_HARNESS_MAIN
