@@ -11,10 +11,12 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 
 #include "../kselftest_harness.h"
 #include "ksm_common.h"
@@ -245,6 +247,61 @@ TEST_F_TIMEOUT(merge, write_breaks_cow, KSM_TEST_TIMEOUT)
 	EXPECT_EQ(n - 1, c.sharing);
 	EXPECT_EQ(1, c.unshared);
 	free(tags);
+}
+
+/*
+ * A page that something else holds a reference to (a pipe after
+ * vmsplice() here; O_DIRECT, a device's DMA or a long-term pin alike) may
+ * still be read or written through it: merging would leave the holder on
+ * a page the process no longer maps, and a write through it would be
+ * lost.  The page is not merged while the reference lasts, and merges
+ * once it is dropped (upstream's refcount test, the same).  The other
+ * pages of its content merge meanwhile; upstream keeps the referenced
+ * page as the unstable tree's partner for that content, so none of them
+ * merges until the pipe is read (this test fails there for that).
+ */
+TEST_F_TIMEOUT(merge, referenced_page_waits, KSM_TEST_TIMEOUT)
+{
+	const size_t n = 8;
+	struct own_range rest = { pagemap_open(0), NULL, 1, n - 1 };
+	struct own_range all = { rest.pagemap_fd, NULL, 0, n };
+	struct iovec iov;
+	int pipe_fd[2];
+	char *p, *buf;
+
+	ASSERT_LE(0, rest.pagemap_fd);
+	p = map_same(n, 0x7e7e);
+	ASSERT_NE(NULL, p);
+	rest.p = p;
+	all.p = p;
+	buf = malloc(page_size);
+	ASSERT_NE(NULL, buf);
+	ASSERT_EQ(0, pipe(pipe_fd));
+	iov.iov_base = p;
+	iov.iov_len = page_size;
+	ASSERT_EQ((ssize_t)page_size, vmsplice(pipe_fd[1], &iov, 1, 0));
+
+	ASSERT_EQ(0, ksm_set("run", 1));
+	ASSERT_EQ(0, ksm_wait_for(own_one_frame, &rest, KSM_WAIT_SECS))
+		TH_LOG("identical pages were not merged");
+	ASSERT_EQ(0, ksm_wait_scans(KSM_SETTLE_SCANS, KSM_WAIT_SECS));
+	ASSERT_EQ(0, ksm_set("run", 0));
+	EXPECT_FALSE(own_one_frame(&all))
+		TH_LOG("a page in a pipe was merged");
+	EXPECT_TRUE(page_has(p, 0x7e7e));
+
+	/* The pipe read, the reference goes, and the page merges. */
+	ASSERT_EQ((ssize_t)page_size, read(pipe_fd[0], buf, page_size));
+	EXPECT_TRUE(page_has(buf, 0x7e7e));
+	ASSERT_EQ(0, ksm_set("run", 1));
+	EXPECT_EQ(0, ksm_wait_for(own_one_frame, &all, KSM_WAIT_SECS))
+		TH_LOG("the page was not merged once the pipe let it go");
+	EXPECT_TRUE(page_has(p, 0x7e7e));
+	close(pipe_fd[0]);
+	close(pipe_fd[1]);
+	close(rest.pagemap_fd);
+	free(buf);
+	munmap(p, n * page_size);
 }
 
 /*
