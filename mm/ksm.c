@@ -2686,6 +2686,22 @@ static int ksm_fold_into(struct ksm_item *item, struct page *page,
 }
 
 /*
+ * Split the large folio of @page, referenced by ksmd once, if its lock is
+ * free and fork did not leave it shared (see ksm_fold()).
+ */
+static void ksm_split_alone(struct page *page)
+{
+	struct folio *folio = page_folio(page);
+
+	if (!folio_test_large(folio) || !folio_trylock(folio))
+		return;
+	/* Our reference and the lock follow @page into its new folio. */
+	if (!ksm_large_fork_shared(folio))
+		split_huge_page(page);
+	folio_unlock(page_folio(page));
+}
+
+/*
  * ksm_try_merge - try to merge the page @item tracks
  * @item: the item for the page's address, in no tree
  * @page: the page mapped there, referenced
@@ -2694,7 +2710,7 @@ static int ksm_fold_into(struct ksm_item *item, struct page *page,
  */
 static bool ksm_try_merge(struct ksm_item *item, struct page *page)
 {
-	bool merged, moved, zero, unverified = false, tried = false;
+	bool merged, moved, zero, one_folio, unverified = false, tried = false;
 	struct ksm_item *titem;
 	struct page *kpage, *tpage;
 	u64 domain;
@@ -2783,7 +2799,16 @@ static bool ksm_try_merge(struct ksm_item *item, struct page *page)
 	merged = ksm_pair(item, page, titem, tpage, nid, zero);
 	/* Out of the tree, and not merged: back to a record. */
 	item_settle(titem);
+	one_folio = !merged && page_folio(page) == page_folio(tpage);
 	put_page(tpage);
+	/*
+	 * Two pages of one large folio (a huge page that mprotect() or
+	 * munmap() left mapped by PTEs): ksm_fold() cannot split it while
+	 * ksmd holds a reference to each, and would fail every pass.  With
+	 * one let go, split it now, and they pair next pass.
+	 */
+	if (one_folio)
+		ksm_split_alone(page);
 	return merged;
 }
 
