@@ -2687,18 +2687,23 @@ static int ksm_fold_into(struct ksm_item *item, struct page *page,
 
 /*
  * Split the large folio of @page, referenced by ksmd once, if its lock is
- * free and fork did not leave it shared (see ksm_fold()).
+ * free and fork did not leave it shared (see ksm_fold()): under @item's
+ * mmap_lock, so that only an area still mergeable is split, and no fork
+ * comes between the test and the split.
  */
-static void ksm_split_alone(struct page *page)
+static void ksm_split_alone(struct ksm_item *item, struct page *page)
 {
 	struct folio *folio = page_folio(page);
 
-	if (!folio_test_large(folio) || !folio_trylock(folio))
+	if (!folio_test_large(folio) || !item_lock_vma(item))
 		return;
-	/* Our reference and the lock follow @page into its new folio. */
-	if (!ksm_large_fork_shared(folio))
-		split_huge_page(page);
-	folio_unlock(page_folio(page));
+	if (folio_trylock(folio)) {
+		/* Our reference and the lock follow @page into its new folio. */
+		if (!ksm_large_fork_shared(folio))
+			split_huge_page(page);
+		folio_unlock(page_folio(page));
+	}
+	mmap_read_unlock(item_mm(item));
 }
 
 /*
@@ -2808,7 +2813,7 @@ static bool ksm_try_merge(struct ksm_item *item, struct page *page)
 	 * one let go, split it now, and they pair next pass.
 	 */
 	if (one_folio)
-		ksm_split_alone(page);
+		ksm_split_alone(item, page);
 	return merged;
 }
 
