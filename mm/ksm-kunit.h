@@ -625,7 +625,7 @@ static void ksm_test_item_reaches(struct kunit *test)
 	vma->vm_start = addr - PAGE_SIZE;
 	vma->vm_end = addr + PAGE_SIZE;
 	/* An anonymous VMA's offset is its address, unless it moved. */
-	vma->vm_pgoff = (vma->vm_start >> PAGE_SHIFT) + 5;
+	vma->vm_pgoff = vma->vm_start >> PAGE_SHIFT;
 	vma->anon_vma = &av[0];
 	INIT_LIST_HEAD(&vma->anon_vma_chain);
 	for (i = 0; i < n; i++) {
@@ -636,11 +636,10 @@ static void ksm_test_item_reaches(struct kunit *test)
 
 	/* Linked for this VMA: its offset, its anon_vma. */
 	item.address = addr | ITEM_STABLE | ITEM_PGOFF;
-	item.pgoff_delta = linear_page_index(vma, addr) - (addr >> PAGE_SHIFT);
 	item.anon_vma = &av[0];
 	KUNIT_EXPECT_TRUE(test, ksm_item_reaches(&item, vma, addr));
-	/* Another offset: another VMA's mapping. */
-	item.pgoff_delta++;
+	/* Another offset (an area mremap moved here): another mapping. */
+	vma->vm_pgoff += 5;
 	KUNIT_EXPECT_FALSE(test, ksm_item_reaches(&item, vma, addr));
 	/* No offset kept: the anon_vma decides.  An ancestor's reaches. */
 	item.address &= ~ITEM_PGOFF;
@@ -657,7 +656,7 @@ static void ksm_test_item_reaches(struct kunit *test)
 	KUNIT_EXPECT_FALSE(test, ksm_item_reaches(&item, vma, addr));
 	/* The same offset, another VMA's anon_vma: no. */
 	item.address |= ITEM_PGOFF;
-	item.pgoff_delta--;
+	vma->vm_pgoff -= 5;
 	KUNIT_EXPECT_FALSE(test, ksm_item_reaches(&item, vma, addr));
 }
 

@@ -14,9 +14,11 @@
  * ksmd walks, a few pages at a time, every address of every mergeable area
  * of every registered mm, and keeps a *record* for each anonymous page it
  * has met, in an xarray of the mm indexed by address: what the page looked
- * like last time, in 9 bytes or so.  A page in one of the two trees below
- * has a full *item* (struct ksm_item) as well, which the record points to
- * (see "Records").  It asks two questions of each page.
+ * like last time, in 9 bytes or so.  A page in the unstable tree below
+ * has a full *item* (struct ksm_item) instead, and a page mapping a KSM
+ * page a *map* (struct ksm_map, 24 bytes, in its KSM page's chunks), which
+ * the slot points to (see "Records" and "Maps").  It asks two questions
+ * of each page.
  *
  * Is there already a KSM page with this content?  The *stable tree* holds
  * one node (struct ksm_stable) for each KSM page.  A KSM page is mapped
@@ -85,16 +87,16 @@
  * folio lock
  *	Only tried, never waited for, by merging: on the page being
  *	write-protected and replaced and on the KSM page it is merged with.
- *	ksmd waits for a KSM page's lock only to unlink items, to sweep,
+ *	ksmd waits for a KSM page's lock only to unlink maps, to sweep,
  *	or to file the KSM page of a pair whose partner failed
  *	(ksm_unpair()).
- *	The lock of a KSM page also protects its stable node's list of
- *	items: rmap_walk_ksm(), folio_migrate_ksm() and collect_procs_ksm()
- *	run with it held.  Two bits of a linked item change without it:
- *	ITEM_PGOFF, which the scanner and the rmap walk may clear (never
- *	set), and clearing it only makes rmap walks look at more VMAs; and
- *	ITEM_RELINK, which only ksmd reads, set by the scanner under the
- *	page table lock (an update lost to the race is made again next pass).
+ *	The lock of a KSM page also protects its stable node's maps (with
+ *	ksm_lock, which every change of them holds too): rmap_walk_ksm(),
+ *	folio_migrate_ksm() and collect_procs_ksm() run with it held.  Two
+ *	bits of a map change without it, atomically: ITEM_PGOFF, which the
+ *	scanner and the rmap walk may clear (never set), and clearing it
+ *	only makes rmap walks look at more VMAs; and ITEM_RELINK, which only
+ *	ksmd reads, set by the scanner under the page table lock.
  *
  * page table lock, anon_vma lock: as everywhere in mm.
  *
@@ -105,8 +107,9 @@
  * xa_lock of an mm's records (struct ksm_mm.items)
  *	Taken around each store (rec_store(), item_slot_set()) or inside
  *	the xarray calls, all made under ksm_lock, and never with a page
- *	table lock or folio lock held: it only serializes the xarray's own
- *	RCU readers.  __ksm_exit() reads xa_empty() with
+ *	table lock held; a map's slot is rewritten under its KSM page's
+ *	lock.  It only serializes the xarray's own RCU readers: nothing
+ *	reads a slot without ksm_lock.  __ksm_exit() reads xa_empty() with
  *	none of our locks: records are added only to the cursor's mm, which
  *	it checks under ksm_mm_lock, so "empty" stays true; a stale "not
  *	empty" only sends the mm to ksm_exited, whose reaping copes.
@@ -165,14 +168,22 @@
 #define CREATE_TRACE_POINTS
 #include <trace/events/ksm.h>
 
-/* Item state, kept in the low bits of the (page aligned) address. */
+/*
+ * Item state, kept in the low bits of the (page aligned) address of an
+ * item or of a map (struct ksm_map): ITEM_STABLE, ITEM_PGOFF and
+ * ITEM_RELINK are a map's, ksmd's working copy of it has them too.
+ */
 #define ITEM_UNSTABLE	BIT(0)	/* linked in an unstable tree */
-#define ITEM_STABLE	BIT(1)	/* linked to a stable node */
+#define ITEM_STABLE	BIT(1)	/* a map, or ksmd's working copy of one */
 #define ITEM_STATE	(ITEM_UNSTABLE | ITEM_STABLE)
 #define ITEM_SEEN	BIT(2)	/* @checksum holds a page seen before */
-#define ITEM_PGOFF	BIT(3)	/* stable: @pgoff_delta is valid */
+#define ITEM_PGOFF_BIT	3	/* stable: the mapping's page offset is ... */
+#define ITEM_PGOFF	BIT(ITEM_PGOFF_BIT)	/* ... the address's page number */
 #define ITEM_PASS	BIT(4)	/* from ksm_pass_cache (see item_rehome()) */
-#define ITEM_RELINK	BIT(5)	/* stable: the mapping is another VMA's now */
+#define ITEM_RELINK_BIT	5
+#define ITEM_RELINK	BIT(ITEM_RELINK_BIT) /* stable: another VMA's now */
+#define MAP_SLOT_SHIFT	6	/* a map's index in its chunk: 4 bits */
+#define MAP_SLOT_MASK	(15UL << MAP_SLOT_SHIFT)
 
 /*
  * Merge domains (merge_domain): a page merges only with pages of its own
@@ -191,15 +202,12 @@
 
 /**
  * struct ksm_item - what ksmd knows of a page that is in a tree
- * @kmm: the registered mm the page belongs to
  * @address: the page's address, with the ITEM_* state in its low bits
- * @checksum: checksum of the content when last seen (the key when unstable)
- * @pgoff_delta: when stable, with ITEM_PGOFF, the page offset of the
- *	mapping (linear_page_index()) minus the address's page number:
- *	rmap_walk_ksm() looks up that one offset in the anon_vma's interval
- *	tree rather than every VMA in it.  Without ITEM_PGOFF (the
- *	difference does not fit, after an mremap) it looks at them all.
- *	The checksum is the stable node's meanwhile.
+ *	(first: a slot tells a map from an item by it, see "Maps")
+ * @kmm: the registered mm the page belongs to
+ * @checksum: checksum of the content when last seen (the key when
+ *	unstable); when stable, unused until the map goes, and then the
+ *	stable node's
  * @pass: when unstable, the pass that inserted the item (low bits)
  * @age: passes in a row that the page did not merge (saturating)
  * @skip: passes smart_scan still lets go by without looking at the page
@@ -207,23 +215,20 @@
  * @rb: when unstable, the link in the unstable tree
  * @domain: when unstable, the merge domain the page was inserted for
  * @stable: when stable, the KSM page's node
- * @link: when stable, the link in @stable's list of items
- * @anon_vma: when stable, the anon_vma to search for the mapping (pinned)
+ * @anon_vma: when stable, the anon_vma to search for the mapping
  *
  * A page is tracked by a record in its mm's xarray (see "Records"
- * below); only a page in this pass's unstable tree, or mapping a KSM
- * page, needs the links of a full item, which the record then points to.
- * 56 bytes on 64-bit, checked at build time.  A stable node's list is
- * doubly linked: fork children join a KSM page beyond max_page_sharing,
- * so the list can be long, and taking an item off must not walk it.
+ * below); only a page in this pass's unstable tree needs the links of a
+ * full item, which the record then points to, and a page mapping a KSM
+ * page the smaller map of "Maps".  ksmd works on an item in every case:
+ * filled from the record or the map, with ITEM_STABLE it is a working
+ * copy of the map, whose fields it keeps until the map goes.  56 bytes on
+ * 64-bit, checked at build time.
  */
 struct ksm_item {
-	struct ksm_mm *kmm;
 	unsigned long address;
-	union {
-		u32 checksum;
-		s32 pgoff_delta;
-	};
+	struct ksm_mm *kmm;
+	u32 checksum;
 	u32 pass:8;
 	u32 age:5;
 	u32 skip:4;
@@ -235,7 +240,6 @@ struct ksm_item {
 		};
 		struct {
 			struct ksm_stable *stable;
-			struct hlist_node link;
 			struct anon_vma *anon_vma;
 		};
 	};
@@ -247,12 +251,13 @@ struct ksm_item {
 /**
  * struct ksm_stable - one KSM page
  * @rb: the link in the stable tree of @nid
- * @items: the items that map this page (under the KSM page's lock)
+ * @chunks: the maps of the mappings of this page, in chunks (see "Maps";
+ *	under the KSM page's lock and ksm_lock)
  * @dup_next: the next of the KSM pages of the same content, when
  *	max_page_sharing made more than one (a ring; NULL when alone)
  * @dup_prev: the one before, so that a node leaves its group in O(1)
  * @pfn: the page frame that holds the KSM page now (moves with migration)
- * @nr_items: how many items are on @items
+ * @nr_items: how many maps @chunks holds
  * @checksum: checksum of the (unchanging) content: the key in the tree,
  *	after @domain
  * @nid: which stable tree holds this node
@@ -266,7 +271,7 @@ struct ksm_item {
  */
 struct ksm_stable {
 	struct rb_node rb;
-	struct hlist_head items;
+	struct ksm_chunk *chunks;
 	struct ksm_stable *dup_next;
 	struct ksm_stable *dup_prev;
 	unsigned long pfn;
@@ -275,6 +280,61 @@ struct ksm_stable {
 	u64 nid:KSM_NID_BITS;
 	u64 domain:KSM_DOMAIN_BITS;
 	u64 collided:1;
+};
+
+/*
+ * Maps
+ *
+ * Each mapping of a KSM page is a map (struct ksm_map, 24 bytes): its
+ * address, mm and anon_vma, all that rmap_walk_ksm() and unlinking need.
+ * The maps of a KSM page sit in chunks hanging off its stable node, and
+ * the page's slot in its mm's xarray points to its map.  A node's chunks
+ * hold 2, 4, 10, then 16 maps each (64, 128, 256 and 448 bytes with their
+ * header), newest first, and only the newest is ever part full: a map
+ * joins it, and a map that goes takes the newest chunk's last map into its
+ * place (rewriting that one's slot), so both are O(1) however many
+ * mappings a page has (fork children join without limit).  Which chunk is
+ * which size, and how full the first one is, follows from @nr_items
+ * alone (chunk_class(), chunk_fill()).  A mapping costs 28 to 32 bytes
+ * from 2 mappings up (53 at worst, the 17th), against a full item's 56.
+ *
+ * A map knows its chunk by its index there, in the MAP_SLOT bits of its
+ * address; a slot tells a map (ITEM_STABLE set in its first word) from
+ * an item (never linked: its map holds the mapping) by that word.  Maps
+ * move only under ksm_lock and the KSM page's lock; the rmap walk, under
+ * the page lock, and the scanner, under ksm_lock and the page table lock,
+ * each clear or set their bits of @address atomically.
+ *
+ * The scanner works on a copy in an item (item_from_map()), as it does on
+ * a record: stable_link() makes the map and points the slot to it,
+ * stable_unlink() removes it and points the slot back to the item.
+ */
+#define KSM_CHUNK_CLASSES	4
+#define KSM_CHUNK_ALIGN		64	/* room for MAP_SLOT, and no split lines */
+
+/**
+ * struct ksm_map - a mapping of a KSM page
+ * @address: the address, with ITEM_STABLE, maybe ITEM_PGOFF and
+ *	ITEM_RELINK, and its index in the chunk (MAP_SLOT_MASK)
+ * @kmm: the registered mm that maps it
+ * @anon_vma: the anon_vma to search for the mapping (pinned)
+ */
+struct ksm_map {
+	unsigned long address;
+	struct ksm_mm *kmm;
+	struct anon_vma *anon_vma;
+};
+
+/**
+ * struct ksm_chunk - some of the maps of a KSM page
+ * @stable: the KSM page's node
+ * @next: the chunk made before this one: full
+ * @map: the maps
+ */
+struct ksm_chunk {
+	struct ksm_stable *stable;
+	struct ksm_chunk *next;
+	struct ksm_map map[];
 };
 
 /**
@@ -407,10 +467,13 @@ static struct rb_root *ksm_node_stable_trees;	/* merge_across_nodes = 0 */
 static struct rb_root *ksm_node_unstable_trees;
 #endif
 
-static struct kmem_cache *ksm_item_cache;	/* linked items, the spare */
+static struct kmem_cache *ksm_item_cache;	/* the spare */
 static struct kmem_cache *ksm_pass_cache;	/* unstable tree items */
 static struct kmem_cache *ksm_stable_cache;
 static struct kmem_cache *ksm_mm_cache;
+static struct kmem_cache *ksm_chunk_cache[KSM_CHUNK_CLASSES];
+/* A chunk of each class for stable_link(), made ready before a merge. */
+static struct ksm_chunk *ksm_chunk_spare[KSM_CHUNK_CLASSES];
 
 static struct task_struct *ksmd;
 static DECLARE_WAIT_QUEUE_HEAD(ksmd_wait);
@@ -519,6 +582,7 @@ static unsigned long ksm_pages_sharing;		/* further mappings of them */
 static unsigned long ksm_pages_unshared;	/* put in a tree, not met since */
 static unsigned long ksm_items;			/* all records: tracked pages */
 static unsigned long ksm_full_items;		/* records that are full items */
+static unsigned long ksm_chunk_bytes;		/* slab of the maps' chunks */
 static unsigned long ksm_stable_nodes;		/* all stable nodes */
 static unsigned long ksm_dup_groups;		/* contents with several */
 static unsigned long ksm_dup_nodes;		/* the nodes in those */
@@ -560,10 +624,12 @@ static inline struct mm_struct *item_mm(const struct ksm_item *item)
  * and that fits in an xarray value entry: such a page costs its mm's
  * xarray one slot, 8 bytes, plus a 64th of a 576-byte xa_node where the
  * mm's mergeable memory is dense; about 9 bytes in all (KSM_REC_BYTES).
- * A full item (56 bytes) exists only while the page is in a tree, and its
- * slot then points to it.  The scanner fills a record into a spare item
+ * A full item (56 bytes) exists only while the page is in the unstable
+ * tree, a map (see "Maps") while it maps a KSM page, and its slot then
+ * points to that.  The scanner fills a record or a map into a spare item
  * (cursor_item()), works on that, and then either keeps it (or a copy in
- * the cache of its tree, see item_rehome()), if it joined a tree, or
+ * the cache of its tree, see item_rehome()), if it joined the unstable
+ * tree, or drops it if it is linked to a KSM page (its map is made), or
  * folds it back into the record (item_settle()).  At the end
  * of a pass its unstable tree is folded back into records, a few at a
  * time (ksm_drain_unstable()): a tree lives one pass, so its items do.
@@ -682,6 +748,68 @@ static void item_free(struct ksm_item *item)
 {
 	ksm_full_items--;
 	kmem_cache_free(item_cache(item), item);
+}
+
+/* Maps a chunk of each class holds (see "Maps"). */
+static const u8 chunk_cap[KSM_CHUNK_CLASSES] = { 2, 4, 10, 16 };
+
+/* The slab a chunk of class @c takes. */
+static inline unsigned int chunk_bytes(unsigned int c)
+{
+	return ALIGN(struct_size_t(struct ksm_chunk, map, chunk_cap[c]),
+		     KSM_CHUNK_ALIGN);
+}
+
+/* The class of the newest chunk of a node with @n >= 1 maps. */
+static inline unsigned int chunk_class(unsigned int n)
+{
+	if (n <= 2)
+		return 0;
+	if (n <= 6)
+		return 1;
+	return n <= 16 ? 2 : 3;
+}
+
+/* How many maps the newest chunk of a node with @n >= 1 maps holds. */
+static inline unsigned int chunk_fill(unsigned int n)
+{
+	if (n <= 2)
+		return n;
+	if (n <= 6)
+		return n - 2;
+	if (n <= 16)
+		return n - 6;
+	return (n - 17) % 16 + 1;
+}
+
+static inline struct ksm_chunk *map_chunk(struct ksm_map *map)
+{
+	unsigned long slot = (map->address & MAP_SLOT_MASK) >> MAP_SLOT_SHIFT;
+
+	return container_of(map - slot, struct ksm_chunk, map[0]);
+}
+
+static inline unsigned long map_address(const struct ksm_map *map)
+{
+	return map->address & PAGE_MASK;
+}
+
+/* Is @entry, a slot's pointer, a map (else an item)? */
+static inline bool entry_is_map(void *entry)
+{
+	return READ_ONCE(*(unsigned long *)entry) & ITEM_STABLE;
+}
+
+/* Fill @item, ksmd's working copy, from @map. */
+static void item_from_map(struct ksm_item *item, struct ksm_map *map)
+{
+	struct ksm_stable *stable = map_chunk(map)->stable;
+
+	memset(item, 0, sizeof(*item));
+	item->address = READ_ONCE(map->address) & ~MAP_SLOT_MASK;
+	item->kmm = map->kmm;
+	item->stable = stable;
+	item->anon_vma = map->anon_vma;
 }
 
 static inline struct ksm_stable *folio_stable(struct folio *folio)
@@ -1008,56 +1136,155 @@ gone:
 }
 
 /* ---------------------------------------------------------------------- */
-/* Stable nodes and the items linked to them                             */
+/* Stable nodes and the maps of their mappings                           */
 /* ---------------------------------------------------------------------- */
 
 /*
- * Link @item to @stable: the KSM page is locked, or is being made one.
- * The mapping is found again through @anon_vma.
+ * Make sure that stable_link() has a chunk for one more map of @stable,
+ * if it needs a new one: ksmd calls this before it changes the page
+ * table, so that linking cannot fail afterwards.  Returns -ENOMEM if
+ * none could be had without reclaim (the page waits a pass).  ksmd's
+ * alone, under ksm_lock, and a node gains maps only there.
+ */
+static int stable_make_room(struct ksm_stable *stable)
+{
+	unsigned int n = stable->nr_items, c;
+
+	if (n && chunk_fill(n) < chunk_cap[chunk_class(n)])
+		return 0;
+	c = chunk_class(n + 1);
+	if (!ksm_chunk_spare[c])
+		ksm_chunk_spare[c] = kmem_cache_alloc(ksm_chunk_cache[c],
+						      GFP_NOWAIT | __GFP_NOWARN);
+	return ksm_chunk_spare[c] ? 0 : -ENOMEM;
+}
+
+/* The chunks ksmd made ready and did not use: at the end of a batch. */
+static void ksm_free_spare_chunks(void)
+{
+	unsigned int c;
+
+	for (c = 0; c < KSM_CHUNK_CLASSES; c++) {
+		if (ksm_chunk_spare[c])
+			kmem_cache_free(ksm_chunk_cache[c], ksm_chunk_spare[c]);
+		ksm_chunk_spare[c] = NULL;
+	}
+}
+
+/*
+ * Link @item's mapping to @stable: the KSM page is locked, or is being
+ * made one, and stable_make_room() made room.  The mapping's map is
+ * found again through @anon_vma, and its slot points to it now; @item
+ * stays ksmd's working copy of it.
  */
 static void stable_link(struct ksm_stable *stable, struct ksm_item *item,
 			struct vm_area_struct *vma, struct anon_vma *anon_vma)
 {
 	unsigned long addr = item_address(item);
-	long delta = (long)linear_page_index(vma, addr) -
-		     (long)(addr >> PAGE_SHIFT);
+	unsigned int n = stable->nr_items, slot;
+	struct ksm_chunk *chunk = stable->chunks;
+	struct ksm_map *map;
 
+	if (!n || chunk_fill(n) == chunk_cap[chunk_class(n)]) {
+		unsigned int c = chunk_class(n + 1);
+
+		chunk = ksm_chunk_spare[c];
+		ksm_chunk_spare[c] = NULL;
+		chunk->stable = stable;
+		chunk->next = stable->chunks;
+		stable->chunks = chunk;
+		ksm_chunk_bytes += chunk_bytes(c);
+	}
+	slot = chunk_fill(n + 1) - 1;
+	map = &chunk->map[slot];
 	get_anon_vma(anon_vma);
-	item->anon_vma = anon_vma;
-	item->stable = stable;
-	item->address |= ITEM_STABLE;
+	map->kmm = item->kmm;
+	map->anon_vma = anon_vma;
+	map->address = addr | ITEM_STABLE |
+		       (unsigned long)slot << MAP_SLOT_SHIFT;
 	/*
 	 * The offset of a page's mapping does not change while it stays
 	 * mapped there: VMA splits and merges keep it, and mremap unmerges
-	 * KSM pages before it moves them.
+	 * KSM pages before it moves them.  An anonymous area's offset is its
+	 * address's page number, unless mremap moved it.
 	 */
-	if (delta == (s32)delta) {
-		item->pgoff_delta = delta;
-		item->address |= ITEM_PGOFF;
-	}
-	hlist_add_head(&item->link, &stable->items);
+	if (linear_page_index(vma, addr) == addr >> PAGE_SHIFT)
+		map->address |= ITEM_PGOFF;
 	if (stable->nr_items++)
 		ksm_pages_sharing++;
 	else
 		ksm_pages_shared++;
 	item_mm(item)->ksm_merging_pages++;
+
+	item->address |= map->address & (ITEM_STABLE | ITEM_PGOFF);
+	item->stable = stable;
+	item->anon_vma = anon_vma;
+	rec_set(item->kmm, addr, map);
+	if (item == ksm_spare)
+		ksm_spare_in_slot = false;
+}
+
+/*
+ * Take @map off its node, whose KSM page is locked, or gone: the newest
+ * chunk's last map takes its place, and that map's slot follows it.  The
+ * slot of @map's own page is the caller's to rewrite.
+ */
+static void map_unlink(struct ksm_map *map)
+{
+	struct ksm_stable *stable = map_chunk(map)->stable;
+	struct ksm_chunk *head = stable->chunks;
+	unsigned int n = stable->nr_items, fill = chunk_fill(n);
+	struct ksm_map *last = &head->map[fill - 1];
+	struct mm_struct *mm = map->kmm->slot.mm;
+
+	trace_ksm_remove_rmap_item(stable->pfn, map, mm);
+	put_anon_vma(map->anon_vma);
+	mm->ksm_merging_pages--;
+	if (last != map) {
+		/* No rmap walk or scanner meanwhile: we hold both locks. */
+		map->kmm = last->kmm;
+		map->anon_vma = last->anon_vma;
+		map->address = (last->address & ~MAP_SLOT_MASK) |
+			       (map->address & MAP_SLOT_MASK);
+		rec_set(map->kmm, map_address(map), map);
+	}
+	if (fill == 1) {
+		unsigned int c = chunk_class(n);
+
+		stable->chunks = head->next;
+		kmem_cache_free(ksm_chunk_cache[c], head);
+		ksm_chunk_bytes -= chunk_bytes(c);
+	}
+	if (--stable->nr_items)
+		ksm_pages_sharing--;
+	else
+		ksm_pages_shared--;
+}
+
+/*
+ * @item, ksmd's working copy of a map, outlived it: it is an item in no
+ * tree again, of checksum @sum (the KSM page's), and its slot points to it.
+ */
+static void item_unlinked(struct ksm_item *item, u32 sum)
+{
+	item->address &= ~(ITEM_STABLE | ITEM_PGOFF | ITEM_RELINK);
+	item->checksum = sum;
+	rec_set(item->kmm, item_address(item), item);
+	if (item == ksm_spare)
+		ksm_spare_in_slot = false;
 }
 
 /* Undo stable_link(): the KSM page is locked, or gone. */
 static void stable_unlink(struct ksm_item *item)
 {
+	struct ksm_map *map = xa_load(&item->kmm->items,
+				      rec_index(item_address(item)));
 	struct ksm_stable *stable = item->stable;
 
-	hlist_del(&item->link);
-	if (--stable->nr_items)
-		ksm_pages_sharing--;
-	else
-		ksm_pages_shared--;
-	item_mm(item)->ksm_merging_pages--;
-	put_anon_vma(item->anon_vma);
-	item->address &= ~(ITEM_STABLE | ITEM_PGOFF | ITEM_RELINK);
-	item->checksum = stable->checksum;
-	trace_ksm_remove_rmap_item(stable->pfn, item, item_mm(item));
+	VM_WARN_ON_ONCE(!map || xa_is_value(map) || !entry_is_map(map) ||
+			map_chunk(map)->stable != stable);
+	map_unlink(map);
+	item_unlinked(item, stable->checksum);
 }
 
 static struct ksm_stable *stable_alloc(u32 checksum, u64 domain, int nid)
@@ -1135,7 +1362,7 @@ static void stable_tree_erase(struct ksm_stable *stable)
 
 static void stable_free(struct ksm_stable *stable)
 {
-	VM_WARN_ON_ONCE(!hlist_empty(&stable->items));
+	VM_WARN_ON_ONCE(stable->chunks);
 	stable_ungroup(stable);
 	if (!RB_EMPTY_NODE(&stable->rb))
 		stable_tree_erase(stable);
@@ -1144,14 +1371,30 @@ static void stable_free(struct ksm_stable *stable)
 	kmem_cache_free(ksm_stable_cache, stable);
 }
 
-/* The KSM page of @stable is gone: forget every item that mapped it. */
+/*
+ * The KSM page of @stable is gone: forget every mapping of it.  Each
+ * map's slot gets a record of the page's content, as it was, not "seen"
+ * (ITEM_SEEN): a page that was merged is a candidate for the unstable
+ * tree as soon as ksmd meets it again, whatever it holds then, as when
+ * stable_unlink() unlinks it.  ksmd's working copy of one of the maps is
+ * the caller's to mend (item_unlinked()).
+ */
 static void stable_drop_stale(struct ksm_stable *stable)
 {
-	struct ksm_item *item;
-	struct hlist_node *tmp;
+	void *rec = xa_mk_value((unsigned long)(stable->checksum &
+						REC_SUM_MASK) << REC_SUM_SHIFT);
 
-	hlist_for_each_entry_safe(item, tmp, &stable->items, link)
-		stable_unlink(item);
+	while (stable->nr_items) {
+		unsigned int last = chunk_fill(stable->nr_items) - 1;
+		/* The last one: nothing moves. */
+		struct ksm_map *map = &stable->chunks->map[last];
+
+		rec_set(map->kmm, map_address(map), rec);
+		map_unlink(map);
+		/* As many as there are mms: fork children join freely. */
+		if (!(stable->nr_items % 64))
+			cond_resched();
+	}
 	stable_free(stable);
 }
 
@@ -1214,7 +1457,7 @@ static void stable_group(struct ksm_stable *stable, struct ksm_stable *same)
 /*
  * No new page may meet @stable, whose KSM page @folio stays poisoned: out
  * of the tree, nothing finds it, and ksm_join() links no item to it;
- * stable_put_unused() frees it with its last item.  Without items, no
+ * stable_put_unused() frees it with its last map.  Without maps, no
  * rmap walk finds a mapping through it: it goes at once, if @folio is
  * locked (NULL if not).  See ksm_memory_failure().
  */
@@ -1352,7 +1595,10 @@ static void item_forget(struct ksm_item *item)
 		struct folio *folio = stable_folio_get(stable, true);
 
 		if (!folio) {
+			u32 sum = stable->checksum;
+
 			stable_drop_stale(stable);
+			item_unlinked(item, sum);
 			return;
 		}
 		stable_unlink(item);
@@ -1371,22 +1617,15 @@ static bool item_in_tree(const struct ksm_item *item)
 }
 
 /*
- * Items live in two caches: ksm_item_cache holds those linked to a KSM
- * page, which may stay for ever, and the spare; ksm_pass_cache those in
- * an unstable tree, which all go when the pass ends.  Mixed in one cache,
- * the few linked items among a pass's items would keep their slabs from
- * being freed: where 40 % of the pages are unique, that is some 22 bytes
- * a tracked page of slabs with holes in them (the KVM-like host of
- * bench-scale).  So an item moves, once ksmd is done with its page
- * (item_settle()): to ksm_pass_cache when it went into an unstable tree,
- * and back to ksm_item_cache when it was linked to a KSM page (that is,
- * when it was the partner that became one).  A move costs an allocation
- * and a copy, but the spare is left behind as the spare, so a page that
- * goes into the unstable tree allocates one item as before.
- *
- * Moving a linked item rewrites its neighbours' links, which the KSM
- * page's lock protects: it is only tried.  An item that stays where it
- * is costs nothing but slab: it is as good an item as any.
+ * Items live in two caches: ksm_pass_cache holds those in an unstable
+ * tree, which all go when the pass ends, and ksm_item_cache the spare,
+ * which goes at the end of each batch.  Mixed in one cache, the spares
+ * would keep slabs of the pass's items from being freed.  So an item in
+ * the tree moves to ksm_pass_cache once ksmd is done with its page
+ * (item_settle()): a move costs an allocation and a copy, but the spare
+ * is left behind as the spare, so a page that goes into the unstable
+ * tree allocates one item as before.  (A mapping of a KSM page has a
+ * map, in its node's chunks: see "Maps".)
  */
 static struct ksm_item *item_alloc_other(const struct ksm_item *item)
 {
@@ -1402,18 +1641,9 @@ static void item_copy(struct ksm_item *copy, const struct ksm_item *item)
 	copy->address ^= ITEM_PASS;
 }
 
-/* @copy takes the place of @item, whose links it copied, in their list. */
-static void stable_relink(struct ksm_item *item, struct ksm_item *copy)
-{
-	*copy->link.pprev = &copy->link;
-	if (copy->link.next)
-		copy->link.next->pprev = &copy->link.next;
-	item->link.pprev = NULL;
-}
-
 /*
- * item_rehome - move an item that is in a tree to its cache
- * @item: an item in this pass's unstable tree or linked to a KSM page
+ * item_rehome - move an item that is in the unstable tree to its cache
+ * @item: an item in this pass's unstable tree
  *
  * Returns the item in its new place, or @item if it stays: it is in its
  * cache already, or could not move just now.  The caller makes the slot
@@ -1422,32 +1652,7 @@ static void stable_relink(struct ksm_item *item, struct ksm_item *copy)
 static struct ksm_item *item_rehome(struct ksm_item *item)
 {
 	struct ksm_item *copy;
-	struct folio *folio;
 
-	if (item->address & ITEM_STABLE) {
-		if (!(item->address & ITEM_PASS))
-			return item;
-		folio = stable_folio_get(item->stable, false);
-		if (!folio)
-			return item;
-		copy = item_alloc_other(item);
-		/*
-		 * Copied under the lock: an rmap walk may clear ITEM_PGOFF
-		 * until then, and must not see it set again.
-		 */
-		if (copy && folio_trylock(folio)) {
-			if (folio_stable(folio) == item->stable) {
-				item_copy(copy, item);
-				stable_relink(item, copy);
-				item = copy;
-			}
-			folio_unlock(folio);
-		}
-		if (copy && item != copy)
-			kmem_cache_free(ksm_item_cache, copy);
-		folio_put(folio);
-		return item;
-	}
 	if (item->address & ITEM_PASS)
 		return item;
 	copy = item_alloc_other(item);
@@ -1478,16 +1683,23 @@ static void item_slot_set(struct ksm_item *item, void *entry)
 /*
  * item_settle - keep what ksmd knows of @item's page in its cheapest form
  * @item: an item that ksmd worked on: its mm's full item for the page, or
- *	ksm_spare filled from the page's record
+ *	ksm_spare filled from the page's record or map
  *
- * An item in a tree stays, in the cache of its tree (item_rehome()), and
- * its slot points to it; one in none is folded back into the slot's
- * record, and goes.
+ * An item in the unstable tree stays, in the cache of its tree
+ * (item_rehome()), and its slot points to it; one linked to a KSM page
+ * goes, its map and slot made already (stable_link()); one in neither is
+ * folded back into the slot's record, and goes.
  */
 static void item_settle(struct ksm_item *item)
 {
 	struct ksm_item *kept;
 
+	/* Linked: its map holds the mapping, and its slot points there. */
+	if (item->address & ITEM_STABLE) {
+		if (item != ksm_spare)
+			item_free(item);
+		return;
+	}
 	if (!item_in_tree(item)) {
 		item_slot_set(item, item_record(item));
 		if (item != ksm_spare)
@@ -1508,17 +1720,41 @@ static void item_settle(struct ksm_item *item)
 	}
 }
 
-/* Drop the record @entry, at @index of @kmm, and its item if it has one. */
+/*
+ * Forget @map, whose slot goes (rec_drop()).  Waits for the KSM page's
+ * lock, under ksm_lock: nothing else moves @map meanwhile.
+ */
+static void map_forget(struct ksm_map *map)
+{
+	struct ksm_stable *stable = map_chunk(map)->stable;
+	struct folio *folio = stable_folio_get(stable, true);
+
+	if (!folio) {
+		stable_drop_stale(stable);
+		return;
+	}
+	map_unlink(map);
+	stable_put_unused(stable, folio);
+	folio_unlock(folio);
+	folio_put(folio);
+}
+
+/*
+ * Drop the record @entry, at @index of @kmm, and its item or map if it
+ * has one: the map first, whose unlinking may rewrite slots.
+ */
 static void rec_drop(struct ksm_mm *kmm, unsigned long index, void *entry)
 {
-	xa_erase(&kmm->items, index);
 	if (xa_is_value(entry)) {
 		if (xa_to_value(entry) & REC_UNSHARED)
 			ksm_pages_unshared--;
+	} else if (entry_is_map(entry)) {
+		map_forget(entry);
 	} else {
 		item_forget(entry);
 		item_free(entry);
 	}
+	xa_erase(&kmm->items, index);
 	ksm_items--;
 	kmm->slot.mm->ksm_rmap_items--;
 }
@@ -2088,6 +2324,9 @@ static int ksm_fold(struct ksm_item *item, struct vm_area_struct *vma,
 					    vma->anon_vma;
 		struct ksm_pte kp;
 
+		err = stable_make_room(fresh);
+		if (err)
+			goto unlock;
 		err = ksm_pte_take(vma, addr, folio, &kp);
 		if (err)
 			goto unlock;
@@ -2108,6 +2347,9 @@ static int ksm_fold(struct ksm_item *item, struct vm_area_struct *vma,
 		goto unlock;
 	err = -EAGAIN;
 	if (!folio_stable(kfolio) || PageHWPoison(kpage))
+		goto unlock_k;
+	err = stable_make_room(folio_stable(kfolio));
+	if (err)
 		goto unlock_k;
 
 	err = ksm_pte_merge(vma, addr, page, kpage);
@@ -2439,7 +2681,10 @@ static void ksm_unpair(struct ksm_item *item, struct ksm_stable *stable)
 	 */
 	kfolio = stable_folio_get(stable, true);
 	if (!kfolio) {
+		u32 sum = stable->checksum;
+
 		stable_drop_stale(stable);
+		item_unlinked(item, sum);
 		return;
 	}
 	if (stable->nr_items || folio_mapped(kfolio))
@@ -2491,7 +2736,10 @@ static bool ksm_pair(struct ksm_item *item, struct page *page,
 	unstable_erase(titem);
 	kfolio = stable_folio_get(stable, false);
 	if (!kfolio) {
+		u32 sum = stable->checksum;
+
 		stable_drop_stale(stable);
+		item_unlinked(item, sum);
 		return false;
 	}
 	/* Not in the tree yet: its key may still change. */
@@ -2557,6 +2805,7 @@ static bool ksm_join(struct ksm_item *item, struct page *page)
 		 * (ksm_merge_page() unlinks it then): rmap walks must find it.
 		 */
 		if (stable && !RB_EMPTY_NODE(&stable->rb) &&
+		    !stable_make_room(stable) &&
 		    ksm_maps_page(vma, addr, page)) {
 			stable_link(stable, item, vma, vma->anon_vma);
 			joined = !foreign;
@@ -3058,13 +3307,19 @@ static struct ksm_item *cursor_item(struct ksm_mm *kmm, unsigned long addr,
 		entry = xa_load(&kmm->items, rec_index(addr));
 	}
 	ksm_cursor.checked = addr + PAGE_SIZE;
-	if (entry && !xa_is_value(entry))
+	if (entry && !xa_is_value(entry) && !entry_is_map(entry))
 		return entry;
 	if (!ksm_spare) {
 		ksm_spare = kmem_cache_alloc(ksm_item_cache, GFP_KERNEL |
 					     __GFP_NORETRY | __GFP_NOWARN);
 		if (!ksm_spare)
 			return NULL;
+	}
+	ksm_spare_in_slot = false;
+	if (entry && !xa_is_value(entry)) {
+		/* A map: ksmd works on a copy (see "Maps"). */
+		item_from_map(ksm_spare, entry);
+		return ksm_spare;
 	}
 	item_from_record(ksm_spare, kmm, addr, entry ?: xa_mk_value(0));
 	/*
@@ -3366,8 +3621,7 @@ static bool ksm_item_reaches(const struct ksm_item *item,
 	unsigned int steps = 0;
 
 	if ((item->address & ITEM_PGOFF) &&
-	    linear_page_index(vma, addr) !=
-		    (addr >> PAGE_SHIFT) + item->pgoff_delta)
+	    linear_page_index(vma, addr) != addr >> PAGE_SHIFT)
 		return false;
 	if (item->anon_vma == vma->anon_vma)
 		return true;
@@ -3399,6 +3653,7 @@ static struct page *ksm_page_at(struct ksm_mm *kmm, struct vm_area_struct *vma,
 {
 	unsigned long index = rec_index(ksm_cursor.checked);
 	struct ksm_item *item = NULL, rec;
+	struct ksm_map *map = NULL;
 	struct page *page = NULL;
 	struct folio_walk fw;
 	struct folio *folio;
@@ -3422,6 +3677,10 @@ static struct page *ksm_page_at(struct ksm_mm *kmm, struct vm_area_struct *vma,
 		if (xa_is_value(entry)) {
 			item_from_record(&rec, kmm, addr, entry);
 			item = &rec;
+		} else if (entry_is_map(entry)) {
+			map = entry;
+			item_from_map(&rec, map);
+			item = &rec;
 		}
 	}
 	folio = folio_walk_start(&fw, vma, addr, FW_MIGRATION);
@@ -3436,11 +3695,13 @@ static struct page *ksm_page_at(struct ksm_mm *kmm, struct vm_area_struct *vma,
 	}
 	if (!folio_test_anon(folio) || folio_is_zone_device(folio))
 		goto out;
-	if (item && (item->address & ITEM_STABLE) &&
-	    folio_stable(folio) == item->stable &&
-	    !ksm_item_reaches(item, vma, addr))
-		WRITE_ONCE(item->address, (READ_ONCE(item->address) &
-					   ~ITEM_PGOFF) | ITEM_RELINK);
+	if (map && folio_stable(folio) == item->stable &&
+	    !ksm_item_reaches(item, vma, addr)) {
+		/* An rmap walk may clear ITEM_PGOFF meanwhile. */
+		clear_bit(ITEM_PGOFF_BIT, &map->address);
+		set_bit(ITEM_RELINK_BIT, &map->address);
+		item->address = (item->address & ~ITEM_PGOFF) | ITEM_RELINK;
+	}
 	if (item && ksm_page_settled(item, folio)) {
 		*settled = true;
 	} else if (PageHWPoison(fw.page)) {
@@ -3777,11 +4038,12 @@ static unsigned int ksm_scan(unsigned int nr)
 	ksm_cursor.busy_us += ksm_busy_slept_us;
 	ksm_busy_slept_us = 0;
 	left = ksm_scan_pages(nr);
-	/* Only a batch has a spare: slab counts stay those of the records. */
+	/* Only a batch has spares: slab counts stay those of the records. */
 	if (ksm_spare) {
 		kmem_cache_free(ksm_item_cache, ksm_spare);
 		ksm_spare = NULL;
 	}
+	ksm_free_spare_chunks();
 	return left;
 }
 
@@ -4411,16 +4673,16 @@ static bool ksm_anon_vma_lock(struct anon_vma *anon_vma,
 }
 
 /*
- * Which page offsets of @anon_vma (locked) to look at for @item's
- * mappings: the one it recorded, if @item's own VMA is found there;
- * otherwise all of them, from then on.  The recorded offset is wrong
+ * Which page offsets of @anon_vma (locked) to look at for @map's
+ * mappings: with ITEM_PGOFF, the address's page number, if @map's own VMA
+ * is found there; otherwise all of them, from then on.  The offset is wrong
  * when a swapped-out KSM page was moved by mremap and swapped in again
  * before ksmd met it (see ksm_page_at()), or when the area was unmapped.
  *
  * Migration walks the mappings twice, once to put migration entries in
  * and once to take them out, and the second walk must reach every entry
  * the first one made, or one is left behind for good.  So the choice
- * never depends on what the caller wants, and once wide an item stays
+ * never depends on what the caller wants, and once wide a map stays
  * wide: the VMAs may change between the two walks (mmap_lock is not
  * held), and a VMA mapped at the recorded offset in between must not
  * narrow the second walk.  ITEM_PGOFF is only ever set under the KSM
@@ -4428,9 +4690,9 @@ static bool ksm_anon_vma_lock(struct anon_vma *anon_vma,
  * here (under that lock) and by ksm_page_at(), and clearing it only
  * widens.
  */
-static void ksm_item_pgoffs(struct ksm_item *item, unsigned long address,
-			    struct anon_vma *anon_vma, pgoff_t *first,
-			    pgoff_t *last)
+static void ksm_map_pgoffs(struct ksm_map *map, unsigned long address,
+			   struct anon_vma *anon_vma, pgoff_t *first,
+			   pgoff_t *last)
 {
 	unsigned long addr = address & PAGE_MASK;
 	struct anon_vma_chain *avc;
@@ -4440,18 +4702,18 @@ static void ksm_item_pgoffs(struct ksm_item *item, unsigned long address,
 	*last = ULONG_MAX;
 	if (!(address & ITEM_PGOFF))
 		return;
-	pgoff = (addr >> PAGE_SHIFT) + item->pgoff_delta;
+	pgoff = addr >> PAGE_SHIFT;
 	anon_vma_interval_tree_foreach(avc, &anon_vma->rb_root, pgoff, pgoff) {
 		struct vm_area_struct *vma = avc->vma;
 
-		if (vma->vm_mm == item_mm(item) && addr >= vma->vm_start &&
+		if (vma->vm_mm == map->kmm->slot.mm && addr >= vma->vm_start &&
 		    addr < vma->vm_end) {
 			*first = pgoff;
 			*last = pgoff;
 			return;
 		}
 	}
-	WRITE_ONCE(item->address, READ_ONCE(item->address) & ~ITEM_PGOFF);
+	clear_bit(ITEM_PGOFF_BIT, &map->address);
 }
 
 /*
@@ -4465,19 +4727,29 @@ static bool ksm_rmap_rounds(struct folio *folio, struct ksm_stable *stable,
 	int round;
 
 	for (round = 0; round < 2; round++) {
-		struct ksm_item *item;
+		struct ksm_chunk *chunk = NULL;
+		unsigned int left, i = 0;
 
-		hlist_for_each_entry(item, &stable->items, link) {
-			unsigned long address = READ_ONCE(item->address);
-			unsigned long addr = address & PAGE_MASK;
-			struct anon_vma *anon_vma = item->anon_vma;
+		for (left = stable->nr_items; left; left--) {
+			struct ksm_map *map;
+			unsigned long address, addr;
+			struct anon_vma *anon_vma;
 			struct anon_vma_chain *avc;
 			pgoff_t first, last;
 
+			if (!i) {
+				/* The newest chunk, then full ones. */
+				chunk = chunk ? chunk->next : stable->chunks;
+				i = chunk_fill(left);
+			}
+			map = &chunk->map[--i];
+			address = READ_ONCE(map->address);
+			addr = address & PAGE_MASK;
+			anon_vma = map->anon_vma;
 			cond_resched();
 			if (!ksm_anon_vma_lock(anon_vma, rwc))
 				return true;
-			ksm_item_pgoffs(item, address, anon_vma, &first, &last);
+			ksm_map_pgoffs(map, address, anon_vma, &first, &last);
 			anon_vma_interval_tree_foreach(avc, &anon_vma->rb_root,
 						       first, last) {
 				struct vm_area_struct *vma = avc->vma;
@@ -4486,7 +4758,7 @@ static bool ksm_rmap_rounds(struct folio *folio, struct ksm_stable *stable,
 				cond_resched();
 				if (addr < vma->vm_start || addr >= vma->vm_end)
 					continue;
-				own = vma->vm_mm == item_mm(item);
+				own = vma->vm_mm == map->kmm->slot.mm;
 				if (round == own)
 					continue;
 				if (rwc->invalid_vma &&
@@ -4509,10 +4781,10 @@ static bool ksm_rmap_rounds(struct folio *folio, struct ksm_stable *stable,
  * @folio: the KSM page, locked
  * @rwc: what to do with each mapping
  *
- * The mappings are found through the items of the page's stable node,
+ * The mappings are found through the maps of the page's stable node,
  * each with the anon_vma of the VMA it was merged in, locked for read.
- * Each item's own mm comes first; a second round finds the children
- * forked since, which share that anon_vma but may have no item yet.
+ * Each map's own mm comes first; a second round finds the children
+ * forked since, which share that anon_vma but may have no map yet.
  */
 void rmap_walk_ksm(struct folio *folio, struct rmap_walk_control *rwc)
 {
@@ -4591,7 +4863,7 @@ void collect_procs_ksm(struct folio *folio, struct page *page,
  *    knows the contents are equal without reading the poisoned page
  *    (on real hardware a read of it is a machine check).  The node takes
  *    a new frame holding a copy of the healthy page, and every mapping
- *    moves to it, as migration would move them: the items, the tree and
+ *    moves to it, as migration would move them: the maps, the tree and
  *    the counters do not change, and max_page_sharing still holds.
  *  - a clean page in the swap cache: its swap slot holds the content.
  *    That is memory_failure()'s own case: it turns the mappings into swap
@@ -4602,7 +4874,7 @@ void collect_procs_ksm(struct folio *folio, struct page *page,
  * Whenever the frame keeps no mapping, or has no copy, the poisoned page
  * must never be mapped again: a node left with it leaves the stable tree
  * and its group at once, so that no search reads it and no page merges
- * into it.  Its items stay, for the rmap walks of
+ * into it.  Its maps stay, for the rmap walks of
  * memory_failure() that follow, and go as the scanner or exit meets them.
  */
 
@@ -4696,7 +4968,7 @@ static bool stable_heal(struct ksm_stable *stable, struct folio *folio,
 	folio_unlock(copy);
 	folio_put(copy);
 	/*
-	 * The node's items are the copy's, under its lock now.  A mapping
+	 * The node's maps are the copy's, under its lock now.  A mapping
 	 * that this walk did not reach, memory_failure()'s would not either.
 	 */
 	folio_set_stable(folio, NULL);
@@ -4784,18 +5056,19 @@ void folio_migrate_ksm(struct folio *newfolio, struct folio *folio)
  * ksm_process_profit - memory KSM saves @mm, less what it costs
  * @mm: the mm
  *
- * What it costs: a record for each tracked page, and a full item for each
- * mapping of a KSM page (those in this pass's unstable tree, for a pass,
+ * What it costs: a record for each tracked page, and a map for each
+ * mapping of a KSM page (its share of a chunk's header and room, 4 to 8
+ * bytes, and the full items of this pass's unstable tree, for a pass,
  * are left out).
  *
- * Return: bytes; negative when the items cost more than the merges save.
+ * Return: bytes; negative when the records cost more than the merges save.
  */
 long ksm_process_profit(struct mm_struct *mm)
 {
 	return (long)(mm->ksm_merging_pages + mm_ksm_zero_pages(mm)) *
 	       PAGE_SIZE - (long)(mm->ksm_rmap_items * KSM_REC_BYTES +
 				  mm->ksm_merging_pages *
-				  sizeof(struct ksm_item));
+				  sizeof(struct ksm_map));
 }
 
 /* ---------------------------------------------------------------------- */
@@ -5376,13 +5649,14 @@ static long ksm_pages_volatile_now(void)
 KSM_SHOW(pages_volatile, "%ld", ksm_pages_volatile_now())
 KSM_ATTR_RO(pages_volatile);
 
-/* What KSM saves, less what its records and items cost. */
+/* What KSM saves, less what its records, items and maps cost. */
 static long ksm_general_profit_now(void)
 {
 	return (long)(READ_ONCE(ksm_pages_sharing) +
 		      atomic_long_read(&ksm_zero_pages)) * PAGE_SIZE -
 	       (long)(READ_ONCE(ksm_items) * KSM_REC_BYTES +
-		      READ_ONCE(ksm_full_items) * sizeof(struct ksm_item));
+		      READ_ONCE(ksm_full_items) * sizeof(struct ksm_item) +
+		      READ_ONCE(ksm_chunk_bytes));
 }
 
 KSM_SHOW(general_profit, "%ld", ksm_general_profit_now())
@@ -5515,6 +5789,7 @@ static void __init ksm_sysfs_exit(void)
 static int __init ksm_init(void)
 {
 	int err = -ENOMEM;
+	unsigned int c;
 
 	/* Their sizes are the memory cost of KSM: keep them there. */
 	BUILD_BUG_ON(IS_ENABLED(CONFIG_64BIT) && sizeof(struct ksm_item) > 56);
@@ -5527,6 +5802,16 @@ static int __init ksm_init(void)
 	BUILD_BUG_ON(IS_ENABLED(CONFIG_64BIT) && KSM_REC_BYTES > 16);
 	BUILD_BUG_ON(IS_ENABLED(CONFIG_64BIT) &&
 		     sizeof(struct ksm_stable) > 72);
+	/* A map and its chunks (see "Maps"): 64, 128, 256, 448 bytes. */
+	BUILD_BUG_ON(IS_ENABLED(CONFIG_64BIT) && sizeof(struct ksm_map) > 24);
+	BUILD_BUG_ON(struct_size_t(struct ksm_chunk, map, 2) > 64);
+	BUILD_BUG_ON(struct_size_t(struct ksm_chunk, map, 16) > 448);
+	/* A map's index in its chunk, and the ITEM_* bits, below the page */
+	BUILD_BUG_ON(MAP_SLOT_SHIFT + 4 > PAGE_SHIFT);
+	BUILD_BUG_ON(MAP_SLOT_SHIFT <= ITEM_RELINK_BIT);
+	BUILD_BUG_ON(16 > 1 + (MAP_SLOT_MASK >> MAP_SLOT_SHIFT));
+	/* A slot's pointer to a map is no xarray internal entry. */
+	BUILD_BUG_ON(__alignof__(struct ksm_map) < 4);
 	/* ksm_item.nid, ksm_stable.nid */
 	BUILD_BUG_ON(MAX_NUMNODES > (1 << 15));
 
@@ -5545,6 +5830,20 @@ static int __init ksm_init(void)
 	if (!ksm_item_cache || !ksm_pass_cache || !ksm_stable_cache ||
 	    !ksm_mm_cache)
 		goto out_caches;
+	for (c = 0; c < KSM_CHUNK_CLASSES; c++) {
+		static const char * const names[KSM_CHUNK_CLASSES] = {
+			"ksm_chunk2", "ksm_chunk4", "ksm_chunk10", "ksm_chunk16"
+		};
+
+		size_t size = struct_size_t(struct ksm_chunk, map,
+					    chunk_cap[c]);
+
+		ksm_chunk_cache[c] = kmem_cache_create(names[c], size,
+						       KSM_CHUNK_ALIGN,
+						       SLAB_NO_MERGE, NULL);
+		if (!ksm_chunk_cache[c])
+			goto out_caches;
+	}
 
 	err = ksm_sysfs_init();
 	if (err)
@@ -5563,6 +5862,8 @@ static int __init ksm_init(void)
 	return 0;
 
 out_caches:
+	for (c = 0; c < KSM_CHUNK_CLASSES; c++)
+		kmem_cache_destroy(ksm_chunk_cache[c]);
 	kmem_cache_destroy(ksm_mm_cache);
 	kmem_cache_destroy(ksm_stable_cache);
 	kmem_cache_destroy(ksm_pass_cache);
