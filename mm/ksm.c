@@ -179,7 +179,6 @@
 #define ITEM_SEEN	BIT(2)	/* @checksum holds a page seen before */
 #define ITEM_PGOFF_BIT	3	/* stable: the mapping's page offset is ... */
 #define ITEM_PGOFF	BIT(ITEM_PGOFF_BIT)	/* ... the address's page number */
-#define ITEM_PASS	BIT(4)	/* from ksm_pass_cache (see item_rehome()) */
 #define ITEM_RELINK_BIT	5
 #define ITEM_RELINK	BIT(ITEM_RELINK_BIT) /* stable: another VMA's now */
 #define MAP_SLOT_SHIFT	6	/* a map's index in its chunk: 4 bits */
@@ -467,8 +466,7 @@ static struct rb_root *ksm_node_stable_trees;	/* merge_across_nodes = 0 */
 static struct rb_root *ksm_node_unstable_trees;
 #endif
 
-static struct kmem_cache *ksm_item_cache;	/* the spare */
-static struct kmem_cache *ksm_pass_cache;	/* unstable tree items */
+static struct kmem_cache *ksm_item_cache;	/* unstable tree, the spare */
 static struct kmem_cache *ksm_stable_cache;
 static struct kmem_cache *ksm_mm_cache;
 static struct kmem_cache *ksm_chunk_cache[KSM_CHUNK_CLASSES];
@@ -627,10 +625,9 @@ static inline struct mm_struct *item_mm(const struct ksm_item *item)
  * A full item (56 bytes) exists only while the page is in the unstable
  * tree, a map (see "Maps") while it maps a KSM page, and its slot then
  * points to that.  The scanner fills a record or a map into a spare item
- * (cursor_item()), works on that, and then either keeps it (or a copy in
- * the cache of its tree, see item_rehome()), if it joined the unstable
- * tree, or drops it if it is linked to a KSM page (its map is made), or
- * folds it back into the record (item_settle()).  At the end
+ * (cursor_item()), works on that, and then either keeps it, if it joined
+ * the unstable tree, or drops it if it is linked to a KSM page (its map
+ * is made), or folds it back into the record (item_settle()).  At the end
  * of a pass its unstable tree is folded back into records, a few at a
  * time (ksm_drain_unstable()): a tree lives one pass, so its items do.
  *
@@ -739,15 +736,10 @@ static void rec_set(struct ksm_mm *kmm, unsigned long addr, void *entry)
 	rec_store(&xas, entry);
 }
 
-static struct kmem_cache *item_cache(const struct ksm_item *item)
-{
-	return item->address & ITEM_PASS ? ksm_pass_cache : ksm_item_cache;
-}
-
 static void item_free(struct ksm_item *item)
 {
 	ksm_full_items--;
-	kmem_cache_free(item_cache(item), item);
+	kmem_cache_free(ksm_item_cache, item);
 }
 
 /* Maps a chunk of each class holds (see "Maps"). */
@@ -1617,54 +1609,12 @@ static bool item_in_tree(const struct ksm_item *item)
 }
 
 /*
- * Items live in two caches: ksm_pass_cache holds those in an unstable
- * tree, which all go when the pass ends, and ksm_item_cache the spare,
- * which goes at the end of each batch.  Mixed in one cache, the spares
- * would keep slabs of the pass's items from being freed.  So an item in
- * the tree moves to ksm_pass_cache once ksmd is done with its page
- * (item_settle()): a move costs an allocation and a copy, but the spare
- * is left behind as the spare, so a page that goes into the unstable
- * tree allocates one item as before.  (A mapping of a KSM page has a
- * map, in its node's chunks: see "Maps".)
+ * Items live in one cache, ksm_item_cache, and die young: those of the
+ * unstable tree when the pass ends, the spare at the end of each batch.
+ * (A mapping of a KSM page, which may live as long as the page, has a map
+ * in chunks of their own: see "Maps".)  A page that goes into the
+ * unstable tree keeps the spare, and the next page takes a new one.
  */
-static struct ksm_item *item_alloc_other(const struct ksm_item *item)
-{
-	/* No reclaim under ksm_lock: an item that cannot move just stays. */
-	return kmem_cache_alloc(item->address & ITEM_PASS ? ksm_item_cache :
-				ksm_pass_cache, GFP_NOWAIT | __GFP_NOWARN);
-}
-
-/* Fill @copy, from the other cache, with @item. */
-static void item_copy(struct ksm_item *copy, const struct ksm_item *item)
-{
-	*copy = *item;
-	copy->address ^= ITEM_PASS;
-}
-
-/*
- * item_rehome - move an item that is in the unstable tree to its cache
- * @item: an item in this pass's unstable tree
- *
- * Returns the item in its new place, or @item if it stays: it is in its
- * cache already, or could not move just now.  The caller makes the slot
- * point to it and frees @item.
- */
-static struct ksm_item *item_rehome(struct ksm_item *item)
-{
-	struct ksm_item *copy;
-
-	if (item->address & ITEM_PASS)
-		return item;
-	copy = item_alloc_other(item);
-	if (!copy)
-		return item;
-	item_copy(copy, item);
-	/* The tree is ours alone: ksmd holds ksm_lock. */
-	rb_replace_node(&item->rb, &copy->rb, &ksm_unstable_trees[item->nid]);
-	/* It may be the spare: it is in no tree now. */
-	item->address &= ~ITEM_UNSTABLE;
-	return copy;
-}
 
 /* Put @entry in the slot of @item's page. */
 static void item_slot_set(struct ksm_item *item, void *entry)
@@ -1685,15 +1635,13 @@ static void item_slot_set(struct ksm_item *item, void *entry)
  * @item: an item that ksmd worked on: its mm's full item for the page, or
  *	ksm_spare filled from the page's record or map
  *
- * An item in the unstable tree stays, in the cache of its tree
- * (item_rehome()), and its slot points to it; one linked to a KSM page
- * goes, its map and slot made already (stable_link()); one in neither is
- * folded back into the slot's record, and goes.
+ * An item in the unstable tree stays, and its slot points to it; one
+ * linked to a KSM page goes, its map and slot made already
+ * (stable_link()); one in neither is folded back into the slot's record,
+ * and goes.
  */
 static void item_settle(struct ksm_item *item)
 {
-	struct ksm_item *kept;
-
 	/* Linked: its map holds the mapping, and its slot points there. */
 	if (item->address & ITEM_STABLE) {
 		if (item != ksm_spare)
@@ -1706,17 +1654,13 @@ static void item_settle(struct ksm_item *item)
 			item_free(item);
 		return;
 	}
-	kept = item_rehome(item);
-	if (kept != item || (item == ksm_spare && !ksm_spare_in_slot))
-		item_slot_set(item, kept);
 	if (item == ksm_spare) {
-		/* In a tree, or copied there: a full item more. */
+		/* In the tree: a full item more, and no spare. */
+		if (!ksm_spare_in_slot)
+			item_slot_set(item, item);
 		ksm_spare_in_slot = false;
 		ksm_full_items++;
-		if (kept == item)
-			ksm_spare = NULL;
-	} else if (kept != item) {
-		kmem_cache_free(item_cache(item), item);
+		ksm_spare = NULL;
 	}
 }
 
@@ -5819,16 +5763,11 @@ static int __init ksm_init(void)
 	ksm_new_sums_reset(0);
 	ksm_new_sums_reset(1);
 
-	/* Unmerged: each keeps its own slabs (see item_rehome()). */
+	/* Unmerged: its slabs empty when a pass ends. */
 	ksm_item_cache = KMEM_CACHE(ksm_item, SLAB_NO_MERGE);
-	ksm_pass_cache = kmem_cache_create("ksm_pass_item",
-					   sizeof(struct ksm_item),
-					   __alignof__(struct ksm_item),
-					   SLAB_NO_MERGE, NULL);
 	ksm_stable_cache = KMEM_CACHE(ksm_stable, 0);
 	ksm_mm_cache = KMEM_CACHE(ksm_mm, 0);
-	if (!ksm_item_cache || !ksm_pass_cache || !ksm_stable_cache ||
-	    !ksm_mm_cache)
+	if (!ksm_item_cache || !ksm_stable_cache || !ksm_mm_cache)
 		goto out_caches;
 	for (c = 0; c < KSM_CHUNK_CLASSES; c++) {
 		static const char * const names[KSM_CHUNK_CLASSES] = {
@@ -5866,7 +5805,6 @@ out_caches:
 		kmem_cache_destroy(ksm_chunk_cache[c]);
 	kmem_cache_destroy(ksm_mm_cache);
 	kmem_cache_destroy(ksm_stable_cache);
-	kmem_cache_destroy(ksm_pass_cache);
 	kmem_cache_destroy(ksm_item_cache);
 	return err;
 }

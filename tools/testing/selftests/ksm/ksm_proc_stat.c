@@ -203,13 +203,10 @@ static long slab_objects(const char *name)
 	return found;
 }
 
-/* Items in use, of both caches (see linked_maps_leave_no_holes). */
+/* Items in use (none between passes, see linked_maps_leave_no_holes). */
 static long item_objects(void)
 {
-	long items = slab_objects("ksm_item");
-	long pass = slab_objects("ksm_pass_item");
-
-	return items < 0 || pass < 0 ? -1 : items + pass;
+	return slab_objects("ksm_item");
 }
 
 #define REST_PAGES	65536	/* 256 MiB */
@@ -223,7 +220,7 @@ static long item_objects(void)
  * pass, and ksmd sleeps 15 s after it, so the pass's unstable tree has
  * been folded back into records when we look): where /proc/slabinfo
  * lists our caches, as objects of radix_tree_node (the xarray's nodes)
- * and of ksm_item and ksm_pass_item (none is left); else as the growth
+ * and of ksm_item (none is left); else as the growth
  * of Slab, which a debug allocator would swell (KASAN's quarantine, red
  * zones).
  */
@@ -308,7 +305,7 @@ static bool slab_fill(const char *name, long *active, long *total)
  * maps) and the rest unique, interleaved so that a shared cache would
  * leave every slab half empty.  Between two passes, where /proc/slabinfo
  * lists our caches (the debug kernel): ksm_chunk2's slots are at least
- * 90 % in use and ksm_pass_item holds nothing.  Else Slab grows by at
+ * 90 % in use and ksm_item holds nothing.  Else Slab grows by at
  * most 52 bytes a tracked page: a record (9), half a 64-byte chunk (16)
  * and a quarter of a 72-byte stable node (18) make 43; upstream's take
  * 64 bytes for the rmap item alone.
@@ -339,16 +336,16 @@ TEST_F_TIMEOUT(stat, linked_maps_leave_no_holes, KSM_TEST_TIMEOUT)
 	slab1 = slab_kb();
 	listed = slab_fill("ksm_chunk2", &active, &total);
 	if (listed)
-		ASSERT_TRUE(slab_fill("ksm_pass_item", &pass_active,
+		ASSERT_TRUE(slab_fill("ksm_item", &pass_active,
 				      &pass_total))
-			TH_LOG("slabinfo has no ksm_pass_item cache");
+			TH_LOG("slabinfo has no ksm_item cache");
 	ASSERT_EQ(0, ksm_set("run", 0));
 
 	ASSERT_EQ(0, read_stat(self->w.pid, &v));
 	EXPECT_EQ(MIX_PAGES, v.rmap_items);
 	EXPECT_EQ(MIX_PAGES / 2, v.merging_pages);
 	if (listed) {
-		TH_LOG("ksm_chunk2 %ld of %ld slots in use, ksm_pass_item %ld of %ld",
+		TH_LOG("ksm_chunk2 %ld of %ld slots in use, ksm_item %ld of %ld",
 		       active, total, pass_active, pass_total);
 		EXPECT_LE(MIX_PAGES / 2, active);
 		EXPECT_GE(active * 10, total * 9);

@@ -1767,9 +1767,10 @@ static void read_counters(long *c)
 }
 
 static const char * const slab_names[] = {
-	"ksm_item", "ksm_pass_item", "ksm_stable", "ksm_mm"
+	"ksm_item", "ksm_stable", "ksm_mm", "ksm_chunk2", "ksm_chunk4",
+	"ksm_chunk10", "ksm_chunk16"
 };
-#define NR_SLABS 4
+#define NR_SLABS 7
 
 /*
  * In-use objects of our caches, from /proc/slabinfo after a shrink (which
