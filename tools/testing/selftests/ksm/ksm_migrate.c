@@ -6,7 +6,9 @@
  * shared by all, stays a KSM page that newcomers join; a KSM page shared
  * by two processes moves only with MPOL_MF_MOVE_ALL.  With
  * merge_across_nodes=0, a KSM page moved to another node serves only
- * that node.  Needs two NUMA nodes with memory (numa=fake=2).
+ * that node.  A KSM page mapped by forty processes, some of them gone
+ * since, still moves as a whole.  Needs two NUMA nodes with memory
+ * (numa=fake=2).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -22,9 +24,13 @@
 #define MPOL_MF_MOVE	(1 << 1)
 #define MPOL_MF_MOVE_ALL (1 << 2)
 
+/* many_mappers_after_unlinks: mappings of each KSM page, 2+4+10+16+8 */
+#define MANY		40
+#define MANY_PAGES	4
+
 FIXTURE(migrate) {
 	struct ksm_saved saved;
-	struct ksm_worker w[3];
+	struct ksm_worker w[MANY];
 };
 
 FIXTURE_SETUP(migrate)
@@ -202,6 +208,73 @@ TEST_F_TIMEOUT(migrate, per_node_after_move, KSM_TEST_TIMEOUT)
 			       i);
 	}
 	for (i = 0; i < 3; i++) {
+		EXPECT_EQ(0, worker_check(&self->w[i]));
+	}
+}
+
+/*
+ * The mappings of a KSM page are kept in chunks of 2, 4, 10, then 16 maps
+ * (see "Maps" in Documentation/mm/ksm.rst), and a mapping that goes
+ * leaves its place to another.  Forty processes map each of four KSM
+ * pages; a third of them exit and another third write two of the pages,
+ * and ksmd forgets those mappings, moving others about.  Then migration
+ * moves the KSM pages: only if its rmap walks find every mapping left,
+ * and nothing else, do all of them follow, to one frame on the other node
+ * with the content intact.
+ */
+TEST_F_TIMEOUT(migrate, many_mappers_after_unlinks, KSM_TEST_TIMEOUT)
+{
+	struct same_frames sf = { self->w, MANY, 0, MANY_PAGES };
+	uint64_t *tags = make_tags(MANY_PAGES, 0x3d0000);
+	unsigned long old[MANY_PAGES], pfn;
+	int nodes[MANY_PAGES], status[MANY_PAGES];
+	void *pages[MANY_PAGES];
+	struct ksm_counters c;
+	size_t i, j;
+
+	ASSERT_NE(NULL, tags);
+	for (i = 0; i < MANY; i++)
+		ASSERT_EQ(0, worker_start_node(&self->w[i], tags, MANY_PAGES,
+					       0));
+	free(tags);
+	ASSERT_EQ(0, ksm_set("run", 1));
+	ASSERT_EQ(0, ksm_wait_for(frames_shared, &sf, KSM_WAIT_SECS));
+	ASSERT_EQ(0, ksm_set("run", 0));
+	for (i = 1; i < MANY; i += 3)
+		ASSERT_EQ(0, worker_stop(&self->w[i]));
+	for (i = 2; i < MANY; i += 3)
+		for (j = 0; j < 2; j++)
+			ASSERT_EQ(0, worker_write(&self->w[i], j,
+						  0x3e0000 + 2 * i + j));
+	ASSERT_EQ(0, ksm_set("run", 1));
+	ASSERT_EQ(0, ksm_wait_scans(2, KSM_WAIT_SECS));
+	ASSERT_EQ(0, ksm_stop_and_read(&c));
+	/* Pages 0 and 1 of 14 processes left, 2 and 3 of 27. */
+	EXPECT_EQ(MANY_PAGES, c.shared);
+	EXPECT_EQ(2 * 13 + 2 * 26, c.sharing);
+
+	ASSERT_EQ(0, worker_pfns(&self->w[0], old));
+	for (i = 0; i < MANY_PAGES; i++) {
+		pages[i] = self->w[0].addr + i * page_size;
+		nodes[i] = 1;
+	}
+	ASSERT_EQ(0, syscall(SYS_move_pages, self->w[0].pid, MANY_PAGES,
+			     pages, nodes, status, MPOL_MF_MOVE_ALL));
+	for (i = 0; i < MANY_PAGES; i++) {
+		EXPECT_EQ(1, status[i]) TH_LOG("page %zu: status %d", i,
+					       status[i]);
+		EXPECT_NE(old[i], worker_pfn(&self->w[0], i));
+	}
+	for (i = 0; i < MANY; i++) {
+		if (!self->w[i].pid)
+			continue;
+		for (j = i % 3 ? 2 : 0; j < MANY_PAGES; j++) {
+			pfn = worker_pfn(&self->w[0], j);
+			EXPECT_EQ(pfn, worker_pfn(&self->w[i], j))
+				TH_LOG("process %zu, page %zu left behind", i, j);
+			EXPECT_EQ(1, page_node(self->w[i].pid,
+					       self->w[i].addr + j * page_size));
+		}
 		EXPECT_EQ(0, worker_check(&self->w[i]));
 	}
 }

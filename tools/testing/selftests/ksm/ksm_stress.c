@@ -1770,7 +1770,8 @@ static const char * const slab_names[] = {
 	"ksm_item", "ksm_stable", "ksm_mm", "ksm_chunk2", "ksm_chunk4",
 	"ksm_chunk10", "ksm_chunk16"
 };
-#define NR_SLABS 7
+
+#define NR_SLABS ((int)(sizeof(slab_names) / sizeof(slab_names[0])))
 
 /*
  * In-use objects of our caches, from /proc/slabinfo after a shrink (which
