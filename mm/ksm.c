@@ -215,6 +215,8 @@
  * @domain: when unstable, the merge domain the page was inserted for
  * @stable: when stable, the KSM page's node
  * @anon_vma: when stable, the anon_vma to search for the mapping
+ * @map: when stable, the map it is a copy of (maps move only when one of
+ *	their node's goes, and ksmd works on one page at a time)
  *
  * A page is tracked by a record in its mm's xarray (see "Records"
  * below); only a page in this pass's unstable tree needs the links of a
@@ -240,6 +242,7 @@ struct ksm_item {
 		struct {
 			struct ksm_stable *stable;
 			struct anon_vma *anon_vma;
+			struct ksm_map *map;
 		};
 	};
 };
@@ -736,6 +739,20 @@ static void rec_set(struct ksm_mm *kmm, unsigned long addr, void *entry)
 	rec_store(&xas, entry);
 }
 
+/* Put @entry in the slot of @item's page. */
+static void item_slot_set(struct ksm_item *item, void *entry)
+{
+	if (item == ksm_spare && ksm_spare_in_slot) {
+		xas_lock(&ksm_spare_slot);
+		VM_WARN_ON_ONCE(xas_reload(&ksm_spare_slot) != item);
+		xas_store(&ksm_spare_slot, entry);
+		xas_unlock(&ksm_spare_slot);
+		ksm_spare_in_slot = false;
+	} else {
+		rec_set(item->kmm, item_address(item), entry);
+	}
+}
+
 static void item_free(struct ksm_item *item)
 {
 	ksm_full_items--;
@@ -753,7 +770,7 @@ static inline unsigned int chunk_bytes(unsigned int c)
 }
 
 /* The class of the newest chunk of a node with @n >= 1 maps. */
-static inline unsigned int chunk_class(unsigned int n)
+static __always_inline unsigned int chunk_class(unsigned int n)
 {
 	if (n <= 2)
 		return 0;
@@ -763,7 +780,7 @@ static inline unsigned int chunk_class(unsigned int n)
 }
 
 /* How many maps the newest chunk of a node with @n >= 1 maps holds. */
-static inline unsigned int chunk_fill(unsigned int n)
+static __always_inline unsigned int chunk_fill(unsigned int n)
 {
 	if (n <= 2)
 		return n;
@@ -802,6 +819,7 @@ static void item_from_map(struct ksm_item *item, struct ksm_map *map)
 	item->kmm = map->kmm;
 	item->stable = stable;
 	item->anon_vma = map->anon_vma;
+	item->map = map;
 }
 
 static inline struct ksm_stable *folio_stable(struct folio *folio)
@@ -1151,7 +1169,7 @@ static int stable_make_room(struct ksm_stable *stable)
 	return ksm_chunk_spare[c] ? 0 : -ENOMEM;
 }
 
-/* The chunks ksmd made ready and did not use: at the end of a batch. */
+/* The chunks ksmd made ready and did not use: at run=2. */
 static void ksm_free_spare_chunks(void)
 {
 	unsigned int c;
@@ -1211,9 +1229,8 @@ static void stable_link(struct ksm_stable *stable, struct ksm_item *item,
 	item->address |= map->address & (ITEM_STABLE | ITEM_PGOFF);
 	item->stable = stable;
 	item->anon_vma = anon_vma;
-	rec_set(item->kmm, addr, map);
-	if (item == ksm_spare)
-		ksm_spare_in_slot = false;
+	item->map = map;
+	item_slot_set(item, map);
 }
 
 /*
@@ -1255,26 +1272,33 @@ static void map_unlink(struct ksm_map *map)
 
 /*
  * @item, ksmd's working copy of a map, outlived it: it is an item in no
- * tree again, of checksum @sum (the KSM page's), and its slot points to it.
+ * tree again, of checksum @sum (the KSM page's).  Its slot points to the
+ * map's old place still: a full item's is pointed to it now; the spare's
+ * is left for item_settle() (or stable_link()), which stores in it
+ * anyway when ksmd is done with the page.  Nothing reads the slot of the
+ * page ksmd works on meanwhile: only its page's work is under way, and
+ * slots are read only at the cursor and where maps move or go, which
+ * this page's slot no longer knows of.
  */
 static void item_unlinked(struct ksm_item *item, u32 sum)
 {
 	item->address &= ~(ITEM_STABLE | ITEM_PGOFF | ITEM_RELINK);
 	item->checksum = sum;
-	rec_set(item->kmm, item_address(item), item);
 	if (item == ksm_spare)
 		ksm_spare_in_slot = false;
+	else
+		rec_set(item->kmm, item_address(item), item);
 }
 
 /* Undo stable_link(): the KSM page is locked, or gone. */
 static void stable_unlink(struct ksm_item *item)
 {
-	struct ksm_map *map = xa_load(&item->kmm->items,
-				      rec_index(item_address(item)));
+	struct ksm_map *map = item->map;
 	struct ksm_stable *stable = item->stable;
 
-	VM_WARN_ON_ONCE(!map || xa_is_value(map) || !entry_is_map(map) ||
-			map_chunk(map)->stable != stable);
+	VM_WARN_ON_ONCE(map_chunk(map)->stable != stable ||
+			map_address(map) != item_address(item) ||
+			map->kmm != item->kmm);
 	map_unlink(map);
 	item_unlinked(item, stable->checksum);
 }
@@ -1615,20 +1639,6 @@ static bool item_in_tree(const struct ksm_item *item)
  * in chunks of their own: see "Maps".)  A page that goes into the
  * unstable tree keeps the spare, and the next page takes a new one.
  */
-
-/* Put @entry in the slot of @item's page. */
-static void item_slot_set(struct ksm_item *item, void *entry)
-{
-	if (item == ksm_spare && ksm_spare_in_slot) {
-		xas_lock(&ksm_spare_slot);
-		VM_WARN_ON_ONCE(xas_reload(&ksm_spare_slot) != item);
-		xas_store(&ksm_spare_slot, entry);
-		xas_unlock(&ksm_spare_slot);
-		ksm_spare_in_slot = false;
-	} else {
-		rec_set(item->kmm, item_address(item), entry);
-	}
-}
 
 /*
  * item_settle - keep what ksmd knows of @item's page in its cheapest form
@@ -3982,12 +3992,14 @@ static unsigned int ksm_scan(unsigned int nr)
 	ksm_cursor.busy_us += ksm_busy_slept_us;
 	ksm_busy_slept_us = 0;
 	left = ksm_scan_pages(nr);
-	/* Only a batch has spares: slab counts stay those of the records. */
+	/*
+	 * Only a batch has a spare item: slab counts stay those of the
+	 * records.  The spare chunks, a few hundred bytes, stay until run=2.
+	 */
 	if (ksm_spare) {
 		kmem_cache_free(ksm_item_cache, ksm_spare);
 		ksm_spare = NULL;
 	}
-	ksm_free_spare_chunks();
 	return left;
 }
 
@@ -5156,6 +5168,7 @@ static int ksm_unmerge_everything(void)
 	 */
 	ksm_tidy_restart();
 	ksm_tidy.pending = false;
+	ksm_free_spare_chunks();
 	if (err == -EBUSY)
 		return 0;
 	/* Nothing is left: full_scans counts from 0 again, as upstream's. */

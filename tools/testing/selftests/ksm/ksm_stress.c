@@ -1771,7 +1771,7 @@ static const char * const slab_names[] = {
 	"ksm_chunk10", "ksm_chunk16"
 };
 
-#define NR_SLABS ((int)(sizeof(slab_names) / sizeof(slab_names[0])))
+#define NR_SLABS ((int)ARRAY_SIZE(slab_names))
 
 /*
  * In-use objects of our caches, from /proc/slabinfo after a shrink (which
