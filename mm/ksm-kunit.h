@@ -660,6 +660,34 @@ static void ksm_test_item_reaches(struct kunit *test)
 	KUNIT_EXPECT_FALSE(test, ksm_item_reaches(&item, vma, addr));
 }
 
+/*
+ * A node's chunks as chunk_class() and chunk_fill() lay them out, walked
+ * as ksm_rmap_rounds() walks them: the newest part full, every one before
+ * it full, all of them holding the node's maps exactly; and one map more
+ * takes a new chunk exactly when the newest is full (stable_link()).
+ */
+static void ksm_test_chunks(struct kunit *test)
+{
+	unsigned int n;
+
+	for (n = 1; n <= 300; n++) {
+		unsigned int left, fill, cap, seen = 0, chunks = 0;
+
+		for (left = n; left; left -= fill) {
+			fill = chunk_fill(left);
+			cap = chunk_cap[chunk_class(left)];
+			KUNIT_ASSERT_GE(test, fill, 1U);
+			KUNIT_ASSERT_LE(test, fill, cap);
+			if (chunks++)
+				KUNIT_ASSERT_EQ(test, fill, cap);
+			seen += fill;
+		}
+		KUNIT_EXPECT_EQ(test, seen, n);
+		KUNIT_EXPECT_EQ(test, chunk_fill(n + 1) == 1,
+				chunk_fill(n) == chunk_cap[chunk_class(n)]);
+	}
+}
+
 /* Start a walk of the test's tree by ksm_tidy_stable(). */
 static void ksm_test_tidy_start(struct ksm_test_tree *t, bool idle)
 {
@@ -764,6 +792,7 @@ static struct kunit_case ksm_test_cases[] = {
 	KUNIT_CASE(ksm_test_tidy),
 	KUNIT_CASE(ksm_test_new_sums),
 	KUNIT_CASE(ksm_test_item_reaches),
+	KUNIT_CASE(ksm_test_chunks),
 	{}
 };
 

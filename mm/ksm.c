@@ -291,14 +291,17 @@ struct ksm_stable {
  * address, mm and anon_vma, all that rmap_walk_ksm() and unlinking need.
  * The maps of a KSM page sit in chunks hanging off its stable node, and
  * the page's slot in its mm's xarray points to its map.  A node's chunks
- * hold 2, 4, 10, then 16 maps each (64, 128, 256 and 448 bytes with their
- * header), newest first, and only the newest is ever part full: a map
+ * hold 2, 2, 4, 8, then 16 maps each (64, 64, 112, 208, then 400 bytes
+ * with their header), newest first, and only the newest is ever part full: a map
  * joins it, and a map that goes takes the newest chunk's last map into its
  * place (rewriting that one's slot), so both are O(1) however many
  * mappings a page has (fork children join without limit).  Which chunk is
  * which size, and how full the first one is, follows from @nr_items
- * alone (chunk_class(), chunk_fill()).  A mapping costs 28 to 32 bytes
- * from 2 mappings up (53 at worst, the 17th), against a full item's 56.
+ * alone (chunk_class(), chunk_fill()).  A mapping costs 32 bytes where
+ * a page has 2, 4 or 32 mappings, 30 with 8, 28 with 16, 26 or less with
+ * 64 and more, 50 at worst (the 17th in a new chunk), and 64 for a page
+ * mapped once: never more than upstream's 64-byte rmap item (a full item
+ * cost 56).
  *
  * A map knows its chunk by its index there, in the MAP_SLOT bits of its
  * address; a slot tells a map (ITEM_STABLE set in its first word) from
@@ -312,7 +315,6 @@ struct ksm_stable {
  * stable_unlink() removes it and points the slot back to the item.
  */
 #define KSM_CHUNK_CLASSES	4
-#define KSM_CHUNK_ALIGN		64	/* room for MAP_SLOT, and no split lines */
 
 /**
  * struct ksm_map - a mapping of a KSM page
@@ -760,21 +762,24 @@ static void item_free(struct ksm_item *item)
 }
 
 /* Maps a chunk of each class holds (see "Maps"). */
-static const u8 chunk_cap[KSM_CHUNK_CLASSES] = { 2, 4, 10, 16 };
+static const u8 chunk_cap[KSM_CHUNK_CLASSES] = { 2, 4, 8, 16 };
 
 /* The slab a chunk of class @c takes. */
 static inline unsigned int chunk_bytes(unsigned int c)
 {
-	return ALIGN(struct_size_t(struct ksm_chunk, map, chunk_cap[c]),
-		     KSM_CHUNK_ALIGN);
+	return struct_size_t(struct ksm_chunk, map, chunk_cap[c]);
 }
 
-/* The class of the newest chunk of a node with @n >= 1 maps. */
+/*
+ * The class of the newest chunk of a node with @n >= 1 maps: its chunks
+ * hold 2, 2, 4, 8, then 16 maps each, so that the first 2^k maps fill
+ * chunks of 2^k in all.
+ */
 static __always_inline unsigned int chunk_class(unsigned int n)
 {
-	if (n <= 2)
+	if (n <= 4)
 		return 0;
-	if (n <= 6)
+	if (n <= 8)
 		return 1;
 	return n <= 16 ? 2 : 3;
 }
@@ -784,10 +789,8 @@ static __always_inline unsigned int chunk_fill(unsigned int n)
 {
 	if (n <= 2)
 		return n;
-	if (n <= 6)
-		return n - 2;
 	if (n <= 16)
-		return n - 6;
+		return n - (1U << (fls(n - 1) - 1));
 	return (n - 17) % 16 + 1;
 }
 
@@ -5759,10 +5762,12 @@ static int __init ksm_init(void)
 	BUILD_BUG_ON(IS_ENABLED(CONFIG_64BIT) && KSM_REC_BYTES > 16);
 	BUILD_BUG_ON(IS_ENABLED(CONFIG_64BIT) &&
 		     sizeof(struct ksm_stable) > 72);
-	/* A map and its chunks (see "Maps"): 64, 128, 256, 448 bytes. */
+	/* A map and its chunks (see "Maps"): 64, 112, 208, 400 bytes. */
 	BUILD_BUG_ON(IS_ENABLED(CONFIG_64BIT) && sizeof(struct ksm_map) > 24);
-	BUILD_BUG_ON(struct_size_t(struct ksm_chunk, map, 2) > 64);
-	BUILD_BUG_ON(struct_size_t(struct ksm_chunk, map, 16) > 448);
+	BUILD_BUG_ON(IS_ENABLED(CONFIG_64BIT) &&
+		     struct_size_t(struct ksm_chunk, map, 2) > 64);
+	BUILD_BUG_ON(IS_ENABLED(CONFIG_64BIT) &&
+		     struct_size_t(struct ksm_chunk, map, 16) > 400);
 	/* A map's index in its chunk, and the ITEM_* bits, below the page */
 	BUILD_BUG_ON(MAP_SLOT_SHIFT + 4 > PAGE_SHIFT);
 	BUILD_BUG_ON(MAP_SLOT_SHIFT <= ITEM_RELINK_BIT);
@@ -5784,14 +5789,13 @@ static int __init ksm_init(void)
 		goto out_caches;
 	for (c = 0; c < KSM_CHUNK_CLASSES; c++) {
 		static const char * const names[KSM_CHUNK_CLASSES] = {
-			"ksm_chunk2", "ksm_chunk4", "ksm_chunk10", "ksm_chunk16"
+			"ksm_chunk2", "ksm_chunk4", "ksm_chunk8", "ksm_chunk16"
 		};
 
 		size_t size = struct_size_t(struct ksm_chunk, map,
 					    chunk_cap[c]);
 
-		ksm_chunk_cache[c] = kmem_cache_create(names[c], size,
-						       KSM_CHUNK_ALIGN,
+		ksm_chunk_cache[c] = kmem_cache_create(names[c], size, 0,
 						       SLAB_NO_MERGE, NULL);
 		if (!ksm_chunk_cache[c])
 			goto out_caches;

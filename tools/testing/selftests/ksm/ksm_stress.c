@@ -1768,7 +1768,7 @@ static void read_counters(long *c)
 
 static const char * const slab_names[] = {
 	"ksm_item", "ksm_stable", "ksm_mm", "ksm_chunk2", "ksm_chunk4",
-	"ksm_chunk10", "ksm_chunk16"
+	"ksm_chunk8", "ksm_chunk16"
 };
 
 #define NR_SLABS ((int)ARRAY_SIZE(slab_names))
