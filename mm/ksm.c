@@ -298,8 +298,8 @@ struct ksm_stable {
  * mappings a page has (fork children join without limit).  Which chunk is
  * which size, and how full the first one is, follows from @nr_items
  * alone (chunk_class(), chunk_fill()).  A mapping costs 32 bytes where
- * a page has 2, 4 or 32 mappings, 30 with 8, 28 with 16, 26 or less with
- * 64 and more, 50 at worst (the 17th in a new chunk), and 64 for a page
+ * a page has 2 or 4 mappings, 30 with 8, 28 with 16, 27 or less with 32
+ * and more, 50 at worst (the 17th in a new chunk), and 64 for a page
  * mapped once: never more than upstream's 64-byte rmap item (a full item
  * cost 56).
  *
@@ -312,7 +312,8 @@ struct ksm_stable {
  *
  * The scanner works on a copy in an item (item_from_map()), as it does on
  * a record: stable_link() makes the map and points the slot to it,
- * stable_unlink() removes it and points the slot back to the item.
+ * stable_unlink() removes it, and item_settle() stores what the page's
+ * slot is to hold once ksmd is done with it (see item_unlinked()).
  */
 #define KSM_CHUNK_CLASSES	4
 
@@ -1276,9 +1277,10 @@ static void map_unlink(struct ksm_map *map)
 /*
  * @item, ksmd's working copy of a map, outlived it: it is an item in no
  * tree again, of checksum @sum (the KSM page's).  Its slot points to the
- * map's old place still: a full item's is pointed to it now; the spare's
- * is left for item_settle() (or stable_link()), which stores in it
- * anyway when ksmd is done with the page.  Nothing reads the slot of the
+ * map's old place still.  The spare's (a copy of a map is always the
+ * spare, or a stack copy that is never unlinked) is left for
+ * item_settle() (or stable_link()), which stores in it anyway when ksmd
+ * is done with the page; a full item's would be pointed to it now.  Nothing reads the slot of the
  * page ksmd works on meanwhile: only its page's work is under way, and
  * slots are read only at the cursor and where maps move or go, which
  * this page's slot no longer knows of.
