@@ -663,26 +663,34 @@ static void ksm_test_item_reaches(struct kunit *test)
 /*
  * A node's chunks as chunk_class() and chunk_fill() lay them out, walked
  * as ksm_rmap_rounds() walks them: the newest part full, every one before
- * it full, all of them holding the node's maps exactly; and one map more
- * takes a new chunk exactly when the newest is full (stable_link()).
+ * it full, all of them holding the node's maps exactly, each of the class
+ * chunk_class_at() gives its place; and one map more takes a new chunk
+ * exactly when the newest is full (stable_link()).
  */
 static void ksm_test_chunks(struct kunit *test)
 {
 	unsigned int n;
 
 	for (n = 1; n <= 300; n++) {
-		unsigned int left, fill, cap, seen = 0, chunks = 0;
+		unsigned int left, fill, cap, seen = 0, chunks = 0, j;
+		u8 class[32];
 
 		for (left = n; left; left -= fill) {
 			fill = chunk_fill(left);
 			cap = chunk_cap[chunk_class(left)];
 			KUNIT_ASSERT_GE(test, fill, 1U);
 			KUNIT_ASSERT_LE(test, fill, cap);
-			if (chunks++)
+			KUNIT_ASSERT_LT(test, chunks, ARRAY_SIZE(class));
+			if (chunks)
 				KUNIT_ASSERT_EQ(test, fill, cap);
+			class[chunks++] = chunk_class(left);
 			seen += fill;
 		}
 		KUNIT_EXPECT_EQ(test, seen, n);
+		/* A dead node's chunks are freed by their place alone. */
+		for (j = 0; j < chunks; j++)
+			KUNIT_EXPECT_EQ(test, chunk_class_at(j),
+					class[chunks - 1 - j]);
 		KUNIT_EXPECT_EQ(test, chunk_fill(n + 1) == 1,
 				chunk_fill(n) == chunk_cap[chunk_class(n)]);
 	}

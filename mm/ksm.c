@@ -96,7 +96,9 @@
  *	bits of a map change without it, atomically: ITEM_PGOFF, which the
  *	scanner and the rmap walk may clear (never set), and clearing it
  *	only makes rmap walks look at more VMAs; and ITEM_RELINK, which only
- *	ksmd reads, set by the scanner under the page table lock.
+ *	ksmd reads, set by the scanner under the page table lock.  A dead
+ *	node (one whose page is gone, see "Dead nodes") has no page to lock:
+ *	ksm_lock alone keeps its maps, which only ksmd reads.
  *
  * page table lock, anon_vma lock: as everywhere in mm.
  *
@@ -795,6 +797,16 @@ static __always_inline unsigned int chunk_fill(unsigned int n)
 	return (n - 17) % 16 + 1;
 }
 
+/*
+ * The class of a node's chunk, the @j-th oldest (from 0): the inverse of
+ * chunk_class(), for a node whose count no longer tells its layout (a
+ * dead one, see "Dead nodes").
+ */
+static __always_inline unsigned int chunk_class_at(unsigned int j)
+{
+	return j < 2 ? 0 : min(j - 1, KSM_CHUNK_CLASSES - 1);
+}
+
 static inline struct ksm_chunk *map_chunk(struct ksm_map *map)
 {
 	unsigned long slot = (map->address & MAP_SLOT_MASK) >> MAP_SLOT_SHIFT;
@@ -813,11 +825,20 @@ static inline bool entry_is_map(void *entry)
 	return READ_ONCE(*(unsigned long *)entry) & ITEM_STABLE;
 }
 
+/* The ->pfn of a node whose page is gone (see "Dead nodes"). */
+#define KSM_PFN_DEAD	ULONG_MAX
+
+static inline bool stable_dead(const struct ksm_stable *stable)
+{
+	return READ_ONCE(stable->pfn) == KSM_PFN_DEAD;
+}
+
 /* Fill @item, ksmd's working copy, from @map. */
 static void item_from_map(struct ksm_item *item, struct ksm_map *map)
 {
 	struct ksm_stable *stable = map_chunk(map)->stable;
 
+	VM_WARN_ON_ONCE(stable_dead(stable));
 	memset(item, 0, sizeof(*item));
 	item->address = READ_ONCE(map->address) & ~MAP_SLOT_MASK;
 	item->kmm = map->kmm;
@@ -1110,6 +1131,8 @@ static struct folio *stable_folio_get(struct ksm_stable *stable, bool lock)
 	unsigned long pfn;
 	struct folio *folio;
 
+	if (stable_dead(stable))
+		return NULL;
 again:
 	pfn = READ_ONCE(stable->pfn);
 	folio = ksm_pfn_folio(pfn);
@@ -1238,7 +1261,7 @@ static void stable_link(struct ksm_stable *stable, struct ksm_item *item,
 }
 
 /*
- * Take @map off its node, whose KSM page is locked, or gone: the newest
+ * Take @map off its node, whose KSM page is locked: the newest
  * chunk's last map takes its place, and that map's slot follows it.  The
  * slot of @map's own page is the caller's to rewrite.
  */
@@ -1295,7 +1318,7 @@ static void item_unlinked(struct ksm_item *item, u32 sum)
 		rec_set(item->kmm, item_address(item), item);
 }
 
-/* Undo stable_link(): the KSM page is locked, or gone. */
+/* Undo stable_link(): the KSM page is locked. */
 static void stable_unlink(struct ksm_item *item)
 {
 	struct ksm_map *map = item->map;
@@ -1381,42 +1404,152 @@ static void stable_tree_erase(struct ksm_stable *stable)
 	RB_CLEAR_NODE(&stable->rb);
 }
 
-static void stable_free(struct ksm_stable *stable)
+/* @stable leaves its tree, its group and the count of KSM pages. */
+static void stable_release(struct ksm_stable *stable)
 {
-	VM_WARN_ON_ONCE(stable->chunks);
 	stable_ungroup(stable);
 	if (!RB_EMPTY_NODE(&stable->rb))
 		stable_tree_erase(stable);
 	trace_ksm_remove_ksm_page(stable->pfn);
 	ksm_stable_nodes--;
+}
+
+static void stable_free(struct ksm_stable *stable)
+{
+	VM_WARN_ON_ONCE(stable->chunks);
+	stable_release(stable);
 	kmem_cache_free(ksm_stable_cache, stable);
 }
 
 /*
- * The KSM page of @stable is gone: forget every mapping of it.  Each
- * map's slot gets a record of the page's content, as it was, not "seen"
- * (ITEM_SEEN): a page that was merged is a candidate for the unstable
- * tree as soon as ksmd meets it again, whatever it holds then, as when
- * stable_unlink() unlinks it.  ksmd's working copy of one of the maps is
- * the caller's to mend (item_unlinked()).
+ * Dead nodes
+ *
+ * The KSM page of a node may go at any time: freed when its last mapping
+ * is written to or unmapped.  ksmd finds that out when it looks for the
+ * page (stable_folio_get()), at the latest when a pass ends and
+ * ksm_tidy_stable() looks at every node, and the node dies then
+ * (stable_drop_stale()): it leaves its tree, its group and the counters,
+ * each of its maps lets go of its anon_vma and its mm's
+ * ksm_merging_pages, and its ->pfn becomes KSM_PFN_DEAD.  Its maps stay
+ * in their chunks, though, and their slots point to them still, until
+ * ksmd meets each slot: the scanner at its cursor (rec_live()), or
+ * rec_drop() when the page's address or its mm goes.  Each such meeting
+ * turns the slot into a record of the page as it was (the node's
+ * checksum, not "seen": a candidate at once, as a page unlinked from a
+ * live node is) and takes one off @nr_items; the last one frees the
+ * node and its chunks (map_dead_put()).
+ *
+ * Rewriting every slot at once would cost an xarray descent and a store
+ * per mapping, under ksm_lock, at the end of each pass in which a
+ * process unmerged or rewrote its merged memory (madvise(MADV_UNMERGEABLE)
+ * of 100 MiB: 25600 of them, while the madvise waits for the CPU); the
+ * scanner stores to each of these slots when it meets them anyway.
+ *
+ * Nothing else can reach a dead node: no page points to it, and it is in
+ * no tree or group, so rmap walks, searches and the end-of-pass walk never
+ * meet it.  Its memory is the tenant's own pages' cost, kept until the
+ * next pass at most (or the exit of the mm, or the unmapping of the area,
+ * whose records go then), and still counted in general_profit
+ * (ksm_chunk_bytes) until freed.  A working copy of one of its maps
+ * (ksmd's spare) is mended with item_outlived().
+ */
+/* What the slot of a map of the dead @stable is to hold. */
+static inline void *stable_dead_record(const struct ksm_stable *stable)
+{
+	return xa_mk_value((unsigned long)(stable->checksum & REC_SUM_MASK) <<
+			   REC_SUM_SHIFT);
+}
+
+/* A slot pointed to @map, of a dead node, and does no longer. */
+static void map_dead_put(struct ksm_map *map)
+{
+	struct ksm_stable *stable = map_chunk(map)->stable;
+	struct ksm_chunk *chunk, *next;
+	unsigned int k = 0;
+
+	VM_WARN_ON_ONCE(!stable_dead(stable) || !stable->nr_items);
+	if (--stable->nr_items)
+		return;
+	for (chunk = stable->chunks; chunk; chunk = chunk->next)
+		k++;
+	for (chunk = stable->chunks; chunk; chunk = next) {
+		unsigned int c = chunk_class_at(--k);
+
+		next = chunk->next;
+		kmem_cache_free(ksm_chunk_cache[c], chunk);
+		ksm_chunk_bytes -= chunk_bytes(c);
+	}
+	kmem_cache_free(ksm_stable_cache, stable);
+}
+
+/*
+ * The KSM page of @stable is gone: the node dies (see "Dead nodes"), or
+ * goes at once if nothing maps it.  O(maps), with no store: a walk of the
+ * chunks.  The caller's working copy of one of the maps is the caller's
+ * to mend (item_outlived()).  Nothing to do for a node dead already.
  */
 static void stable_drop_stale(struct ksm_stable *stable)
 {
-	void *rec = xa_mk_value((unsigned long)(stable->checksum &
-						REC_SUM_MASK) << REC_SUM_SHIFT);
+	unsigned int n = stable->nr_items, left, fill, i;
+	struct ksm_chunk *chunk = stable->chunks;
 
-	while (stable->nr_items) {
-		unsigned int last = chunk_fill(stable->nr_items) - 1;
-		/* The last one: nothing moves. */
-		struct ksm_map *map = &stable->chunks->map[last];
-
-		rec_set(map->kmm, map_address(map), rec);
-		map_unlink(map);
-		/* As many as there are mms: fork children join freely. */
-		if (!(stable->nr_items % 64))
-			cond_resched();
+	if (stable_dead(stable))
+		return;
+	if (!n) {
+		stable_free(stable);
+		return;
 	}
-	stable_free(stable);
+	for (left = n; left; left -= fill, chunk = chunk->next) {
+		fill = chunk_fill(left);
+		for (i = 0; i < fill; i++) {
+			struct ksm_map *map = &chunk->map[i];
+			struct mm_struct *mm = map->kmm->slot.mm;
+
+			trace_ksm_remove_rmap_item(stable->pfn, map, mm);
+			put_anon_vma(map->anon_vma);
+			mm->ksm_merging_pages--;
+		}
+		/* As many as there are mms: fork children join freely. */
+		cond_resched();
+	}
+	ksm_pages_shared--;
+	ksm_pages_sharing -= n - 1;
+	stable_release(stable);
+	stable->pfn = KSM_PFN_DEAD;
+}
+
+/*
+ * The slot of the page at @addr of @kmm holds @entry: a map of a dead node
+ * leaves it for a record (see "Dead nodes").  Returns what it holds now.
+ */
+static void *rec_live(struct ksm_mm *kmm, unsigned long addr, void *entry)
+{
+	struct ksm_stable *stable;
+	void *rec;
+
+	if (!entry || xa_is_value(entry) || !entry_is_map(entry))
+		return entry;
+	stable = map_chunk(entry)->stable;
+	if (!stable_dead(stable))
+		return entry;
+	rec = stable_dead_record(stable);
+	rec_set(kmm, addr, rec);
+	map_dead_put(entry);
+	return rec;
+}
+
+/*
+ * @item, ksmd's working copy of a map, outlived its node, which
+ * stable_drop_stale() just killed: the copy's map goes, as its slot will
+ * be rewritten (item_unlinked()).
+ */
+static void item_outlived(struct ksm_item *item)
+{
+	u32 sum = item->stable->checksum;
+
+	VM_WARN_ON_ONCE(!stable_dead(item->stable));
+	map_dead_put(item->map);
+	item_unlinked(item, sum);
 }
 
 /*
@@ -1616,10 +1749,8 @@ static void item_forget(struct ksm_item *item)
 		struct folio *folio = stable_folio_get(stable, true);
 
 		if (!folio) {
-			u32 sum = stable->checksum;
-
 			stable_drop_stale(stable);
-			item_unlinked(item, sum);
+			item_outlived(item);
 			return;
 		}
 		stable_unlink(item);
@@ -1686,10 +1817,13 @@ static void item_settle(struct ksm_item *item)
 static void map_forget(struct ksm_map *map)
 {
 	struct ksm_stable *stable = map_chunk(map)->stable;
-	struct folio *folio = stable_folio_get(stable, true);
+	struct folio *folio = NULL;
 
+	if (!stable_dead(stable))
+		folio = stable_folio_get(stable, true);
 	if (!folio) {
 		stable_drop_stale(stable);
+		map_dead_put(map);
 		return;
 	}
 	map_unlink(map);
@@ -2640,10 +2774,8 @@ static void ksm_unpair(struct ksm_item *item, struct ksm_stable *stable)
 	 */
 	kfolio = stable_folio_get(stable, true);
 	if (!kfolio) {
-		u32 sum = stable->checksum;
-
 		stable_drop_stale(stable);
-		item_unlinked(item, sum);
+		item_outlived(item);
 		return;
 	}
 	if (stable->nr_items || folio_mapped(kfolio))
@@ -2695,10 +2827,8 @@ static bool ksm_pair(struct ksm_item *item, struct page *page,
 	unstable_erase(titem);
 	kfolio = stable_folio_get(stable, false);
 	if (!kfolio) {
-		u32 sum = stable->checksum;
-
 		stable_drop_stale(stable);
-		item_unlinked(item, sum);
+		item_outlived(item);
 		return false;
 	}
 	/* Not in the tree yet: its key may still change. */
@@ -3263,7 +3393,8 @@ static struct ksm_item *cursor_item(struct ksm_mm *kmm, unsigned long addr,
 		if (!cursor_drop_to(kmm, addr, false))
 			return ERR_PTR(-EAGAIN);
 		/* The record of @addr lay behind the stale ones. */
-		entry = xa_load(&kmm->items, rec_index(addr));
+		entry = rec_live(kmm, addr,
+				 xa_load(&kmm->items, rec_index(addr)));
 	}
 	ksm_cursor.checked = addr + PAGE_SIZE;
 	if (entry && !xa_is_value(entry) && !entry_is_map(entry))
@@ -3631,6 +3762,7 @@ static struct page *ksm_page_at(struct ksm_mm *kmm, struct vm_area_struct *vma,
 	next->stale = entry && index < rec_index(addr);
 	next->entry = NULL;
 	if (entry && index == rec_index(addr)) {
+		entry = rec_live(kmm, addr, entry);
 		next->entry = entry;
 		item = entry;
 		if (xa_is_value(entry)) {

@@ -360,6 +360,97 @@ TEST_F_TIMEOUT(stat, linked_maps_leave_no_holes, KSM_TEST_TIMEOUT)
 	EXPECT_EQ(0, worker_check(&self->keeper));
 }
 
+#define DEAD_PAGES	4096	/* 16 MiB a worker */
+#define DEAD_SAME	512	/* of one content: two KSM pages of 256 maps */
+
+static bool dead_test_merged(void *arg)
+{
+	/* Pairs, and the worker's DEAD_SAME pages in two KSM pages. */
+	return ksm_get("pages_sharing") ==
+	       DEAD_PAGES - DEAD_SAME + DEAD_SAME - 2;
+}
+
+/*
+ * A KSM page that went leaves a dead node, whose maps go as ksmd meets
+ * their slots (see "Dead nodes" in Documentation/mm/ksm.rst): here those
+ * of an area no longer mergeable (the worker's, whose records are
+ * dropped, which kills the nodes: ksmd meets its mm first) and of an
+ * area mergeable again (the keeper's, unmerged and advised again before
+ * ksmd looked: the scanner turns its slots into records).  The worker's pages pair with the keeper's, but for its first
+ * DEAD_SAME, of one content: two KSM pages of 256 mappings, in chunks of
+ * 16.  Two passes later no KSM page is left, the worker has no record,
+ * and general_profit counts the keeper's records alone: every chunk and
+ * every node was freed.  Between two passes, as above.
+ */
+TEST_F_TIMEOUT(stat, dead_nodes_free_their_maps, KSM_TEST_TIMEOUT)
+{
+	uint64_t *tags = make_tags(DEAD_PAGES, 0xdead0000);
+	long chunks0[2], chunks1[2], nodes0, nodes1, profit;
+	struct stat_values v, kv;
+	char buf[32];
+	size_t i;
+
+	ASSERT_NE(NULL, tags);
+	/* The worker first: ksmd meets its mm first in a pass. */
+	for (i = 0; i < DEAD_SAME; i++)
+		tags[i] = 0x5a5e;
+	ASSERT_EQ(0, worker_start(&self->w, tags, DEAD_PAGES));
+	for (i = 0; i < DEAD_SAME; i++)
+		tags[i] = 0xdead0000 + i;
+	ASSERT_EQ(0, worker_start(&self->keeper, tags, DEAD_PAGES));
+	free(tags);
+	chunks0[0] = slab_objects("ksm_chunk2");
+	chunks0[1] = slab_objects("ksm_chunk16");
+	nodes0 = slab_objects("ksm_stable");
+	ASSERT_EQ(0, ksm_set("pages_to_scan", 4 * DEAD_PAGES));
+	ASSERT_EQ(0, ksm_set("run", 1));
+	ASSERT_EQ(0, ksm_wait_for(dead_test_merged, NULL, KSM_WAIT_SECS))
+		TH_LOG("pages_sharing %lu", ksm_get("pages_sharing"));
+	ASSERT_EQ(0, ksm_set("run", 0));
+	ASSERT_EQ(0, read_stat(self->w.pid, &v));
+	EXPECT_EQ(DEAD_PAGES, v.merging_pages);
+
+	/* Every KSM page goes: both its mappings (or all 256) are copied. */
+	ASSERT_EQ(0, worker_madvise(&self->w, 0, DEAD_PAGES,
+				    MADV_UNMERGEABLE));
+	ASSERT_EQ(0, worker_madvise(&self->keeper, 0, DEAD_PAGES,
+				    MADV_UNMERGEABLE));
+	ASSERT_EQ(0, worker_madvise(&self->keeper, 0, DEAD_PAGES,
+				    MADV_MERGEABLE));
+	ASSERT_EQ(0, ksm_set("sleep_millisecs", 15000));
+	ASSERT_EQ(0, ksm_set("run", 1));
+	ASSERT_EQ(0, ksm_wait_scans(2, KSM_WAIT_SECS));
+	ASSERT_LT(0, ksm_read_str("general_profit", buf, sizeof(buf)));
+	profit = strtol(buf, NULL, 10);
+	chunks1[0] = slab_objects("ksm_chunk2");
+	chunks1[1] = slab_objects("ksm_chunk16");
+	nodes1 = slab_objects("ksm_stable");
+	ASSERT_EQ(0, ksm_set("run", 0));
+
+	EXPECT_EQ(0, ksm_get("pages_shared"));
+	EXPECT_EQ(0, ksm_get("pages_sharing"));
+	EXPECT_EQ(0, ksm_get("kernel_pages_allocated"));
+	ASSERT_EQ(0, read_stat(self->w.pid, &v));
+	ASSERT_EQ(0, read_stat(self->keeper.pid, &kv));
+	EXPECT_EQ(0, v.rmap_items);
+	EXPECT_EQ(0, v.merging_pages);
+	EXPECT_EQ(DEAD_PAGES, kv.rmap_items);
+	EXPECT_EQ(0, kv.merging_pages);
+	TH_LOG("general_profit %ld; ksm_chunk2 %ld -> %ld, ksm_chunk16 %ld -> %ld, ksm_stable %ld -> %ld",
+	       profit, chunks0[0], chunks1[0], chunks0[1], chunks1[1],
+	       nodes0, nodes1);
+	/* A record (9 bytes) for each of the keeper's pages, and no more. */
+	if (sizeof(long) == 8)
+		EXPECT_EQ(-9L * DEAD_PAGES, profit);
+	for (i = 0; i < 2; i++)
+		if (chunks0[i] >= 0 && chunks1[i] >= 0)
+			EXPECT_GE(chunks0[i], chunks1[i]);
+	if (nodes0 >= 0 && nodes1 >= 0)
+		EXPECT_GE(nodes0, nodes1);
+	EXPECT_EQ(0, worker_check(&self->w));
+	EXPECT_EQ(0, worker_check(&self->keeper));
+}
+
 /*
  * The records' xarray nodes are charged to the memory cgroup of the mm
  * they track: a tenant pays for what its pages cost KSM, however it lays
