@@ -663,34 +663,26 @@ static void ksm_test_item_reaches(struct kunit *test)
 /*
  * A node's chunks as chunk_class() and chunk_fill() lay them out, walked
  * as ksm_rmap_rounds() walks them: the newest part full, every one before
- * it full, all of them holding the node's maps exactly, each of the class
- * chunk_class_at() gives its place; and one map more takes a new chunk
- * exactly when the newest is full (stable_link()).
+ * it full, all of them holding the node's maps exactly; and one map more
+ * takes a new chunk exactly when the newest is full (stable_link()).
  */
 static void ksm_test_chunks(struct kunit *test)
 {
 	unsigned int n;
 
 	for (n = 1; n <= 300; n++) {
-		unsigned int left, fill, cap, seen = 0, chunks = 0, j;
-		u8 class[32];
+		unsigned int left, fill, cap, seen = 0, chunks = 0;
 
 		for (left = n; left; left -= fill) {
 			fill = chunk_fill(left);
 			cap = chunk_cap[chunk_class(left)];
 			KUNIT_ASSERT_GE(test, fill, 1U);
 			KUNIT_ASSERT_LE(test, fill, cap);
-			KUNIT_ASSERT_LT(test, chunks, ARRAY_SIZE(class));
-			if (chunks)
+			if (chunks++)
 				KUNIT_ASSERT_EQ(test, fill, cap);
-			class[chunks++] = chunk_class(left);
 			seen += fill;
 		}
 		KUNIT_EXPECT_EQ(test, seen, n);
-		/* A dead node's chunks are freed by their place alone. */
-		for (j = 0; j < chunks; j++)
-			KUNIT_EXPECT_EQ(test, chunk_class_at(j),
-					class[chunks - 1 - j]);
 		KUNIT_EXPECT_EQ(test, chunk_fill(n + 1) == 1,
 				chunk_fill(n) == chunk_cap[chunk_class(n)]);
 	}
@@ -788,6 +780,94 @@ out:
 	ksm_test_tree_undo(t);
 }
 
+#define KSM_TEST_MAPS	300
+
+/* The slab a node's chunks take for @n maps (see "Maps"). */
+static unsigned long ksm_test_chunk_bytes(unsigned int n)
+{
+	unsigned long bytes = 0;
+
+	for (; n; n -= chunk_fill(n))
+		bytes += chunk_bytes(chunk_class(n));
+	return bytes;
+}
+
+/*
+ * A dead node's maps go as ksmd meets their slots (rec_live()), in any
+ * order: every slot left still points to its own page's map (each move
+ * rewrote the moved map's slot), the chunks shrink with the maps, so a
+ * slot met late keeps its own map's share and not the other maps'
+ * chunks, and the last one frees the node.  The slots of a test mm of
+ * its own, under ksm_lock; its maps hold no anon_vma, so the node dies
+ * as stable_drop_stale() leaves one, without the walk that lets go of
+ * those.
+ */
+static void ksm_test_dead_maps_locked(struct kunit *test, struct ksm_mm *kmm)
+{
+	unsigned long bytes0 = ksm_chunk_bytes, i, idx, left;
+	struct ksm_stable *stable;
+	void *entry;
+
+	stable = stable_alloc(0x5eed, 1, 0);
+	if (!stable) {
+		KUNIT_FAIL(test, "out of memory");
+		return;
+	}
+	for (i = 1; i <= KSM_TEST_MAPS; i++) {
+		/* A node half made leaks: the test failed anyway. */
+		if (stable_make_room(stable) ||
+		    xa_err(xa_store(&kmm->items, i,
+				    map_add(stable, kmm, i << PAGE_SHIFT),
+				    GFP_KERNEL))) {
+			KUNIT_FAIL(test, "out of memory");
+			return;
+		}
+	}
+	KUNIT_EXPECT_EQ(test, ksm_chunk_bytes - bytes0,
+			ksm_test_chunk_bytes(KSM_TEST_MAPS));
+	stable_release(stable);
+	WRITE_ONCE(stable->pfn, KSM_PFN_DEAD);
+
+	/* Every 7th slot, round and round: 7 and 300 are coprime. */
+	for (left = KSM_TEST_MAPS; left; left--) {
+		idx = ((KSM_TEST_MAPS - left) * 7) % KSM_TEST_MAPS + 1;
+		entry = xa_load(&kmm->items, idx);
+		if (!entry || xa_is_value(entry)) {
+			KUNIT_FAIL(test, "slot %lu met twice", idx);
+			return;
+		}
+		entry = rec_live(kmm, idx << PAGE_SHIFT, entry);
+		KUNIT_EXPECT_TRUE(test, xa_is_value(entry));
+		KUNIT_EXPECT_EQ(test, xa_to_value(entry),
+				(0x5eedUL & REC_SUM_MASK) << REC_SUM_SHIFT);
+		KUNIT_EXPECT_EQ(test, ksm_chunk_bytes - bytes0,
+				ksm_test_chunk_bytes(left - 1));
+		for (i = 1; i <= KSM_TEST_MAPS && left > 1; i++) {
+			entry = xa_load(&kmm->items, i);
+			if (xa_is_value(entry))
+				continue;
+			if (!entry_is_map(entry) ||
+			    map_address(entry) != i << PAGE_SHIFT) {
+				KUNIT_FAIL(test, "slot %lu lost its map", i);
+				return;
+			}
+		}
+	}
+	KUNIT_EXPECT_EQ(test, ksm_chunk_bytes, bytes0);
+}
+
+static void ksm_test_dead_maps(struct kunit *test)
+{
+	struct ksm_mm *kmm = kunit_kzalloc(test, sizeof(*kmm), GFP_KERNEL);
+
+	KUNIT_ASSERT_NOT_NULL(test, kmm);
+	xa_init(&kmm->items);
+	ksm_mutex_lock();
+	ksm_test_dead_maps_locked(test, kmm);
+	mutex_unlock(&ksm_lock);
+	xa_destroy(&kmm->items);
+}
+
 static struct kunit_case ksm_test_cases[] = {
 	KUNIT_CASE(ksm_test_checksum),
 	KUNIT_CASE(ksm_test_pages_cmp),
@@ -801,6 +881,7 @@ static struct kunit_case ksm_test_cases[] = {
 	KUNIT_CASE(ksm_test_new_sums),
 	KUNIT_CASE(ksm_test_item_reaches),
 	KUNIT_CASE(ksm_test_chunks),
+	KUNIT_CASE(ksm_test_dead_maps),
 	{}
 };
 

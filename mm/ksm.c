@@ -110,8 +110,9 @@
  *	Taken around each store (rec_store(), item_slot_set()) or inside
  *	the xarray calls, all made under ksm_lock, and never with a page
  *	table lock held; a map's slot is rewritten under its KSM page's
- *	lock.  It only serializes the xarray's own RCU readers: nothing
- *	reads a slot without ksm_lock.  __ksm_exit() reads xa_empty() with
+ *	lock (a dead node's, under ksm_lock alone).  It only serializes
+ *	the xarray's own RCU readers: nothing reads a slot without
+ *	ksm_lock.  __ksm_exit() reads xa_empty() with
  *	none of our locks: records are added only to the cursor's mm, which
  *	it checks under ksm_mm_lock, so "empty" stays true; a stale "not
  *	empty" only sends the mm to ksm_exited, whose reaping copes.
@@ -797,16 +798,6 @@ static __always_inline unsigned int chunk_fill(unsigned int n)
 	return (n - 17) % 16 + 1;
 }
 
-/*
- * The class of a node's chunk, the @j-th oldest (from 0): the inverse of
- * chunk_class(), for a node whose count no longer tells its layout (a
- * dead one, see "Dead nodes").
- */
-static __always_inline unsigned int chunk_class_at(unsigned int j)
-{
-	return j < 2 ? 0 : min(j - 1, KSM_CHUNK_CLASSES - 1);
-}
-
 static inline struct ksm_chunk *map_chunk(struct ksm_map *map)
 {
 	unsigned long slot = (map->address & MAP_SLOT_MASK) >> MAP_SLOT_SHIFT;
@@ -1209,15 +1200,12 @@ static void ksm_free_spare_chunks(void)
 }
 
 /*
- * Link @item's mapping to @stable: the KSM page is locked, or is being
- * made one, and stable_make_room() made room.  The mapping's map is
- * found again through @anon_vma, and its slot points to it now; @item
- * stays ksmd's working copy of it.
+ * A new map of @kmm's page at @addr on @stable, in the room that
+ * stable_make_room() made, its anon_vma for the caller to fill.
  */
-static void stable_link(struct ksm_stable *stable, struct ksm_item *item,
-			struct vm_area_struct *vma, struct anon_vma *anon_vma)
+static struct ksm_map *map_add(struct ksm_stable *stable, struct ksm_mm *kmm,
+			       unsigned long addr)
 {
-	unsigned long addr = item_address(item);
 	unsigned int n = stable->nr_items, slot;
 	struct ksm_chunk *chunk = stable->chunks;
 	struct ksm_map *map;
@@ -1234,11 +1222,28 @@ static void stable_link(struct ksm_stable *stable, struct ksm_item *item,
 	}
 	slot = chunk_fill(n + 1) - 1;
 	map = &chunk->map[slot];
-	get_anon_vma(anon_vma);
-	map->kmm = item->kmm;
-	map->anon_vma = anon_vma;
+	map->kmm = kmm;
+	map->anon_vma = NULL;
 	map->address = addr | ITEM_STABLE |
 		       (unsigned long)slot << MAP_SLOT_SHIFT;
+	stable->nr_items++;
+	return map;
+}
+
+/*
+ * Link @item's mapping to @stable: the KSM page is locked, or is being
+ * made one, and stable_make_room() made room.  The mapping's map is
+ * found again through @anon_vma, and its slot points to it now; @item
+ * stays ksmd's working copy of it.
+ */
+static void stable_link(struct ksm_stable *stable, struct ksm_item *item,
+			struct vm_area_struct *vma, struct anon_vma *anon_vma)
+{
+	unsigned long addr = item_address(item);
+	struct ksm_map *map = map_add(stable, item->kmm, addr);
+
+	get_anon_vma(anon_vma);
+	map->anon_vma = anon_vma;
 	/*
 	 * The offset of a page's mapping does not change while it stays
 	 * mapped there: VMA splits and merges keep it, and mremap unmerges
@@ -1247,7 +1252,7 @@ static void stable_link(struct ksm_stable *stable, struct ksm_item *item,
 	 */
 	if (linear_page_index(vma, addr) == addr >> PAGE_SHIFT)
 		map->address |= ITEM_PGOFF;
-	if (stable->nr_items++)
+	if (stable->nr_items > 1)
 		ksm_pages_sharing++;
 	else
 		ksm_pages_shared++;
@@ -1261,23 +1266,20 @@ static void stable_link(struct ksm_stable *stable, struct ksm_item *item,
 }
 
 /*
- * Take @map off its node, whose KSM page is locked: the newest
- * chunk's last map takes its place, and that map's slot follows it.  The
- * slot of @map's own page is the caller's to rewrite.
+ * Take @map out of its node's chunks: the newest chunk's last map takes
+ * its place, and that map's slot follows it; a chunk left empty goes.
+ * The slot of @map's own page is the caller's to rewrite.  Under ksm_lock,
+ * and the KSM page's lock if the node lives: no rmap walk or scanner
+ * meanwhile.  Returns how many maps the node has left.
  */
-static void map_unlink(struct ksm_map *map)
+static unsigned int map_remove(struct ksm_map *map)
 {
 	struct ksm_stable *stable = map_chunk(map)->stable;
 	struct ksm_chunk *head = stable->chunks;
 	unsigned int n = stable->nr_items, fill = chunk_fill(n);
 	struct ksm_map *last = &head->map[fill - 1];
-	struct mm_struct *mm = map->kmm->slot.mm;
 
-	trace_ksm_remove_rmap_item(stable->pfn, map, mm);
-	put_anon_vma(map->anon_vma);
-	mm->ksm_merging_pages--;
 	if (last != map) {
-		/* No rmap walk or scanner meanwhile: we hold both locks. */
 		map->kmm = last->kmm;
 		map->anon_vma = last->anon_vma;
 		map->address = (last->address & ~MAP_SLOT_MASK) |
@@ -1291,7 +1293,19 @@ static void map_unlink(struct ksm_map *map)
 		kmem_cache_free(ksm_chunk_cache[c], head);
 		ksm_chunk_bytes -= chunk_bytes(c);
 	}
-	if (--stable->nr_items)
+	return --stable->nr_items;
+}
+
+/* Take @map off its node, whose KSM page is locked. */
+static void map_unlink(struct ksm_map *map)
+{
+	struct ksm_stable *stable = map_chunk(map)->stable;
+	struct mm_struct *mm = map->kmm->slot.mm;
+
+	trace_ksm_remove_rmap_item(stable->pfn, map, mm);
+	put_anon_vma(map->anon_vma);
+	mm->ksm_merging_pages--;
+	if (map_remove(map))
 		ksm_pages_sharing--;
 	else
 		ksm_pages_shared--;
@@ -1436,23 +1450,28 @@ static void stable_free(struct ksm_stable *stable)
  * rec_drop() when the page's address or its mm goes.  Each such meeting
  * turns the slot into a record of the page as it was (the node's
  * checksum, not "seen": a candidate at once, as a page unlinked from a
- * live node is) and takes one off @nr_items; the last one frees the
- * node and its chunks (map_dead_put()).
+ * live node is), and the map goes as from a live node, the newest map
+ * taking its place (map_remove()); the last one frees the node
+ * (map_dead_put()).
  *
  * Rewriting every slot at once would cost an xarray descent and a store
  * per mapping, under ksm_lock, at the end of each pass in which a
  * process unmerged or rewrote its merged memory (madvise(MADV_UNMERGEABLE)
- * of 100 MiB: 25600 of them, while the madvise waits for the CPU); the
- * scanner stores to each of these slots when it meets them anyway.
+ * of 100 MiB: 25600 of them, while the madvise waits for the CPU).  This
+ * way the stores are made one at a time, where ksmd meets each slot
+ * anyway.
  *
  * Nothing else can reach a dead node: no page points to it, and it is in
  * no tree or group, so rmap walks, searches and the end-of-pass walk never
- * meet it.  Its memory is the tenant's own pages' cost, kept until the
- * next pass at most (or the exit of the mm, or the unmapping of the area,
- * whose records go then), and still counted in general_profit
- * (ksm_chunk_bytes) until freed.  A working copy of one of its maps
- * (ksmd's spare) is mended with item_outlived().
+ * meet it.  As its maps go, so do their chunks: a mapping that ksmd does
+ * not meet (its mm's mmap_lock always taken, ksmd stopped) keeps about
+ * the 24 bytes of its own map, not the chunks of every other mm's, like
+ * the map of a live node, and its record.  Counted in general_profit
+ * (ksm_chunk_bytes) until then, not in its mm's ksm_process_profit.  A
+ * working copy of one of its maps (ksmd's spare) is mended with
+ * item_outlived().
  */
+
 /* What the slot of a map of the dead @stable is to hold. */
 static inline void *stable_dead_record(const struct ksm_stable *stable)
 {
@@ -1460,26 +1479,17 @@ static inline void *stable_dead_record(const struct ksm_stable *stable)
 			   REC_SUM_SHIFT);
 }
 
-/* A slot pointed to @map, of a dead node, and does no longer. */
+/*
+ * A slot pointed to @map, of a dead node, and does no longer: the map
+ * goes as from a live node (map_remove()), and the last one frees it.
+ */
 static void map_dead_put(struct ksm_map *map)
 {
 	struct ksm_stable *stable = map_chunk(map)->stable;
-	struct ksm_chunk *chunk, *next;
-	unsigned int k = 0;
 
 	VM_WARN_ON_ONCE(!stable_dead(stable) || !stable->nr_items);
-	if (--stable->nr_items)
-		return;
-	for (chunk = stable->chunks; chunk; chunk = chunk->next)
-		k++;
-	for (chunk = stable->chunks; chunk; chunk = next) {
-		unsigned int c = chunk_class_at(--k);
-
-		next = chunk->next;
-		kmem_cache_free(ksm_chunk_cache[c], chunk);
-		ksm_chunk_bytes -= chunk_bytes(c);
-	}
-	kmem_cache_free(ksm_stable_cache, stable);
+	if (!map_remove(map))
+		kmem_cache_free(ksm_stable_cache, stable);
 }
 
 /*
@@ -1515,7 +1525,7 @@ static void stable_drop_stale(struct ksm_stable *stable)
 	ksm_pages_shared--;
 	ksm_pages_sharing -= n - 1;
 	stable_release(stable);
-	stable->pfn = KSM_PFN_DEAD;
+	WRITE_ONCE(stable->pfn, KSM_PFN_DEAD);
 }
 
 /*
