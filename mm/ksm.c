@@ -151,6 +151,7 @@
 #include <linux/memory.h>
 #include <linux/mmu_notifier.h>
 #include <linux/swap.h>
+#include <linux/pagevec.h>
 #include <linux/ksm.h>
 #include <linux/hashtable.h>
 #include <linux/freezer.h>
@@ -4095,6 +4096,27 @@ pass_done:
  * it.  Returns what is left of @nr if it stopped for the copies it owes
  * or at a busy mm.
  */
+/*
+ * The pages ksmd is done with and that nothing maps any more, mostly
+ * those it merged: its reference is their last, and folios_put() frees a
+ * batch of them with one round of the LRU and per-CPU list locks and one
+ * memory cgroup uncharge, where put_page() takes each for each page.  A
+ * page still mapped is let go of at once: it may be a partner later in
+ * the batch, whose references must be its mappings' and the one ksmd
+ * takes then (ksm_pte_take()).  ksmd's alone, under ksm_lock.
+ */
+static struct folio_batch ksm_done_pages;
+
+static void ksm_page_done(struct page *page)
+{
+	struct folio *folio = page_folio(page);
+
+	if (folio_mapped(folio))
+		folio_put(folio);
+	else if (!folio_batch_add(&ksm_done_pages, folio))
+		folios_put(&ksm_done_pages);
+}
+
 static unsigned int ksm_scan_pages(unsigned int nr)
 {
 	unsigned int start = nr;
@@ -4117,7 +4139,7 @@ static unsigned int ksm_scan_pages(unsigned int nr)
 			return ksm_mm_busy ? nr : 0;
 		ksm_merge_page(item, page);
 		item_settle(item);
-		put_page(page);
+		ksm_page_done(page);
 		ksm_pages_scanned++;
 		nr--;
 	}
@@ -4139,6 +4161,8 @@ static unsigned int ksm_scan(unsigned int nr)
 	ksm_cursor.busy_us += ksm_busy_slept_us;
 	ksm_busy_slept_us = 0;
 	left = ksm_scan_pages(nr);
+	if (folio_batch_count(&ksm_done_pages))
+		folios_put(&ksm_done_pages);
 	/*
 	 * Only a batch has a spare item: slab counts stay those of the
 	 * records.  The spare chunks, a few hundred bytes, stay until run=2.
