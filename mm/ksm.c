@@ -674,15 +674,21 @@ static inline struct mm_struct *item_mm(const struct ksm_item *item)
 
 /* An item for cursor_item() to fill, within one batch (ksm_scan()). */
 static struct ksm_item *ksm_spare;
-/*
- * A new page's slot points to ksm_spare already (cursor_item()), and
- * ksm_spare_slot is where: rec_new() left it on the slot, and nothing
- * erases a record of the mm before item_settle() stores there (only
- * cursor_drop_to() and ksm_reap_exited() erase, before and between
- * pages), so the node it holds stays, and the store needs no descent.
- */
+/* A new page's slot points to ksm_spare already (cursor_item()). */
 static bool ksm_spare_in_slot;
-static struct xa_state ksm_spare_slot;
+
+/*
+ * The cursor's walk of its mm's records: an xa_state left on the slot of
+ * the page ksmd met last (rec_find(), rec_new()), so that the next page's
+ * record, usually in the next slot, is found with xas_next() and stored
+ * to without a descent from the root (rec_set_at()).  Valid (@ksm_walk_ok)
+ * until a record is erased, which may free the node it holds
+ * (rec_drop()), and only within a batch: ksm_scan() starts each one
+ * afresh.  Stores of entries elsewhere leave its node be.  ksmd's alone,
+ * under ksm_lock.
+ */
+static struct xa_state ksm_walk;
+static bool ksm_walk_ok;
 
 static inline unsigned long rec_index(unsigned long addr)
 {
@@ -746,18 +752,35 @@ static void rec_set(struct ksm_mm *kmm, unsigned long addr, void *entry)
 	rec_store(&xas, entry);
 }
 
+/*
+ * Is the cursor's walk on the slot of the page at @addr of @kmm, in a
+ * leaf of the tree (where a store allocates nothing)?
+ */
+static inline bool ksm_walk_at(struct ksm_mm *kmm, unsigned long addr)
+{
+	return ksm_walk_ok && ksm_walk.xa == &kmm->items &&
+	       ksm_walk.xa_index == rec_index(addr) && xas_valid(&ksm_walk) &&
+	       ksm_walk.xa_node && !ksm_walk.xa_node->shift;
+}
+
+/* rec_set(), through the cursor's walk if it is there already. */
+static void rec_set_at(struct ksm_mm *kmm, unsigned long addr, void *entry)
+{
+	if (ksm_walk_at(kmm, addr))
+		rec_store(&ksm_walk, entry);
+	else
+		rec_set(kmm, addr, entry);
+}
+
 /* Put @entry in the slot of @item's page. */
 static void item_slot_set(struct ksm_item *item, void *entry)
 {
 	if (item == ksm_spare && ksm_spare_in_slot) {
-		xas_lock(&ksm_spare_slot);
-		VM_WARN_ON_ONCE(xas_reload(&ksm_spare_slot) != item);
-		xas_store(&ksm_spare_slot, entry);
-		xas_unlock(&ksm_spare_slot);
+		VM_WARN_ON_ONCE(xa_load(&item->kmm->items,
+					rec_index(item_address(item))) != item);
 		ksm_spare_in_slot = false;
-	} else {
-		rec_set(item->kmm, item_address(item), entry);
 	}
+	rec_set_at(item->kmm, item_address(item), entry);
 }
 
 static void item_free(struct ksm_item *item)
@@ -1544,7 +1567,7 @@ static void *rec_live(struct ksm_mm *kmm, unsigned long addr, void *entry)
 	if (!stable_dead(stable))
 		return entry;
 	rec = stable_dead_record(stable);
-	rec_set(kmm, addr, rec);
+	rec_set_at(kmm, addr, rec);
 	map_dead_put(entry);
 	return rec;
 }
@@ -1858,6 +1881,8 @@ static void rec_drop(struct ksm_mm *kmm, unsigned long index, void *entry)
 		item_forget(entry);
 		item_free(entry);
 	}
+	/* The node the cursor's walk holds may go. */
+	ksm_walk_ok = false;
 	xa_erase(&kmm->items, index);
 	ksm_items--;
 	kmm->slot.mm->ksm_rmap_items--;
@@ -3349,32 +3374,95 @@ static bool cursor_drop_rest(struct ksm_mm *kmm, bool all)
  * xarray's nodes are charged to the mm's memory cgroup (XA_FLAGS_ACCOUNT):
  * a tenant pays for what its pages cost KSM, however it lays them out.
  */
-static int rec_new(struct ksm_mm *kmm, unsigned long addr, void *entry,
-		   struct xa_state *xas)
+static int rec_new(struct ksm_mm *kmm, unsigned long addr, void *entry)
 {
-	struct mem_cgroup *memcg = get_mem_cgroup_from_mm(kmm->slot.mm);
-	struct mem_cgroup *old = set_active_memcg(memcg);
+	struct xa_state *xas = &ksm_walk;
+	struct mem_cgroup *memcg, *old;
 	int err;
+
+	/*
+	 * The walk's slot, or the one after it, in a leaf of the tree: the
+	 * slot is there, nothing to allocate, no descent.
+	 */
+	if (ksm_walk_at(kmm, addr - PAGE_SIZE) || ksm_walk_at(kmm, addr)) {
+		if (xas->xa_index + 1 == rec_index(addr) &&
+		    xas->xa_offset < XA_CHUNK_MASK) {
+			void *was;
+
+			rcu_read_lock();
+			was = xas_next(xas);
+			rcu_read_unlock();
+			/* Never: the page had no record (cursor_item()). */
+			if (was) {
+				VM_WARN_ON_ONCE(1);
+				ksm_walk_ok = false;
+				return -EEXIST;
+			}
+		}
+		if (xas->xa_index == rec_index(addr)) {
+			rec_store(xas, entry);
+			goto stored;
+		}
+	}
 
 	/*
 	 * No reclaim under ksm_lock: a tenant at its memory cgroup's limit
 	 * would make everyone who waits for ksmd wait for its reclaim.  The
 	 * page waits for the next pass instead.  The xarray adds
-	 * __GFP_ACCOUNT.  @xas is left on the slot.
+	 * __GFP_ACCOUNT.  The walk is left on the slot.
 	 */
-	xas_set(xas, rec_index(addr));
+	memcg = get_mem_cgroup_from_mm(kmm->slot.mm);
+	old = set_active_memcg(memcg);
+	*xas = (struct xa_state)__XA_STATE(&kmm->items, rec_index(addr), 0, 0);
 	do {
 		rec_store(xas, entry);
 	} while (xas_nomem(xas, GFP_NOWAIT | __GFP_NOWARN));
 	err = xas_error(xas);
 	set_active_memcg(old);
 	mem_cgroup_put(memcg);
+	ksm_walk_ok = !err;
 	if (err)
 		return err;
+stored:
 	kmm->end = max(kmm->end, rec_index(addr) + 1);
 	ksm_items++;
 	kmm->slot.mm->ksm_rmap_items++;
 	return 0;
+}
+
+/*
+ * The first record of @kmm, the cursor's mm, from *@index to @max, or
+ * NULL; *@index is its index.  Through the cursor's walk, which is left
+ * there: from the slot of the page met last, a few slots on with
+ * xas_next() (the pages of an area, one after the other), else
+ * xas_find() from the root, which skips the empty parts of the tree.
+ */
+static void *rec_find(struct ksm_mm *kmm, unsigned long *index,
+		      unsigned long max)
+{
+	struct xa_state *xas = &ksm_walk;
+	void *entry = NULL;
+
+	rcu_read_lock();
+	if (ksm_walk_ok && xas->xa == &kmm->items && xas_valid(xas) &&
+	    xas->xa_index + 1 == *index && max - *index < 16) {
+		/*
+		 * No record: left on the slot of @max for rec_new(), or on
+		 * its parent if no leaf holds it (rec_new() descends then).
+		 */
+		do
+			entry = xas_next(xas);
+		while (!entry && xas->xa_index < max);
+		ksm_walk_ok = xas_valid(xas);
+	} else {
+		*xas = (struct xa_state)__XA_STATE(&kmm->items, *index, 0, 0);
+		entry = xas_find(xas, max);
+		ksm_walk_ok = entry;
+	}
+	rcu_read_unlock();
+	if (entry)
+		*index = xas->xa_index;
+	return entry;
 }
 
 /**
@@ -3426,14 +3514,12 @@ static struct ksm_item *cursor_item(struct ksm_mm *kmm, unsigned long addr,
 	/*
 	 * A new page's slot points to the spare from the start: a new page
 	 * that is merged at once keeps the spare, and item_settle() has
-	 * nothing to store; otherwise it stores through ksm_spare_slot,
-	 * without a descent.  Nobody looks at the slot before it does: ksmd
-	 * holds ksm_lock.
+	 * nothing to store; otherwise it stores through the cursor's walk,
+	 * still on the slot, without a descent.  Nobody looks at the slot
+	 * before it does: ksmd holds ksm_lock.
 	 */
 	if (!entry) {
-		ksm_spare_slot = (struct xa_state)
-			__XA_STATE(&kmm->items, 0, 0, 0);
-		if (rec_new(kmm, addr, ksm_spare, &ksm_spare_slot))
+		if (rec_new(kmm, addr, ksm_spare))
 			return NULL;
 		ksm_spare_in_slot = true;
 	}
@@ -3445,7 +3531,11 @@ static void ksm_mm_free(struct ksm_mm *kmm)
 	struct mm_struct *mm = kmm->slot.mm;
 
 	VM_WARN_ON_ONCE(mm->ksm_rmap_items);
-	/* A store that failed for memory may have left empty nodes. */
+	/*
+	 * A store that failed for memory may have left empty nodes.  No walk
+	 * is valid on an empty xarray (its last erase ended it), which is
+	 * as well: __ksm_exit() frees without ksm_lock.
+	 */
 	xa_destroy(&kmm->items);
 	kmem_cache_free(ksm_mm_cache, kmm);
 	clear_bit(MMF_VM_MERGE_ANY, &mm->flags);
@@ -3521,6 +3611,7 @@ static bool cursor_next_mm(struct ksm_mm *kmm, enum ksm_leave how)
 {
 	struct ksm_mm *next;
 
+	ksm_walk_ok = false;
 	spin_lock(&ksm_mm_lock);
 	next = ksm_mm_next(kmm);
 	cursor_set(next);
@@ -3768,8 +3859,7 @@ static struct page *ksm_page_at(struct ksm_mm *kmm, struct vm_area_struct *vma,
 	 */
 	entry = NULL;
 	if (index < kmm->end)
-		entry = xa_find(&kmm->items, &index, rec_index(addr),
-				XA_PRESENT);
+		entry = rec_find(kmm, &index, rec_index(addr));
 	next->stale = entry && index < rec_index(addr);
 	next->entry = NULL;
 	if (entry && index == rec_index(addr)) {
@@ -3822,7 +3912,7 @@ out:
 	folio_walk_end(&fw, vma);
 	/* smart_scan let the page go by: its record changed. */
 	if (*settled && !item_in_tree(item)) {
-		rec_set(kmm, addr, item_record(item));
+		rec_set_at(kmm, addr, item_record(item));
 		if (item != &rec)
 			item_free(item);
 	}
@@ -4156,6 +4246,7 @@ static unsigned int ksm_scan(unsigned int nr)
 	unsigned int left;
 
 	ksm_reap_exited(false);
+	ksm_walk_ok = false;
 	/* The mm may have moved to another cgroup since the last batch. */
 	ksm_cursor.domain_known = false;
 	ksm_cursor.busy_us += ksm_busy_slept_us;
