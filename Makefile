@@ -29,6 +29,9 @@ export ONLY
 # make check CLIENTS=0: no clients boot (CI's debug stage).
 CLIENTS ?= 1
 export CLIENTS
+# make check SKIP="prog ...": all but these programs (not judged at all).
+SKIP ?=
+export SKIP
 # make stress: seconds of stress in total (ksm_stress, stress-ng, trinity).
 STRESS_SECS ?= 120
 export STRESS_SECS
@@ -138,6 +141,8 @@ help:
 	@echo '                        the list'"'"'s id); the clients boot only if'
 	@echo '                        ksm_clients is named'
 	@echo '  CLIENTS=0             make check: no clients boot (CI'"'"'s debug stage)'
+	@echo '  SKIP="prog ..."       make check: all programs but these (CI'"'"'s debug'
+	@echo '                        stage skips ksm_functional_tests, see README)'
 	@echo '  STRESS_SECS=S         make stress: total stress time (default 120)'
 	@echo '  JOBS=N                parallel build jobs (default: nproc)'
 	@echo '  BUILD=DIR             build tree (default: build/)'

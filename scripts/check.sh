@@ -54,6 +54,13 @@ if [[ -n ${ONLY:-} ]]; then
 		"$log_file.list" > "$log_file.list.tmp"
 	mv "$log_file.list.tmp" "$log_file.list"
 fi
+# SKIP="prog ...": run (and judge) all but these programs.
+if [[ -n ${SKIP:-} ]]; then
+	log "not run, not judged (SKIP): $SKIP"
+	awk -v skip=" $SKIP " '$1 !~ /^[0-9]+$/ || !index(skip, " " $4 " ")' \
+		"$log_file.list" > "$log_file.list.tmp"
+	mv "$log_file.list.tmp" "$log_file.list"
+fi
 list=$log_file.list
 # The clients boot's list (one program) is fixed by mk-clients-initramfs.sh.
 clients_initrd=$BUILD/initramfs-clients-${name%%-*}.cpio.gz
@@ -67,7 +74,7 @@ boot() {
 		END {print s + 120 * k}' "$log.list")
 	((limit < cap)) || limit=$cap
 	INITRD=$3 QEMU_MEM=$4 \
-	QEMU_APPEND="harness_tscale=$scale harness_kernel=${name%%-*}${ONLY:+ harness_only=${ONLY// /,}}" \
+	QEMU_APPEND="harness_tscale=$scale harness_kernel=${name%%-*}${ONLY:+ harness_only=${ONLY// /,}}${SKIP:+ harness_skip=${SKIP// /,}}" \
 		harness_boot "$what on $name kernel: boot and tests" check "$kernel" \
 		"$log" "$limit" "$5"
 }

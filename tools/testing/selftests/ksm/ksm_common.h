@@ -134,6 +134,7 @@ unsigned long pagemap_pfn(int fd, const void *addr);
 uint64_t pagemap_entry(int fd, const void *addr);
 #define PM_PRESENT		(1ULL << 63)
 #define PM_SWAP			(1ULL << 62)
+#define PM_UFFD_WP		(1ULL << 57)
 #define PM_PFN_MASK		((1ULL << 55) - 1)
 /* /proc/kpageflags */
 #define KPF_HUGE		17

@@ -4,13 +4,20 @@
  * give every page its own frame again, with the same contents; run=2 also
  * zeroes pages_shared and pages_sharing, and keeps the areas registered so
  * that run=1 merges them again.  madvise() ranges KSM must refuse or skip.
+ * An area write-protected by userfaultfd, or PROT_NONE, unmerges too (as
+ * upstream's ksm_functional_tests check, which CI's debug stage leaves
+ * out: these run there instead).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <linux/userfaultfd.h>
 
 #include "../kselftest_harness.h"
 #include "ksm_common.h"
@@ -257,6 +264,102 @@ TEST_F_TIMEOUT(unmerge, shared_memory_never_merged, KSM_TEST_TIMEOUT)
 		EXPECT_TRUE(page_has(p + i * page_size, 0x5555));
 	}
 	munmap(p, n * page_size);
+}
+
+#define OWN_PAGES	32
+
+/*
+ * Merge OWN_PAGES pages of this process, all of one content, into one KSM
+ * page: the area, or MAP_FAILED.  *@fd is a pagemap of ours (or -1).
+ */
+static char *own_merged(struct __test_metadata *_metadata, int *fd)
+{
+	struct own_range r;
+	char *p = map_same(OWN_PAGES, 0x0f1e);
+
+	*fd = pagemap_open(0);
+	if (!p || *fd < 0)
+		return MAP_FAILED;
+	r = (struct own_range){ *fd, p, 0, OWN_PAGES };
+	if (ksm_set("run", 1) ||
+	    ksm_wait_for(own_one_frame, &r, KSM_WAIT_SECS) ||
+	    ksm_set("run", 0)) {
+		TH_LOG("pages of one content were not merged");
+		return MAP_FAILED;
+	}
+	return p;
+}
+
+/* Every page of @p has a frame of its own and still holds its content. */
+static void expect_unmerged(struct __test_metadata *_metadata, int fd,
+			    char *p)
+{
+	unsigned long pfns[OWN_PAGES];
+	size_t i;
+
+	for (i = 0; i < OWN_PAGES; i++) {
+		pfns[i] = pagemap_pfn(fd, p + i * page_size);
+		EXPECT_NE(0, pfns[i]) TH_LOG("page %zu not present", i);
+		EXPECT_TRUE(page_has(p + i * page_size, 0x0f1e))
+			TH_LOG("page %zu changed", i);
+	}
+	EXPECT_TRUE(pfns_all_distinct(pfns, OWN_PAGES));
+}
+
+/*
+ * MADV_UNMERGEABLE of an area that userfaultfd write-protects: the
+ * unsharing is no write, so no fault goes to the (absent) handler, the
+ * pages get frames of their own, and they stay write-protected.
+ */
+TEST_F_TIMEOUT(unmerge, uffd_wp_area, KSM_TEST_TIMEOUT)
+{
+	struct uffdio_api api = { .api = UFFD_API,
+				  .features = UFFD_FEATURE_PAGEFAULT_FLAG_WP };
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_WP };
+	struct uffdio_writeprotect wp = { .mode = UFFDIO_WRITEPROTECT_MODE_WP };
+	int fd, uffd;
+	char *p;
+	size_t i;
+
+	uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (uffd < 0)
+		SKIP(return, "no userfaultfd: %s", strerror(errno));
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_API, &api));
+	if (!(api.features & UFFD_FEATURE_PAGEFAULT_FLAG_WP)) {
+		close(uffd);
+		SKIP(return, "no userfaultfd write-protection");
+	}
+	p = own_merged(_metadata, &fd);
+	ASSERT_NE(MAP_FAILED, p);
+	reg.range.start = (unsigned long)p;
+	reg.range.len = OWN_PAGES * page_size;
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_REGISTER, &reg));
+	wp.range = reg.range;
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_WRITEPROTECT, &wp));
+
+	ASSERT_EQ(0, madvise(p, OWN_PAGES * page_size, MADV_UNMERGEABLE));
+	expect_unmerged(_metadata, fd, p);
+	for (i = 0; i < OWN_PAGES; i++)
+		EXPECT_TRUE(pagemap_entry(fd, p + i * page_size) & PM_UFFD_WP)
+			TH_LOG("page %zu lost its write protection", i);
+	close(uffd);
+	close(fd);
+	munmap(p, OWN_PAGES * page_size);
+}
+
+/* MADV_UNMERGEABLE of a PROT_NONE area unmerges it all the same. */
+TEST_F_TIMEOUT(unmerge, prot_none_area, KSM_TEST_TIMEOUT)
+{
+	int fd;
+	char *p = own_merged(_metadata, &fd);
+
+	ASSERT_NE(MAP_FAILED, p);
+	ASSERT_EQ(0, mprotect(p, OWN_PAGES * page_size, PROT_NONE));
+	ASSERT_EQ(0, madvise(p, OWN_PAGES * page_size, MADV_UNMERGEABLE));
+	ASSERT_EQ(0, mprotect(p, OWN_PAGES * page_size, PROT_READ));
+	expect_unmerged(_metadata, fd, p);
+	close(fd);
+	munmap(p, OWN_PAGES * page_size);
 }
 
 TEST_HARNESS_MAIN
