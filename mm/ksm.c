@@ -2447,7 +2447,8 @@ static int ksm_fold(struct ksm_item *item, struct vm_area_struct *vma,
 	if (!kpage) {
 		/*
 		 * The page's own anon_vma covers the processes that share it
-		 * through fork as well as this one.
+		 * through fork as well as this one (their mergeable areas:
+		 * see ksm_rmap_rounds()).
 		 */
 		struct anon_vma *anon_vma = folio_anon_vma(folio) ?:
 					    vma->anon_vma;
@@ -4975,6 +4976,19 @@ static bool ksm_rmap_rounds(struct folio *folio, struct ksm_stable *stable,
 
 				cond_resched();
 				if (addr < vma->vm_start || addr >= vma->vm_end)
+					continue;
+				/*
+				 * Only mergeable areas: mremap() unmerges those
+				 * before it moves them, waiting for migration
+				 * entries, and the walks of one migration must
+				 * find an entry where they left it.  A process
+				 * that fork left sharing a page made a KSM page
+				 * in place maps it in an area it may never have
+				 * made mergeable: that mapping is not seen, as
+				 * upstream's walk does not see it, and the page
+				 * does not migrate while it lasts.
+				 */
+				if (!(vma->vm_flags & VM_MERGEABLE))
 					continue;
 				own = vma->vm_mm == map->kmm->slot.mm;
 				if (round == own)

@@ -7,15 +7,20 @@
  * by two processes moves only with MPOL_MF_MOVE_ALL.  With
  * merge_across_nodes=0, a KSM page moved to another node serves only
  * that node.  A KSM page mapped by forty processes, some of them gone
- * since, still moves as a whole.  Needs two NUMA nodes with memory
- * (numa=fake=2).
+ * since, still moves as a whole.  A KSM page that a process maps in an
+ * area it never made mergeable (fork shared it) is never left behind as
+ * a migration entry that mremap() can carry off.  Needs two NUMA nodes
+ * with memory (numa=fake=2).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 
 #include "../kselftest_harness.h"
 #include "ksm_common.h"
@@ -277,6 +282,118 @@ TEST_F_TIMEOUT(migrate, many_mappers_after_unlinks, KSM_TEST_TIMEOUT)
 		}
 		EXPECT_EQ(0, worker_check(&self->w[i]));
 	}
+}
+
+#define RACE_PAIRS	32
+#define RACE_SECS	5
+
+/* Pages 2k + 1 of @r (in this process) are all KSM pages. */
+static bool odd_pages_ksm(void *arg)
+{
+	struct own_range *o = arg;
+	size_t k;
+
+	for (k = 0; k < RACE_PAIRS; k++) {
+		unsigned long pfn = pagemap_pfn(o->pagemap_fd,
+						o->p + (2 * k + 1) * page_size);
+
+		if (!pfn || !(kpageflags(pfn) & (1ULL << KPF_KSM)))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * This process maps pairs of pages alike in an area it never made
+ * mergeable, forks a child that makes its copy of the area mergeable,
+ * and ksmd turns the second page of each pair, which fork left shared,
+ * into a KSM page in place: this process maps it too, in an area that
+ * is not mergeable, which mremap() moves without unmerging.  One process
+ * moves those pages between the nodes, over and over, while this one
+ * moves each page away with mremap() and back.  A migration that wrote
+ * its entries into this process's area (finding it through the page's
+ * anon_vma) could see one carried off before it put the page back, and
+ * leave it behind: pointing to a freed page, a kernel BUG at the next
+ * touch or at exit (an attacker review found it).  Every page must keep
+ * its content, and this process must exit cleanly.
+ */
+TEST_F_TIMEOUT(migrate, non_mergeable_sharer_races_mremap, KSM_TEST_TIMEOUT)
+{
+	size_t len = 2 * RACE_PAIRS * page_size, k, moves = 0;
+	pid_t me = getpid(), child, mover;
+	struct own_range own;
+	char *r, *spare;
+	int go[2], fd;
+	char c;
+
+	r = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, r);
+	spare = mmap(NULL, page_size, PROT_NONE,
+		     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, spare);
+	for (k = 0; k < 2 * RACE_PAIRS; k++)
+		fill_page(r + k * page_size, 0x6ace00 + k / 2);
+	fd = pagemap_open(0);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, pipe(go));
+	child = fork();
+	ASSERT_LE(0, child);
+	if (!child) {
+		if (madvise(r, len, MADV_MERGEABLE))
+			_exit(1);
+		write(go[1], "g", 1);
+		pause();
+		_exit(0);
+	}
+	ASSERT_EQ(1, read(go[0], &c, 1));
+	own = (struct own_range){ fd, r, 0, 2 * RACE_PAIRS };
+	ASSERT_EQ(0, ksm_set("run", 1));
+	ASSERT_EQ(0, ksm_wait_for(odd_pages_ksm, &own, KSM_WAIT_SECS))
+		TH_LOG("the shared pages did not become KSM pages");
+	ASSERT_EQ(0, ksm_set("run", 0));
+
+	mover = fork();
+	ASSERT_LE(0, mover);
+	if (!mover) {
+		void *pages[RACE_PAIRS];
+		int nodes[RACE_PAIRS], status[RACE_PAIRS], node = 1;
+
+		for (;;) {
+			for (k = 0; k < RACE_PAIRS; k++) {
+				pages[k] = r + (2 * k + 1) * page_size;
+				nodes[k] = node;
+			}
+			syscall(SYS_move_pages, me, RACE_PAIRS, pages, nodes,
+				status, MPOL_MF_MOVE_ALL);
+			node ^= 1;
+		}
+	}
+	for (unsigned long end = now_ms() + RACE_SECS * 1000;
+	     now_ms() < end; moves++) {
+		char *a = r + (2 * (moves % RACE_PAIRS) + 1) * page_size;
+
+		ASSERT_NE(MAP_FAILED, mremap(a, page_size, page_size,
+					     MREMAP_MAYMOVE | MREMAP_FIXED,
+					     spare));
+		ASSERT_NE(MAP_FAILED, mremap(spare, page_size, page_size,
+					     MREMAP_MAYMOVE | MREMAP_FIXED,
+					     a));
+		/* Keep the spare address ours. */
+		ASSERT_EQ(spare, mmap(spare, page_size, PROT_NONE,
+				      MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+				      -1, 0));
+	}
+	kill(mover, SIGKILL);
+	waitpid(mover, NULL, 0);
+	TH_LOG("%zu moves there and back", moves);
+	for (k = 0; k < 2 * RACE_PAIRS; k++)
+		EXPECT_TRUE(page_has(r + k * page_size, 0x6ace00 + k / 2))
+			TH_LOG("page %zu", k);
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	munmap(r, len);
+	close(fd);
 }
 
 TEST_HARNESS_MAIN
