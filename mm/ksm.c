@@ -310,7 +310,8 @@ struct ksm_stable {
  * A map knows its chunk by its index there, in the MAP_SLOT bits of its
  * address; a slot tells a map (ITEM_STABLE set in its first word) from
  * an item (never linked: its map holds the mapping) by that word.  Maps
- * move only under ksm_lock and the KSM page's lock; the rmap walk, under
+ * move only under ksm_lock and the KSM page's lock (a dead node's, which
+ * no walk reaches, under ksm_lock alone); the rmap walk, under
  * the page lock, and the scanner, under ksm_lock and the page table lock,
  * each clear or set their bits of @address atomically.
  *
@@ -1488,10 +1489,12 @@ static void stable_free(struct ksm_stable *stable)
  * Nothing else can reach a dead node: no page points to it, and it is in
  * no tree or group, so rmap walks, searches and the end-of-pass walk never
  * meet it.  As its maps go, so do their chunks: a mapping that ksmd does
- * not meet (its mm's mmap_lock always taken, ksmd stopped) keeps about
- * the 24 bytes of its own map, not the chunks of every other mm's, like
- * the map of a live node, and its record.  Counted in general_profit
- * (ksm_chunk_bytes) until then, not in its mm's ksm_process_profit.  A
+ * not meet (its mm's mmap_lock always taken, ksmd stopped) keeps its own
+ * map's share of a chunk, as a live node's would, not the chunks of every
+ * other mm's; the last such map keeps a whole chunk (64 bytes) and the
+ * node (72), uncharged, where a record (9, charged) would do.  Counted
+ * in general_profit (ksm_chunk_bytes) until then, not in its mm's
+ * ksm_process_profit.  A
  * working copy of one of its maps (ksmd's spare) is mended with
  * item_outlived().
  */
@@ -3492,7 +3495,10 @@ static struct ksm_item *cursor_item(struct ksm_mm *kmm, unsigned long addr,
 	if (next->stale) {
 		if (!cursor_drop_to(kmm, addr, false))
 			return ERR_PTR(-EAGAIN);
-		/* The record of @addr lay behind the stale ones. */
+		/*
+		 * The record of @addr lay behind the stale ones; dropping
+		 * them may have killed its node, or moved its map.
+		 */
 		entry = rec_live(kmm, addr,
 				 xa_load(&kmm->items, rec_index(addr)));
 	}
@@ -3533,9 +3539,11 @@ static void ksm_mm_free(struct ksm_mm *kmm)
 
 	VM_WARN_ON_ONCE(mm->ksm_rmap_items);
 	/*
-	 * A store that failed for memory may have left empty nodes.  No walk
-	 * is valid on an empty xarray (its last erase ended it), which is
-	 * as well: __ksm_exit() frees without ksm_lock.
+	 * A store that failed for memory may have left empty nodes.  The
+	 * cursor's walk is never left on a freed mm's records: it is used
+	 * only within a batch, which starts it afresh (ksm_scan()), on the
+	 * cursor's mm, which is not freed under it; __ksm_exit() frees
+	 * without ksm_lock, and does not touch the walk.
 	 */
 	xa_destroy(&kmm->items);
 	kmem_cache_free(ksm_mm_cache, kmm);
@@ -4183,18 +4191,16 @@ pass_done:
 }
 
 /*
- * Up to @nr pages of ksmd's work, less if ksm_lock or the freezer wants
- * it.  Returns what is left of @nr if it stopped for the copies it owes
- * or at a busy mm.
- */
-/*
  * The pages ksmd is done with and that nothing maps any more, mostly
  * those it merged: its reference is their last, and folios_put() frees a
  * batch of them with one round of the LRU and per-CPU list locks and one
  * memory cgroup uncharge, where put_page() takes each for each page.  A
  * page still mapped is let go of at once: it may be a partner later in
  * the batch, whose references must be its mappings' and the one ksmd
- * takes then (ksm_pte_take()).  ksmd's alone, under ksm_lock.
+ * takes then (ksm_pte_take()).  (A swap cache page unmapped now may be
+ * mapped again by a swap-in meanwhile: if ksmd meets it later in the
+ * batch, the reference held here makes it look pinned, and it waits a
+ * pass.)  ksmd's alone, under ksm_lock.
  */
 static struct folio_batch ksm_done_pages;
 
@@ -4207,6 +4213,12 @@ static void ksm_page_done(struct page *page)
 	else if (!folio_batch_add(&ksm_done_pages, folio))
 		folios_put(&ksm_done_pages);
 }
+
+/*
+ * Up to @nr pages of ksmd's work, less if ksm_lock or the freezer wants
+ * it.  Returns what is left of @nr if it stopped for the copies it owes
+ * or at a busy mm.
+ */
 
 static unsigned int ksm_scan_pages(unsigned int nr)
 {
@@ -4984,9 +4996,12 @@ static bool ksm_rmap_rounds(struct folio *folio, struct ksm_stable *stable,
 				 * find an entry where they left it.  A process
 				 * that fork left sharing a page made a KSM page
 				 * in place maps it in an area it may never have
-				 * made mergeable: that mapping is not seen, as
-				 * upstream's walk does not see it, and the page
-				 * does not migrate while it lasts.
+				 * made mergeable: that mapping is not seen, and
+				 * the page does not migrate while it lasts.
+				 * (Upstream's walk misses it when the sharer is
+				 * the parent, and reaches it, racing mremap()
+				 * as we did, when the sharer is a child forked
+				 * before the merge.)
 				 */
 				if (!(vma->vm_flags & VM_MERGEABLE))
 					continue;
