@@ -262,6 +262,9 @@ struct ksm_item {
  * @dup_next: the next of the KSM pages of the same content, when
  *	max_page_sharing made more than one (a ring; NULL when alone)
  * @dup_prev: the one before, so that a node leaves its group in O(1)
+ * @native: the page's own anon_vma, pinned, when it became a KSM page in
+ *	place: the mappings that fork made of it are found through it and
+ *	the page's offset, ->index (ksm_rmap_native()); else NULL
  * @pfn: the page frame that holds the KSM page now (moves with migration)
  * @nr_items: how many maps @chunks holds
  * @checksum: checksum of the (unchanging) content: the key in the tree,
@@ -273,13 +276,14 @@ struct ksm_item {
  *	stable_search() compares contents here, takes nothing on trust
  *
  * The KSM folio's ->mapping points here, tagged with PAGE_MAPPING_KSM.
- * 72 bytes on 64-bit, checked at build time.
+ * 80 bytes on 64-bit, checked at build time.
  */
 struct ksm_stable {
 	struct rb_node rb;
 	struct ksm_chunk *chunks;
 	struct ksm_stable *dup_next;
 	struct ksm_stable *dup_prev;
+	struct anon_vma *native;
 	unsigned long pfn;
 	unsigned int nr_items;
 	u32 checksum;
@@ -1443,12 +1447,19 @@ static void stable_tree_erase(struct ksm_stable *stable)
 	RB_CLEAR_NODE(&stable->rb);
 }
 
-/* @stable leaves its tree, its group and the count of KSM pages. */
+/*
+ * @stable leaves its tree, its group and the count of KSM pages, and lets
+ * go of its page's own anon_vma: no rmap walk reaches it any more.
+ */
 static void stable_release(struct ksm_stable *stable)
 {
 	stable_ungroup(stable);
 	if (!RB_EMPTY_NODE(&stable->rb))
 		stable_tree_erase(stable);
+	if (stable->native) {
+		put_anon_vma(stable->native);
+		stable->native = NULL;
+	}
 	trace_ksm_remove_ksm_page(stable->pfn);
 	ksm_stable_nodes--;
 }
@@ -1492,7 +1503,7 @@ static void stable_free(struct ksm_stable *stable)
  * not meet (its mm's mmap_lock always taken, ksmd stopped) keeps its own
  * map's share of a chunk, as a live node's would, not the chunks of every
  * other mm's; the last such map keeps a whole chunk (64 bytes) and the
- * node (72), uncharged, where a record (9, charged) would do.  Counted
+ * node (80), uncharged, where a record (9, charged) would do.  Counted
  * in general_profit (ksm_chunk_bytes) until then, not in its mm's
  * ksm_process_profit.  A
  * working copy of one of its maps (ksmd's spare) is mended with
@@ -2449,12 +2460,10 @@ static int ksm_fold(struct ksm_item *item, struct vm_area_struct *vma,
 
 	if (!kpage) {
 		/*
-		 * The page's own anon_vma covers the processes that share it
-		 * through fork as well as this one (their mergeable areas:
-		 * see ksm_rmap_rounds()).
+		 * The page's own anon_vma finds it wherever fork left it
+		 * mapped, mergeable or not (ksm_rmap_native()).
 		 */
-		struct anon_vma *anon_vma = folio_anon_vma(folio) ?:
-					    vma->anon_vma;
+		struct anon_vma *native = folio_anon_vma(folio);
 		struct ksm_pte kp;
 
 		err = stable_make_room(fresh);
@@ -2467,10 +2476,14 @@ static int ksm_fold(struct ksm_item *item, struct vm_area_struct *vma,
 		/* The content is frozen now: key the node by it. */
 		fresh->checksum = page_checksum(page);
 		fresh->pfn = folio_pfn(folio);
+		if (native) {
+			get_anon_vma(native);
+			fresh->native = native;
+		}
 		folio_set_stable(folio, fresh);
 		folio_ksm_dirty(folio);
 		folio_mark_accessed(folio);
-		stable_link(fresh, item, vma, anon_vma);
+		stable_link(fresh, item, vma, vma->anon_vma);
 		goto unlock;
 	}
 
@@ -4948,7 +4961,83 @@ static void ksm_map_pgoffs(struct ksm_map *map, unsigned long address,
 }
 
 /*
- * The two rounds of rmap_walk_ksm(): each item's own mm, then the others.
+ * Visit the mapping at @addr of @vma, under the lock of @anon_vma.
+ * Returns true, the lock dropped, if the caller's callbacks end the walk.
+ */
+static bool ksm_rmap_visit(struct folio *folio, struct vm_area_struct *vma,
+			   unsigned long addr, struct rmap_walk_control *rwc,
+			   struct anon_vma *anon_vma)
+{
+	if (rwc->invalid_vma && rwc->invalid_vma(vma, rwc->arg))
+		return false;
+	if (rwc->rmap_one(folio, vma, addr, rwc->arg) &&
+	    !(rwc->done && rwc->done(folio)))
+		return false;
+	anon_vma_unlock_read(anon_vma);
+	return true;
+}
+
+/*
+ * Did ksm_rmap_native() visit the mapping at @addr of @vma: is @vma
+ * linked to the page's own anon_vma, with the page's offset at @addr?
+ * Then a map's walk passes it over, so that each mapping is visited once
+ * (folio_referenced() counts them).  Called under the lock of @vma's
+ * anon_vma family or another's.  A VMA linked since the native walk (a
+ * fork meanwhile) copied the entry that walk left at @addr in its parent,
+ * which it visited.  A VMA in the middle of a fork may have no anon_vma
+ * yet: it is visited twice then, which is harmless.
+ */
+static bool ksm_native_at(const struct ksm_stable *stable,
+			  const struct folio *folio, struct vm_area_struct *vma,
+			  unsigned long addr)
+{
+	struct anon_vma *native = stable->native;
+	struct anon_vma_chain *avc;
+
+	if (!native || vma_address(vma, folio->index, 1) != addr ||
+	    !vma->anon_vma || vma->anon_vma->root != native->root)
+		return false;
+	/* Stable: the family's lock (its root's) is held. */
+	list_for_each_entry(avc, &vma->anon_vma_chain, same_vma)
+		if (avc->anon_vma == native)
+			return true;
+	return false;
+}
+
+/*
+ * The mappings that fork made of a page that became a KSM page in place
+ * (stable->native): found exactly as rmap_walk_anon() finds those of any
+ * anonymous page, through its anon_vma and its offset, mergeable areas
+ * or not.  mremap() keeps a moved area's offsets, and takes the anon_vma
+ * lock where a walk could miss a page table it moves, so both walks of a
+ * migration find every entry.  Returns true if the walk was ended.
+ */
+static bool ksm_rmap_native(struct folio *folio, struct ksm_stable *stable,
+			    struct rmap_walk_control *rwc)
+{
+	struct anon_vma *anon_vma = stable->native;
+	pgoff_t pgoff = folio->index;
+	struct anon_vma_chain *avc;
+
+	if (!anon_vma)
+		return false;
+	if (!ksm_anon_vma_lock(anon_vma, rwc))
+		return true;
+	anon_vma_interval_tree_foreach(avc, &anon_vma->rb_root, pgoff, pgoff) {
+		struct vm_area_struct *vma = avc->vma;
+		unsigned long addr = vma_address(vma, pgoff, 1);
+
+		cond_resched();
+		if (addr != -EFAULT &&
+		    ksm_rmap_visit(folio, vma, addr, rwc, anon_vma))
+			return true;
+	}
+	anon_vma_unlock_read(anon_vma);
+	return false;
+}
+
+/*
+ * The two rounds of the maps' walk: each map's own mm, then the others.
  * Returns true if the walk was ended (by the caller's callbacks, or a
  * contended lock with rwc->try_lock).
  */
@@ -4990,32 +5079,22 @@ static bool ksm_rmap_rounds(struct folio *folio, struct ksm_stable *stable,
 				if (addr < vma->vm_start || addr >= vma->vm_end)
 					continue;
 				/*
-				 * Only mergeable areas: mremap() unmerges those
-				 * before it moves them, waiting for migration
-				 * entries, and the walks of one migration must
-				 * find an entry where they left it.  A process
-				 * that fork left sharing a page made a KSM page
-				 * in place maps it in an area it may never have
-				 * made mergeable: that mapping is not seen, and
-				 * the page does not migrate while it lasts.
-				 * (Upstream's walk misses it when the sharer is
-				 * the parent, and reaches it, racing mremap()
-				 * as we did, when the sharer is a child forked
-				 * before the merge.)
+				 * Only mergeable areas: a map's mapping is
+				 * in one, and mremap() unmerges those before
+				 * it moves them, waiting for migration
+				 * entries, so the walks of one migration find
+				 * an entry where they left it.  Elsewhere a
+				 * KSM page is mapped only where fork left it,
+				 * at its own offset: ksm_rmap_native()'s.
 				 */
-				if (!(vma->vm_flags & VM_MERGEABLE))
+				if (!(vma->vm_flags & VM_MERGEABLE) ||
+				    ksm_native_at(stable, folio, vma, addr))
 					continue;
 				own = vma->vm_mm == map->kmm->slot.mm;
-				if (round == own)
-					continue;
-				if (rwc->invalid_vma &&
-				    rwc->invalid_vma(vma, rwc->arg))
-					continue;
-				if (!rwc->rmap_one(folio, vma, addr, rwc->arg) ||
-				    (rwc->done && rwc->done(folio))) {
-					anon_vma_unlock_read(anon_vma);
+				if (round != own &&
+				    ksm_rmap_visit(folio, vma, addr, rwc,
+						   anon_vma))
 					return true;
-				}
 			}
 			anon_vma_unlock_read(anon_vma);
 		}
@@ -5028,17 +5107,19 @@ static bool ksm_rmap_rounds(struct folio *folio, struct ksm_stable *stable,
  * @folio: the KSM page, locked
  * @rwc: what to do with each mapping
  *
- * The mappings are found through the maps of the page's stable node,
- * each with the anon_vma of the VMA it was merged in, locked for read.
- * Each map's own mm comes first; a second round finds the children
- * forked since, which share that anon_vma but may have no map yet.
+ * A page made a KSM page in place is first looked for where fork left it,
+ * through its own anon_vma and offset, as any anonymous page is; then
+ * every mapping is looked for through the maps of the page's stable node,
+ * each with the anon_vma of the VMA it was merged in, locked for read:
+ * each map's own mm first, then in a second round the children forked
+ * since, which share that anon_vma but may have no map yet.
  */
 void rmap_walk_ksm(struct folio *folio, struct rmap_walk_control *rwc)
 {
 	struct ksm_stable *stable = folio_stable(folio);
 
 	VM_WARN_ON_ONCE_FOLIO(!folio_test_locked(folio), folio);
-	if (stable)
+	if (stable && !ksm_rmap_native(folio, stable, rwc))
 		ksm_rmap_rounds(folio, stable, rwc);
 }
 
@@ -5191,6 +5272,8 @@ static bool stable_heal(struct ksm_stable *stable, struct folio *folio,
 	__folio_set_swapbacked(copy);
 	__folio_mark_uptodate(copy);
 	folio_set_dirty(copy);
+	/* Its mappings of stable->native are found by the page's offset. */
+	copy->index = folio->index;
 	folio_set_stable(copy, stable);
 	/*
 	 * Charged to the poisoned page's memory cgroup, which has paid for
@@ -6049,7 +6132,7 @@ static int __init ksm_init(void)
 	/* A dense mm's record costs KSM_REC_BYTES: 9 on 64-bit. */
 	BUILD_BUG_ON(IS_ENABLED(CONFIG_64BIT) && KSM_REC_BYTES > 16);
 	BUILD_BUG_ON(IS_ENABLED(CONFIG_64BIT) &&
-		     sizeof(struct ksm_stable) > 72);
+		     sizeof(struct ksm_stable) > 80);
 	/* A map and its chunks (see "Maps"): 64, 112, 208, 400 bytes. */
 	BUILD_BUG_ON(IS_ENABLED(CONFIG_64BIT) && sizeof(struct ksm_map) > 24);
 	BUILD_BUG_ON(IS_ENABLED(CONFIG_64BIT) &&

@@ -1377,6 +1377,16 @@ int worker_pfns(struct ksm_worker *w, unsigned long *pfns)
 	return 0;
 }
 
+/*
+ * Every page of @w is a KSM page: from smaps, since 6.12's
+ * /proc/kpageflags sets KPF_KSM on every anonymous page.
+ */
+bool worker_all_ksm(struct ksm_worker *w)
+{
+	return smaps_kb(w->pid, w->addr, "KSM") ==
+	       (long)(w->npages * page_size / 1024);
+}
+
 /* Pages [first, first + nr) of every worker in @s->w share one frame each. */
 bool frames_shared(void *arg)
 {

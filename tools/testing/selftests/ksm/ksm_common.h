@@ -197,6 +197,7 @@ int worker_stop(struct ksm_worker *w);
 unsigned long worker_pfn(struct ksm_worker *w, size_t idx);
 size_t worker_swapped(struct ksm_worker *w);
 int worker_pfns(struct ksm_worker *w, unsigned long *pfns);
+bool worker_all_ksm(struct ksm_worker *w);
 
 /*
  * The fixture most of our programs share: KSM's knobs saved for the

@@ -141,7 +141,7 @@ static void merge_all(struct __test_metadata *_metadata,
 	ASSERT_EQ(0, ksm_set("run", 1));
 	ASSERT_EQ(0, ksm_wait_for(frames_shared, &sf, KSM_WAIT_SECS));
 	ASSERT_EQ(0, ksm_set("run", 0));
-	ASSERT_TRUE(kpageflags(worker_pfn(&w[0], 0)) & (1ULL << KPF_KSM));
+	ASSERT_TRUE(worker_all_ksm(&w[0]));
 }
 
 /*
@@ -287,7 +287,7 @@ TEST_F_TIMEOUT(hwpoison, duplicate_spares_every_sharer, KSM_TEST_TIMEOUT)
 	ASSERT_EQ(0, ksm_stop_and_read(&before));
 
 	bad = worker_pfn(&self->w[0], 0);
-	ASSERT_TRUE(kpageflags(bad) & (1ULL << KPF_KSM));
+	ASSERT_TRUE(worker_all_ksm(&self->w[0]));
 	ret = worker_madvise(&self->w[0], 0, 1, MADV_HWPOISON);
 	EXPECT_EQ(0, ret) TH_LOG("madvise(MADV_HWPOISON): %s", strerror(-ret));
 	EXPECT_TRUE(kpageflags(bad) & (1ULL << KPF_HWPOISON))
@@ -299,10 +299,9 @@ TEST_F_TIMEOUT(hwpoison, duplicate_spares_every_sharer, KSM_TEST_TIMEOUT)
 		for (j = 0; j < NPAGES; j++) {
 			pfns[i * NPAGES + j] = worker_pfn(&self->w[i], j);
 			EXPECT_NE(bad, pfns[i * NPAGES + j]);
-			EXPECT_TRUE(kpageflags(pfns[i * NPAGES + j]) &
-				    (1ULL << KPF_KSM))
-				TH_LOG("worker %d page %d not merged", i, j);
 		}
+		EXPECT_TRUE(worker_all_ksm(&self->w[i]))
+			TH_LOG("worker %d: not all its pages merged", i);
 		EXPECT_EQ(0, worker_check(&self->w[i]));
 	}
 	/* Four mappings of two frames, as before. */
@@ -463,7 +462,7 @@ TEST_F_TIMEOUT(hwpoison, soft_offline_migrates, KSM_TEST_TIMEOUT)
 	new = worker_pfn(&self->w[0], 0);
 	EXPECT_NE(old, new);
 	EXPECT_TRUE(frames_shared(&sf)) TH_LOG("soft offline split the sharers");
-	EXPECT_TRUE(kpageflags(new) & (1ULL << KPF_KSM));
+	EXPECT_TRUE(worker_all_ksm(&self->w[0]));
 	EXPECT_TRUE(kpageflags(old) & (1ULL << KPF_HWPOISON));
 	for (i = 0; i < NWORKERS; i++) {
 		EXPECT_EQ(0, worker_check(&self->w[i]));
