@@ -1603,8 +1603,9 @@ static void item_outlived(struct ksm_item *item)
 /*
  * Free @stable once nothing maps its page any longer: the locked @folio
  * keeps its content but loses its node, and is freed with its last
- * reference.  A page still mapped by some process that has no item for
- * it yet (a child forked after the merge) keeps its node, for the rmap
+ * reference.  A page still mapped by some process that has no map for
+ * it (a child forked after the merge, or one that fork left sharing the
+ * page when it became a KSM page in place) keeps its node, for the rmap
  * walks that must find that mapping.  So does a page in the swap cache,
  * unless everything is being unmerged: the swap entries that ksmd passed
  * (and forgot the items of) still refer to it, and each swap-in maps it
@@ -1659,9 +1660,13 @@ static void stable_group(struct ksm_stable *stable, struct ksm_stable *same)
 /*
  * No new page may meet @stable, whose KSM page @folio stays poisoned: out
  * of the tree, nothing finds it, and ksm_join() links no item to it;
- * stable_put_unused() frees it with its last map.  Without maps, no
- * rmap walk finds a mapping through it: it goes at once, if @folio is
- * locked (NULL if not).  See ksm_memory_failure().
+ * stable_put_unused() frees it with its last map.  Without maps it goes
+ * at once, if @folio is locked (NULL if not).  A process that fork left
+ * sharing the page when it became a KSM page in place may still map it
+ * (ksm_rmap_native()): memory_failure() then neither signals it nor
+ * unmaps the page from it, as with upstream's KSM, which never sees that
+ * mapping.  Keeping the node for it would keep it for good, with the
+ * poisoned page.  See ksm_memory_failure().
  */
 static void stable_retire(struct ksm_stable *stable, struct folio *folio)
 {
@@ -4978,29 +4983,34 @@ static bool ksm_rmap_visit(struct folio *folio, struct vm_area_struct *vma,
 }
 
 /*
- * Did ksm_rmap_native() visit the mapping at @addr of @vma: is @vma
- * linked to the page's own anon_vma, with the page's offset at @addr?
- * Then a map's walk passes it over, so that each mapping is visited once
- * (folio_referenced() counts them).  Called under the lock of @vma's
- * anon_vma family or another's.  A VMA linked since the native walk (a
- * fork meanwhile) copied the entry that walk left at @addr in its parent,
- * which it visited.  A VMA in the middle of a fork may have no anon_vma
- * yet: it is visited twice then, which is harmless.
+ * Did ksm_rmap_native() visit every VMA of @anon_vma (a map's, locked,
+ * with a VMA linked to it) at the page's offset?  Yes if @anon_vma is the
+ * page's own anon_vma, ->native, or descends from it: a VMA linked to an
+ * anon_vma is linked to each of its ancestors too (anon_vma_fork() clones
+ * the parent's chain), so it is in ->native's tree as well.  A map's walk
+ * then passes over those VMAs at that offset, so that each mapping is
+ * visited once (folio_referenced() counts them).  Up the ->parent links
+ * (set at creation, never changed; the ancestors live while a VMA is
+ * linked to @anon_vma), at most KSM_AVC_STEPS of them: a deeper line of
+ * forks is taken for "no", and its mappings are visited twice, which is
+ * harmless.  A VMA linked since the native walk (a fork meanwhile)
+ * copied the entry that walk left in its parent, which it visited.
  */
-static bool ksm_native_at(const struct ksm_stable *stable,
-			  const struct folio *folio, struct vm_area_struct *vma,
-			  unsigned long addr)
+static bool ksm_below_native(const struct ksm_stable *stable,
+			     struct anon_vma *anon_vma)
 {
 	struct anon_vma *native = stable->native;
-	struct anon_vma_chain *avc;
+	unsigned int steps;
 
-	if (!native || vma_address(vma, folio->index, 1) != addr ||
-	    !vma->anon_vma || vma->anon_vma->root != native->root)
+	if (!native || native->root != anon_vma->root)
 		return false;
-	/* Stable: the family's lock (its root's) is held. */
-	list_for_each_entry(avc, &vma->anon_vma_chain, same_vma)
-		if (avc->anon_vma == native)
+	for (steps = 0; steps < KSM_AVC_STEPS; steps++) {
+		if (anon_vma == native)
 			return true;
+		if (anon_vma->parent == anon_vma)
+			break;
+		anon_vma = anon_vma->parent;
+	}
 	return false;
 }
 
@@ -5056,6 +5066,7 @@ static bool ksm_rmap_rounds(struct folio *folio, struct ksm_stable *stable,
 			struct anon_vma *anon_vma;
 			struct anon_vma_chain *avc;
 			pgoff_t first, last;
+			int below = -1;
 
 			if (!i) {
 				/* The newest chunk, then full ones. */
@@ -5085,14 +5096,22 @@ static bool ksm_rmap_rounds(struct folio *folio, struct ksm_stable *stable,
 				 * entries, so the walks of one migration find
 				 * an entry where they left it.  Elsewhere a
 				 * KSM page is mapped only where fork left it,
-				 * at its own offset: ksm_rmap_native()'s.
+				 * at its own offset: ksm_rmap_native()'s,
+				 * which also visited what ksm_below_native()
+				 * tells.
 				 */
-				if (!(vma->vm_flags & VM_MERGEABLE) ||
-				    ksm_native_at(stable, folio, vma, addr))
+				if (!(vma->vm_flags & VM_MERGEABLE))
 					continue;
 				own = vma->vm_mm == map->kmm->slot.mm;
-				if (round != own &&
-				    ksm_rmap_visit(folio, vma, addr, rwc,
+				if (round == own)
+					continue;
+				if (below < 0)
+					below = ksm_below_native(stable,
+								 anon_vma);
+				if (below &&
+				    vma_address(vma, folio->index, 1) == addr)
+					continue;
+				if (ksm_rmap_visit(folio, vma, addr, rwc,
 						   anon_vma))
 					return true;
 			}

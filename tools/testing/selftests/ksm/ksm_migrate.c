@@ -277,6 +277,110 @@ TEST_F_TIMEOUT(migrate, many_mappers_after_unlinks, KSM_TEST_TIMEOUT)
 	}
 }
 
+#define CHAIN		12	/* forks, each of the one before */
+#define CHAIN_TAG	0xc4a1c0
+
+static bool chain_sharing(void *arg)
+{
+	struct ksm_counters c;
+
+	return !ksm_read_counters(&c) && c.shared == 1 &&
+	       c.sharing == *(unsigned long *)arg;
+}
+
+/*
+ * A line of forks below the process whose page became a KSM page in place
+ * (its own anon_vma): each child forks the next, all mergeable, and ksmd
+ * links a map for each, with an anon_vma one more step down the line.
+ * The rmap walk finds each mapping where fork left it (the page's own
+ * anon_vma and offset), and passes over it in the maps' walk when the
+ * map's anon_vma is at most 8 steps down (see ksm_below_native()): the
+ * deeper ones are visited twice.  Either way the page moves as a whole:
+ * all 13 processes map the new frame at both addresses, content intact.
+ */
+TEST_F_TIMEOUT(migrate, fork_line_moves_as_one, KSM_TEST_TIMEOUT)
+{
+	unsigned long want = 1 + 2 * CHAIN, old, pfn;
+	pid_t pids[CHAIN + 1];
+	int go[2], node, status, fd, i, j;
+	void *page;
+	char *p;
+
+	p = mmap(NULL, 2 * page_size, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	fill_page(p, CHAIN_TAG);
+	fill_page(p + page_size, CHAIN_TAG);
+	ASSERT_EQ(0, madvise(p, 2 * page_size, MADV_MERGEABLE));
+	ASSERT_EQ(0, ksm_set("run", 1));
+	fd = pagemap_open(0);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ksm_wait_for(own_one_frame,
+				  &(struct own_range){ fd, p, 0, 2 },
+				  KSM_WAIT_SECS));
+	ASSERT_EQ(0, ksm_set("run", 0));
+	close(fd);
+
+	/* Each child forks the next and reports its pid up the pipe. */
+	ASSERT_EQ(0, pipe(go));
+	pids[0] = getpid();
+	for (i = 1; i <= CHAIN; i++) {
+		pid_t pid = fork();
+
+		if (pid < 0 && getpid() == pids[0])
+			ASSERT_LE(0, pid);
+		if (pid < 0)
+			_exit(1);
+		if (pid)
+			break;
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		pid = getpid();
+		if (write(go[1], &pid, sizeof(pid)) != sizeof(pid))
+			_exit(1);
+		if (i == CHAIN)
+			for (;;)
+				pause();
+	}
+	if (getpid() != pids[0]) {
+		for (;;)
+			pause();
+	}
+	for (i = 1; i <= CHAIN; i++)
+		ASSERT_EQ(sizeof(pids[i]), read(go[0], &pids[i],
+						sizeof(pids[i])));
+
+	ASSERT_EQ(0, ksm_set("run", 1));
+	EXPECT_EQ(0, ksm_wait_for(chain_sharing, &want, KSM_WAIT_SECS))
+		TH_LOG("ksmd did not link the %d children", CHAIN);
+	ASSERT_EQ(0, ksm_set("run", 0));
+
+	fd = pagemap_open(0);
+	old = pagemap_pfn(fd, p);
+	close(fd);
+	page = p;
+	node = page_node(0, p) ^ 1;
+	ASSERT_EQ(0, syscall(SYS_move_pages, 0, 1, &page, &node, &status,
+			     MPOL_MF_MOVE_ALL));
+	EXPECT_EQ(node, status);
+	for (i = 0; i <= CHAIN; i++) {
+		fd = pagemap_open(pids[i]);
+		ASSERT_LE(0, fd);
+		for (j = 0; j < 2; j++) {
+			pfn = pagemap_pfn(fd, p + j * page_size);
+			EXPECT_NE(old, pfn) TH_LOG("process %d page %d stayed",
+						   i, j);
+			EXPECT_EQ(node, page_node(pids[i], p + j * page_size));
+		}
+		close(fd);
+	}
+	EXPECT_TRUE(page_has(p, CHAIN_TAG) && page_has(p + page_size,
+						       CHAIN_TAG));
+	/* The first child: its death takes the line down (PDEATHSIG). */
+	kill(pids[1], SIGKILL);
+	waitpid(pids[1], NULL, 0);
+	munmap(p, 2 * page_size);
+}
+
 #define PAIRS		32
 #define PAIR_TAG	0x6ace00
 #define RACE_SECS	5
