@@ -1295,6 +1295,19 @@ static void stable_link(struct ksm_stable *stable, struct ksm_item *item,
 }
 
 /*
+ * @map, of @stable, no longer maps its KSM page: it lets go of its
+ * anon_vma and of its mm's ksm_merging_pages.
+ */
+static void map_release(struct ksm_stable *stable, struct ksm_map *map)
+{
+	struct mm_struct *mm = map->kmm->slot.mm;
+
+	trace_ksm_remove_rmap_item(stable->pfn, map, mm);
+	put_anon_vma(map->anon_vma);
+	mm->ksm_merging_pages--;
+}
+
+/*
  * Take @map out of its node's chunks: the newest chunk's last map takes
  * its place, and that map's slot follows it; a chunk left empty goes.
  * The slot of @map's own page is the caller's to rewrite.  Under ksm_lock,
@@ -1328,12 +1341,7 @@ static unsigned int map_remove(struct ksm_map *map)
 /* Take @map off its node, whose KSM page is locked. */
 static void map_unlink(struct ksm_map *map)
 {
-	struct ksm_stable *stable = map_chunk(map)->stable;
-	struct mm_struct *mm = map->kmm->slot.mm;
-
-	trace_ksm_remove_rmap_item(stable->pfn, map, mm);
-	put_anon_vma(map->anon_vma);
-	mm->ksm_merging_pages--;
+	map_release(map_chunk(map)->stable, map);
 	if (map_remove(map))
 		ksm_pages_sharing--;
 	else
@@ -1549,14 +1557,8 @@ static void stable_drop_stale(struct ksm_stable *stable)
 	}
 	for (left = n; left; left -= fill, chunk = chunk->next) {
 		fill = chunk_fill(left);
-		for (i = 0; i < fill; i++) {
-			struct ksm_map *map = &chunk->map[i];
-			struct mm_struct *mm = map->kmm->slot.mm;
-
-			trace_ksm_remove_rmap_item(stable->pfn, map, mm);
-			put_anon_vma(map->anon_vma);
-			mm->ksm_merging_pages--;
-		}
+		for (i = 0; i < fill; i++)
+			map_release(stable, &chunk->map[i]);
 		/* As many as there are mms: fork children join freely. */
 		cond_resched();
 	}
@@ -1663,9 +1665,10 @@ static void stable_group(struct ksm_stable *stable, struct ksm_stable *same)
  * stable_put_unused() frees it with its last map.  Without maps it goes
  * at once, if @folio is locked (NULL if not).  A process that fork left
  * sharing the page when it became a KSM page in place may still map it
- * (ksm_rmap_native()): memory_failure() then neither signals it nor
- * unmaps the page from it, as with upstream's KSM, which never sees that
- * mapping.  Keeping the node for it would keep it for good, with the
+ * (ksm_rmap_native()): no rmap walk finds that mapping any more, so
+ * memory_failure() neither signals that process nor unmaps the page from
+ * it, and the page neither migrates nor is reclaimed while it lasts, as
+ * with upstream's KSM, which never sees that mapping.  Keeping the node for it would keep it for good, with the
  * poisoned page.  See ksm_memory_failure().
  */
 static void stable_retire(struct ksm_stable *stable, struct folio *folio)
@@ -2466,7 +2469,9 @@ static int ksm_fold(struct ksm_item *item, struct vm_area_struct *vma,
 	if (!kpage) {
 		/*
 		 * The page's own anon_vma finds it wherever fork left it
-		 * mapped, mergeable or not (ksm_rmap_native()).
+		 * mapped, mergeable or not, while its node lives
+		 * (ksm_rmap_native()).  This mapping's map takes it too, so
+		 * that the maps' walk sees it is the same (ksm_below_native()).
 		 */
 		struct anon_vma *native = folio_anon_vma(folio);
 		struct ksm_pte kp;
@@ -2488,7 +2493,7 @@ static int ksm_fold(struct ksm_item *item, struct vm_area_struct *vma,
 		folio_set_stable(folio, fresh);
 		folio_ksm_dirty(folio);
 		folio_mark_accessed(folio);
-		stable_link(fresh, item, vma, vma->anon_vma);
+		stable_link(fresh, item, vma, native ?: vma->anon_vma);
 		goto unlock;
 	}
 
@@ -4989,11 +4994,13 @@ static bool ksm_rmap_visit(struct folio *folio, struct vm_area_struct *vma,
  * anon_vma is linked to each of its ancestors too (anon_vma_fork() clones
  * the parent's chain), so it is in ->native's tree as well.  A map's walk
  * then passes over those VMAs at that offset, so that each mapping is
- * visited once (folio_referenced() counts them).  Up the ->parent links
- * (set at creation, never changed; the ancestors live while a VMA is
- * linked to @anon_vma), at most KSM_AVC_STEPS of them: a deeper line of
- * forks is taken for "no", and its mappings are visited twice, which is
- * harmless.  A VMA linked since the native walk (a fork meanwhile)
+ * visited once where it can (folio_referenced() counts them, and stops
+ * when it has counted them all).  Up the ->parent links (set at creation,
+ * never changed; the ancestors live while a VMA is linked to @anon_vma),
+ * at most KSM_AVC_STEPS of them: a deeper line of forks is taken for "no",
+ * and its mappings are visited twice (as where anon_vma_clone() reused an
+ * ancestor for a child): migration, unmapping and healing find nothing
+ * the second time, and folio_referenced() may stop early.  A VMA linked since the native walk (a fork meanwhile)
  * copied the entry that walk left in its parent, which it visited.
  */
 static bool ksm_below_native(const struct ksm_stable *stable,
@@ -5004,14 +5011,12 @@ static bool ksm_below_native(const struct ksm_stable *stable,
 
 	if (!native || native->root != anon_vma->root)
 		return false;
-	for (steps = 0; steps < KSM_AVC_STEPS; steps++) {
-		if (anon_vma == native)
-			return true;
-		if (anon_vma->parent == anon_vma)
-			break;
+	for (steps = 0; anon_vma != native; steps++) {
+		if (steps == KSM_AVC_STEPS || anon_vma->parent == anon_vma)
+			return false;
 		anon_vma = anon_vma->parent;
 	}
-	return false;
+	return true;
 }
 
 /*
