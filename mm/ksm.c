@@ -1668,8 +1668,9 @@ static void stable_group(struct ksm_stable *stable, struct ksm_stable *same)
  * (ksm_rmap_native()): no rmap walk finds that mapping any more, so
  * memory_failure() neither signals that process nor unmaps the page from
  * it, and the page neither migrates nor is reclaimed while it lasts, as
- * with upstream's KSM, which never sees that mapping.  Keeping the node for it would keep it for good, with the
- * poisoned page.  See ksm_memory_failure().
+ * with upstream's KSM, which never sees that mapping.  Keeping the node
+ * for it would keep it for good, with the poisoned page.  See
+ * ksm_memory_failure().
  */
 static void stable_retire(struct ksm_stable *stable, struct folio *folio)
 {
@@ -5000,8 +5001,9 @@ static bool ksm_rmap_visit(struct folio *folio, struct vm_area_struct *vma,
  * at most KSM_AVC_STEPS of them: a deeper line of forks is taken for "no",
  * and its mappings are visited twice (as where anon_vma_clone() reused an
  * ancestor for a child): migration, unmapping and healing find nothing
- * the second time, and folio_referenced() may stop early.  A VMA linked since the native walk (a fork meanwhile)
- * copied the entry that walk left in its parent, which it visited.
+ * the second time, and folio_referenced() may stop early.  A VMA linked
+ * since the native walk (a fork meanwhile) copied the entry that walk
+ * left in its parent, which it visited.
  */
 static bool ksm_below_native(const struct ksm_stable *stable,
 			     struct anon_vma *anon_vma)
