@@ -300,16 +300,16 @@ struct ksm_stable {
  * The maps of a KSM page sit in chunks hanging off its stable node, and
  * the page's slot in its mm's xarray points to its map.  A node's chunks
  * hold 2, 2, 4, 8, then 16 maps each (64, 64, 112, 208, then 400 bytes
- * with their header), newest first, and only the newest is ever part full: a map
- * joins it, and a map that goes takes the newest chunk's last map into its
- * place (rewriting that one's slot), so both are O(1) however many
- * mappings a page has (fork children join without limit).  Which chunk is
- * which size, and how full the first one is, follows from @nr_items
- * alone (chunk_class(), chunk_fill()).  A mapping costs 32 bytes where
- * a page has 2 or 4 mappings, 30 with 8, 28 with 16, 27 or less with 32
- * and more, 50 at worst (the 17th in a new chunk), and 64 for a page
- * mapped once: never more than upstream's 64-byte rmap item (a full item
- * cost 56).
+ * with their header), newest first, and only the newest is ever part
+ * full: a map joins it, and a map that goes takes the newest chunk's last
+ * map into its place (rewriting that one's slot), so both are O(1)
+ * however many mappings a page has (fork children join without limit).
+ * Which chunk is which size, and how full the first one is, follows from
+ * @nr_items alone (chunk_class(), chunk_fill()).  A mapping costs 32
+ * bytes where a page has 2 or 4 mappings, 30 with 8, 28 with 16, 27 or
+ * less with 32 and more, 50 at worst (the 17th in a new chunk), and 64 for
+ * a page mapped once: never more than upstream's 64-byte rmap item (a full
+ * item cost 56).
  *
  * A map knows its chunk by its index there, in the MAP_SLOT bits of its
  * address; a slot tells a map (ITEM_STABLE set in its first word) from
@@ -430,8 +430,9 @@ static struct ksm_cursor ksm_cursor = {
  * ksmd only tries it.  When the cursor's mm is busy, the batch pauses
  * (ksm_mm_busy): ksmd, with ksm_lock dropped, sleeps KSM_MM_BUSY_US to
  * 2 * KSM_MM_BUSY_US, then goes on with what is left of the batch (so the
- * pages ksmd scans still come no faster than sleep_millisecs has them).  In the merge paths, a
- * page whose mm is busy is not merged in this pass (item_lock_vma()).
+ * pages ksmd scans still come no faster than sleep_millisecs has them).
+ * In the merge paths, a page whose mm is busy is not merged in this pass
+ * (item_lock_vma()).
  *
  * And so that the tenant cannot hold up every other tenant's pass
  * either, a fork for every page it has (upstream waits for the lock under
@@ -1354,10 +1355,10 @@ static void map_unlink(struct ksm_map *map)
  * map's old place still.  The spare's (a copy of a map is always the
  * spare, or a stack copy that is never unlinked) is left for
  * item_settle() (or stable_link()), which stores in it anyway when ksmd
- * is done with the page; a full item's would be pointed to it now.  Nothing reads the slot of the
- * page ksmd works on meanwhile: only its page's work is under way, and
- * slots are read only at the cursor and where maps move or go, which
- * this page's slot no longer knows of.
+ * is done with the page; a full item's would be pointed to it now.
+ * Nothing reads the slot of the page ksmd works on meanwhile: only its
+ * page's work is under way, and slots are read only at the cursor and
+ * where maps move or go, which this page's slot no longer knows of.
  */
 static void item_unlinked(struct ksm_item *item, u32 sum)
 {
@@ -2757,8 +2758,9 @@ out:
  * @tpage: where the partner's page goes, referenced
  *
  * The tree is ordered by the merge domain and the checksum an item had
- * when it was inserted, then by the content its page has now.  Contents of the unstable tree
- * may change at any time, so among equal checksums the order may be
+ * when it was inserted, then by the content its page has now.  Contents
+ * of the unstable tree may change at any time, so among equal checksums
+ * the order may be
  * wrong by now: that can hide a partner, never make the tree malformed,
  * and the descent is as long as a red-black tree is deep, whatever the
  * pages hold.  A partner whose page cannot be read at once (gone, or its
