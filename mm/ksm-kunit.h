@@ -661,6 +661,43 @@ static void ksm_test_item_reaches(struct kunit *test)
 }
 
 /*
+ * A map's anon_vma is "below" the page's own (ksm_below_native()) if it is
+ * that one or descends from it, at most KSM_AVC_STEPS parent links up; not
+ * an ancestor, not one of another family, not where the page has none.
+ */
+static void ksm_test_below_native(struct kunit *test)
+{
+	unsigned int i, n = KSM_AVC_STEPS + 4;
+	struct ksm_stable stable = {};
+	struct anon_vma *av, other;
+
+	av = kunit_kcalloc(test, n, sizeof(*av), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, av);
+	/* A line of forks: av[0] the root, av[i] the child of av[i - 1]. */
+	for (i = 0; i < n; i++) {
+		av[i].root = &av[0];
+		av[i].parent = i ? &av[i - 1] : &av[0];
+	}
+	other.root = &other;
+	other.parent = &other;
+
+	KUNIT_EXPECT_FALSE(test, ksm_below_native(&stable, &av[1]));
+	stable.native = &av[1];
+	KUNIT_EXPECT_TRUE(test, ksm_below_native(&stable, &av[1]));
+	KUNIT_EXPECT_FALSE(test, ksm_below_native(&stable, &av[0]));
+	KUNIT_EXPECT_TRUE(test, ksm_below_native(&stable, &av[2]));
+	KUNIT_EXPECT_TRUE(test,
+			  ksm_below_native(&stable, &av[1 + KSM_AVC_STEPS]));
+	KUNIT_EXPECT_FALSE(test,
+			   ksm_below_native(&stable, &av[2 + KSM_AVC_STEPS]));
+	KUNIT_EXPECT_FALSE(test, ksm_below_native(&stable, &other));
+	/* The root itself, and the root's own line. */
+	stable.native = &av[0];
+	KUNIT_EXPECT_TRUE(test, ksm_below_native(&stable, &av[0]));
+	KUNIT_EXPECT_TRUE(test, ksm_below_native(&stable, &av[KSM_AVC_STEPS]));
+}
+
+/*
  * A node's chunks as chunk_class() and chunk_fill() lay them out, walked
  * as ksm_rmap_rounds() walks them: the newest part full, every one before
  * it full, all of them holding the node's maps exactly; and one map more
@@ -880,6 +917,7 @@ static struct kunit_case ksm_test_cases[] = {
 	KUNIT_CASE(ksm_test_tidy),
 	KUNIT_CASE(ksm_test_new_sums),
 	KUNIT_CASE(ksm_test_item_reaches),
+	KUNIT_CASE(ksm_test_below_native),
 	KUNIT_CASE(ksm_test_chunks),
 	KUNIT_CASE(ksm_test_dead_maps),
 	{}
