@@ -6,17 +6,23 @@
  * once, as every KSM page of two processes is): reclaim must find both
  * mappings through rmap_walk_ksm(), the pages must come back intact, the
  * swap-in copies be counted in ksm_swpin_copy, and ksmd merge them
- * again.  A write to a KSM page counts one cow_ksm.
+ * again.  A write to a KSM page counts one cow_ksm.  A KSM page that a
+ * process maps in an area it never made mergeable (fork left it shared
+ * when ksmd made it a KSM page in place) is swapped out from there too.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 
 #include "../kselftest_harness.h"
 #include "ksm_common.h"
@@ -210,6 +216,126 @@ TEST_F_TIMEOUT(swap, unmerged_while_out, KSM_TEST_TIMEOUT)
 		EXPECT_NE(worker_pfn(&self->w[0], i), worker_pfn(&self->w[1], i))
 			TH_LOG("page %zu shared after run=2", i);
 	}
+}
+
+#define PAIRS		16
+#define PAIR_TAG	0x5c0000
+
+struct pair_frames {
+	int fd;		/* the child's pagemap */
+	char *r;
+};
+
+/* The child maps one frame for both pages of each pair. */
+static bool child_pairs_merged(void *arg)
+{
+	struct pair_frames *pf = arg;
+	size_t k;
+
+	for (k = 0; k < PAIRS; k++) {
+		unsigned long pfn = pagemap_pfn(pf->fd, pf->r + 2 * k * page_size);
+
+		if (!pfn || pfn != pagemap_pfn(pf->fd,
+					       pf->r + (2 * k + 1) * page_size))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * This process maps pairs of pages alike in an area it never makes
+ * mergeable, and forks a child that does; ksmd makes one page of each
+ * pair, which fork left shared, a KSM page in place, so this process maps
+ * it too, unmerged.  Reclaim must find that mapping (through the page's
+ * own anon_vma: an rmap walk of only mergeable areas left it mapped, and
+ * the page in memory for good), swap both processes' pages out, and each
+ * must read its pages back intact.
+ */
+TEST_F_TIMEOUT(swap, non_mergeable_sharer_swaps_out, KSM_TEST_TIMEOUT)
+{
+	unsigned long deadline = now_ms() + KSM_WAIT_SECS * 1000UL;
+	size_t len = 2 * PAIRS * page_size, k, at[PAIRS], in = 0;
+	struct pair_frames pf;
+	char path[PATH_MAX], *r, *buf, c;
+	int ready[2], fd, mem, round = 0;
+	pid_t child;
+
+	r = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, r);
+	for (k = 0; k < 2 * PAIRS; k++)
+		fill_page(r + k * page_size, PAIR_TAG + k / 2);
+	ASSERT_EQ(0, pipe(ready));
+	child = fork();
+	ASSERT_LE(0, child);
+	if (!child) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (madvise(r, len, MADV_MERGEABLE) ||
+		    write(ready[1], "r", 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	ASSERT_EQ(1, read(ready[0], &c, 1));
+	fd = pagemap_open(0);
+	pf.fd = pagemap_open(child);
+	pf.r = r;
+	ASSERT_LE(0, fd);
+	ASSERT_LE(0, pf.fd);
+	ASSERT_EQ(0, vma_flag(0, r, "mg"));
+
+	ASSERT_EQ(0, ksm_set("run", 1));
+	ASSERT_EQ(0, ksm_wait_for(child_pairs_merged, &pf, KSM_WAIT_SECS))
+		TH_LOG("the child's pairs did not merge");
+	ASSERT_EQ(0, ksm_set("run", 0));
+	for (k = 0; k < PAIRS; k++) {
+		unsigned long pfn = pagemap_pfn(pf.fd, r + 2 * k * page_size);
+		bool even = pagemap_pfn(fd, r + 2 * k * page_size) == pfn;
+		bool odd = pagemap_pfn(fd, r + (2 * k + 1) * page_size) == pfn;
+
+		ASSERT_NE(even, odd) TH_LOG("pair %zu: this process maps %s", k,
+					    even ? "it twice" : "no KSM page");
+		at[k] = 2 * k + odd;
+	}
+	ASSERT_EQ(PAIRS * page_size / 1024, smaps_kb(0, r, "KSM"));
+
+	/* Reclaim until every KSM page is out, from both processes. */
+	snprintf(path, sizeof(path), "%s/memory.reclaim", self->cg);
+	for (;;) {
+		in = 2 * PAIRS - pages_swapped(pf.fd, r, 2 * PAIRS);
+		for (k = 0; k < PAIRS; k++)
+			in += pages_swapped(fd, r + at[k] * page_size, 1) != 1;
+		if (!in || now_ms() > deadline)
+			break;
+		write_file(path, "16M");
+		round++;
+		usleep(20000);
+	}
+	EXPECT_EQ(0, in) TH_LOG("after %d rounds of reclaim, %zu KSM mappings in memory",
+				round, in);
+
+	/* Back in: this process's pages, then the child's. */
+	for (k = 0; k < 2 * PAIRS; k++)
+		EXPECT_TRUE(page_has(r + k * page_size, PAIR_TAG + k / 2))
+			TH_LOG("page %zu of this process", k);
+	buf = malloc(page_size);
+	ASSERT_NE(NULL, buf);
+	snprintf(path, sizeof(path), "/proc/%d/mem", child);
+	mem = open(path, O_RDONLY);
+	ASSERT_LE(0, mem);
+	for (k = 0; k < 2 * PAIRS; k++) {
+		ASSERT_EQ(page_size, pread(mem, buf, page_size,
+					   (unsigned long)(r + k * page_size)));
+		EXPECT_TRUE(page_has(buf, PAIR_TAG + k / 2))
+			TH_LOG("page %zu of the child", k);
+	}
+	close(mem);
+	free(buf);
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	close(pf.fd);
+	close(fd);
+	munmap(r, len);
 }
 
 TEST_HARNESS_MAIN
