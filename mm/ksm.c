@@ -52,6 +52,13 @@
  * then replaces the PTE.  A write that comes later faults, and do_wp_page()
  * never reuses a KSM page: it copies.
  *
+ * Reclaim, migration and memory failure find the mappings of a KSM page
+ * with rmap_walk_ksm(): those that ksmd made or met through its node's
+ * maps, and, for a page that became a KSM page in place, those that fork
+ * left of it, mergeable areas or not, through the page's own anon_vma and
+ * offset, as for any anonymous page (ksm_rmap_native(); "Reverse mapping"
+ * in Documentation/mm/ksm.rst).
+ *
  * Every full pass starts a new unstable tree.  The old one is folded back
  * into records first, an item at a time, giving way to whoever wants
  * ksm_lock (ksm_drain_unstable()).
