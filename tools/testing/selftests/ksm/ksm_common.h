@@ -138,6 +138,12 @@ uint64_t pagemap_entry(int fd, const void *addr);
 #define PM_PFN_MASK		((1ULL << 55) - 1)
 /* /proc/kpageflags */
 #define KPF_HUGE		17
+/*
+ * 6.12 sets KPF_KSM on every anonymous page (fs/proc/page.c tests
+ * "mapping & PAGE_MAPPING_KSM", which includes PAGE_MAPPING_ANON): to
+ * tell a KSM page, use smaps' "KSM:" (worker_all_ksm(), smaps_kb()) or
+ * frames shared between processes.
+ */
 #define KPF_KSM			21
 #define KPF_THP			22
 #define KPF_HWPOISON		19
