@@ -105,9 +105,14 @@
  *	only makes rmap walks look at more VMAs; and ITEM_RELINK, which only
  *	ksmd reads, set by the scanner under the page table lock.  A dead
  *	node (one whose page is gone, see "Dead nodes") has no page to lock:
- *	ksm_lock alone keeps its maps, which only ksmd reads.
+ *	ksm_lock alone keeps its maps, which only ksmd reads.  A node's
+ *	->native is set before the page points to the node, under the page
+ *	lock, and put only once no page does (stable_release()), so an rmap
+ *	walk, which holds the page lock, always finds it pinned.
  *
- * page table lock, anon_vma lock: as everywhere in mm.
+ * page table lock, anon_vma lock: as everywhere in mm.  The rmap walk
+ *	takes the lock of ->native's family, drops it, then each map's in
+ *	turn: never two at once.
  *
  * ksm_mm_lock (spinlock, innermost)
  *	The list and hash of registered mms.  __ksm_enter() and __ksm_exit()
@@ -1521,9 +1526,8 @@ static void stable_free(struct ksm_stable *stable)
  * other mm's; the last such map keeps a whole chunk (64 bytes) and the
  * node (80), uncharged, where a record (9, charged) would do.  Counted
  * in general_profit (ksm_chunk_bytes) until then, not in its mm's
- * ksm_process_profit.  A
- * working copy of one of its maps (ksmd's spare) is mended with
- * item_outlived().
+ * ksm_process_profit.  A working copy of one of its maps (ksmd's spare)
+ * is mended with item_outlived().
  */
 
 /* What the slot of a map of the dead @stable is to hold. */
@@ -2767,10 +2771,9 @@ out:
  * The tree is ordered by the merge domain and the checksum an item had
  * when it was inserted, then by the content its page has now.  Contents
  * of the unstable tree may change at any time, so among equal checksums
- * the order may be
- * wrong by now: that can hide a partner, never make the tree malformed,
- * and the descent is as long as a red-black tree is deep, whatever the
- * pages hold.  A partner whose page cannot be read at once (gone, or its
+ * the order may be wrong by now: that can hide a partner, never make the
+ * tree malformed, and the descent is as long as a red-black tree is deep,
+ * whatever the pages hold.  A partner whose page cannot be read at once (gone, or its
  * mm's mmap_lock taken for write) counts as smaller.  A partner of equal
  * content whose page has extra references (pinned: merging it would
  * fail) is passed by to the right, so that a tenant's pinned copies of
@@ -4252,7 +4255,6 @@ static void ksm_page_done(struct page *page)
  * it.  Returns what is left of @nr if it stopped for the copies it owes
  * or at a busy mm.
  */
-
 static unsigned int ksm_scan_pages(unsigned int nr)
 {
 	unsigned int start = nr;
