@@ -276,7 +276,8 @@ struct ksm_item {
  * @dup_prev: the one before, so that a node leaves its group in O(1)
  * @native: the page's own anon_vma, pinned, when it became a KSM page in
  *	place: the mappings that fork made of it are found through it and
- *	the page's offset, ->index (ksm_rmap_native()); else NULL
+ *	the page's offset, ->index (ksm_rmap_native()); set before the page
+ *	points to the node, put when none does (see "Locking")
  * @pfn: the page frame that holds the KSM page now (moves with migration)
  * @nr_items: how many maps @chunks holds
  * @checksum: checksum of the (unchanging) content: the key in the tree,
@@ -1680,9 +1681,10 @@ static void stable_group(struct ksm_stable *stable, struct ksm_stable *same)
  * (ksm_rmap_native()): no rmap walk finds that mapping any more, so
  * memory_failure() neither signals that process nor unmaps the page from
  * it, and the page neither migrates nor is reclaimed while it lasts, as
- * with upstream's KSM, which never sees that mapping.  Keeping the node
- * for it would keep it for good, with the poisoned page.  See
- * ksm_memory_failure().
+ * with upstream's KSM when that process is the parent (upstream reaches a
+ * child's).  Keeping the node for it would keep it for good, with the
+ * poisoned page, and ksm_stable_nodes would then refuse the node knobs
+ * (EBUSY) for good too.  See ksm_memory_failure().
  */
 static void stable_retire(struct ksm_stable *stable, struct folio *folio)
 {
@@ -2773,8 +2775,8 @@ out:
  * of the unstable tree may change at any time, so among equal checksums
  * the order may be wrong by now: that can hide a partner, never make the
  * tree malformed, and the descent is as long as a red-black tree is deep,
- * whatever the pages hold.  A partner whose page cannot be read at once (gone, or its
- * mm's mmap_lock taken for write) counts as smaller.  A partner of equal
+ * whatever the pages hold.  A partner whose page cannot be read at once
+ * (gone, or its mm's mmap_lock taken for write) counts as smaller.  A partner of equal
  * content whose page has extra references (pinned: merging it would
  * fail) is passed by to the right, so that a tenant's pinned copies of
  * a content cannot make every page of it fail to pair.
@@ -5011,8 +5013,10 @@ static bool ksm_rmap_visit(struct folio *folio, struct vm_area_struct *vma,
  * never changed; the ancestors live while a VMA is linked to @anon_vma),
  * at most KSM_AVC_STEPS of them: a deeper line of forks is taken for "no",
  * and its mappings are visited twice (as where anon_vma_clone() reused an
- * ancestor for a child): migration, unmapping and healing find nothing
- * the second time, and folio_referenced() may stop early.  A VMA linked
+ * ancestor for a child, or where @anon_vma is an ancestor of ->native: a
+ * parent's page merged into its child's copy, which became the KSM page
+ * in place): migration, unmapping and healing find nothing the second
+ * time, and folio_referenced() may stop early.  A VMA linked
  * since the native walk (a fork meanwhile) copied the entry that walk
  * left in its parent, which it visited.
  */
@@ -5123,6 +5127,11 @@ static bool ksm_rmap_rounds(struct folio *folio, struct ksm_stable *stable,
 				own = vma->vm_mm == map->kmm->slot.mm;
 				if (round == own)
 					continue;
+				/*
+				 * Only now: ->parent links are safe to follow
+				 * once a VMA linked to @anon_vma is found
+				 * under its lock (the map pins only it).
+				 */
 				if (below < 0)
 					below = ksm_below_native(stable,
 								 anon_vma);
