@@ -2776,10 +2776,10 @@ out:
  * the order may be wrong by now: that can hide a partner, never make the
  * tree malformed, and the descent is as long as a red-black tree is deep,
  * whatever the pages hold.  A partner whose page cannot be read at once
- * (gone, or its mm's mmap_lock taken for write) counts as smaller.  A partner of equal
- * content whose page has extra references (pinned: merging it would
- * fail) is passed by to the right, so that a tenant's pinned copies of
- * a content cannot make every page of it fail to pair.
+ * (gone, or its mm's mmap_lock taken for write) counts as smaller.  A
+ * partner of equal content whose page has extra references (pinned:
+ * merging it would fail) is passed by to the right, so that a tenant's
+ * pinned copies of a content cannot make every page of it fail to pair.
  *
  * Returns the item of a page with @page's content, its page in @tpage;
  * or NULL, with @item inserted in the tree.
