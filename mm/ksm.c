@@ -115,8 +115,9 @@
  *	turn: never two at once.
  *
  * ksm_mm_lock (spinlock, innermost)
- *	The list and hash of registered mms.  __ksm_enter() and __ksm_exit()
- *	take only this, so fork, exec and exit never wait for ksmd.
+ *	The list and hash of registered mms, and ksm_heir.  __ksm_enter()
+ *	and __ksm_exit() take only this, so fork, exec and exit never wait
+ *	for ksmd.  map_find_heir() looks an mm up under an anon_vma lock.
  *
  * xa_lock of an mm's records (struct ksm_mm.items)
  *	Taken around each store (rec_store(), item_slot_set()) or inside
@@ -124,14 +125,16 @@
  *	table lock held; a map's slot is rewritten under its KSM page's
  *	lock (a dead node's, under ksm_lock alone).  It only serializes
  *	the xarray's own RCU readers: nothing reads a slot without
- *	ksm_lock.  __ksm_exit() reads xa_empty() with
- *	none of our locks: records are added only to the cursor's mm, which
- *	it checks under ksm_mm_lock, so "empty" stays true; a stale "not
- *	empty" only sends the mm to ksm_exited, whose reaping copes.
+ *	ksm_lock.  __ksm_exit() reads xa_empty() with none of our locks:
+ *	records are added only to the cursor's mm and to ksm_heir (a map
+ *	passing to a child, map_pass_on()), which it checks under
+ *	ksm_mm_lock, so "empty" stays true; a stale "not empty" only sends
+ *	the mm to ksm_exited, whose reaping copes.
  *
  * Order: ksm_lock -> mmap_lock -> folio lock (page, then KSM page) ->
  * anon_vma lock / PTL; ksm_mm_lock and xa_lock nest inside ksm_lock and
- * mmap_lock, never inside each other.
+ * mmap_lock, never inside each other, and ksm_mm_lock inside the anon_vma
+ * lock too.
  *
  * ksmd holds only mm_count (mmgrab) on a registered mm, and mm_users only
  * around a copy it owes (ksm_pay_copies(), mmget_not_zero()): after
@@ -772,6 +775,44 @@ static void rec_set(struct ksm_mm *kmm, unsigned long addr, void *entry)
 }
 
 /*
+ * Store @entry, through @xas, in the slot of the page at @addr of @kmm,
+ * which must be empty (else -EEXIST), allocating what the xarray needs.
+ * No reclaim under ksm_lock: a tenant at its memory cgroup's limit would
+ * make everyone who waits for ksmd wait for its reclaim (-ENOMEM then).
+ * The xarray adds __GFP_ACCOUNT.  @xas is left on the slot.
+ */
+static int rec_store_new(struct xa_state *xas, struct ksm_mm *kmm,
+			 unsigned long addr, void *entry)
+{
+	struct mem_cgroup *memcg, *old;
+	int err;
+
+	memcg = get_mem_cgroup_from_mm(kmm->slot.mm);
+	old = set_active_memcg(memcg);
+	*xas = (struct xa_state)__XA_STATE(&kmm->items, rec_index(addr), 0, 0);
+	do {
+		xas_lock(xas);
+		if (xas_load(xas))
+			xas_set_err(xas, -EEXIST);
+		else
+			xas_store(xas, entry);
+		xas_unlock(xas);
+	} while (xas_nomem(xas, GFP_NOWAIT | __GFP_NOWARN));
+	err = xas_error(xas);
+	set_active_memcg(old);
+	mem_cgroup_put(memcg);
+	return err;
+}
+
+/* A slot was added for the page at @addr of @kmm: count it. */
+static void rec_added(struct ksm_mm *kmm, unsigned long addr)
+{
+	kmm->end = max(kmm->end, rec_index(addr) + 1);
+	ksm_items++;
+	kmm->slot.mm->ksm_rmap_items++;
+}
+
+/*
  * Is the cursor's walk on the slot of the page at @addr of @kmm, in a
  * leaf of the tree (where a store allocates nothing)?
  */
@@ -1363,6 +1404,144 @@ static void map_unlink(struct ksm_map *map)
 }
 
 /*
+ * Heirs
+ *
+ * A map goes when its page no longer maps the KSM page: written to,
+ * unmapped, or its mm gone.  Children that its mm forked since may still
+ * map the KSM page at that address, in areas linked to the map's
+ * anon_vma: the second round of the map's walk (ksm_rmap_rounds()) is what
+ * reaches them, until ksmd scans them and links maps of their own, up to
+ * a pass later (or later still, while a child keeps its mmap_lock busy).
+ * Were the map to go first, nothing would reach those mappings meanwhile:
+ * the KSM page could neither migrate nor be reclaimed, nor could memory
+ * failure unmap it, and every tenant whose pages merged into it would
+ * have a page pinned where it sits (compaction, CMA, memory offline).
+ *
+ * So the map passes, whole, to such a child (map_pass_on()): it becomes
+ * the child's map of the page at that address, with its slot, its
+ * counters, and the anon_vma it had, whose pin it keeps, and whose tree
+ * holds the child's area and its brothers'.  It is the map that ksmd
+ * would have linked there, but for its anon_vma, an ancestor's: the
+ * scanner takes it as it is (ksm_item_reaches()).  A child that has a
+ * slot there already (a map of its own, which reaches only its own
+ * children) is passed over.  The map goes when no child found maps the
+ * page there.
+ *
+ * The search is bounded: KSM_HEIR_TRIES areas of the anon_vma's tree at
+ * most, each a range check and at most one page table lookup, under the
+ * locks an rmap walk takes, the anon_vma lock only tried (a tenant's fork
+ * or munmap holds it for write).  A tenant's forks lengthen only the
+ * searches its own maps' departures cost: one a map, when ksmd meets its
+ * page changed, or drops the records of an area or an mm that went, some
+ * at a time (cursor_drop_to(), ksm_reap_exited()).  A tenant that fills
+ * the first places with children that do not map the page, or keeps its
+ * anon_vma lock busy, gets only what every mapping gets upstream: its
+ * children are unreached until ksmd scans them.
+ */
+#define KSM_HEIR_TRIES	32
+
+/* The heir being given a map: __ksm_exit() leaves it to ksmd. */
+static struct ksm_mm *ksm_heir;
+
+/*
+ * A registered mm, not @map's, that maps @folio (the KSM page, locked) at
+ * @map's address in an area of @map's anon_vma, and has no slot there
+ * yet; it is left as ksm_heir, with *@pgoff_ok telling whether its area's
+ * offset there is the address's page number (ITEM_PGOFF).  The anon_vma
+ * lock, only tried (see "Locking"), keeps the area, so its mm too, while
+ * ksm_mm_lock looks the mm up: a registered mm, not a new one at the same
+ * address.  Slots change only under ksm_lock, which ksmd holds.
+ */
+static struct ksm_mm *map_find_heir(struct ksm_map *map, struct folio *folio,
+				    bool *pgoff_ok)
+{
+	unsigned long address = READ_ONCE(map->address);
+	unsigned long addr = address & PAGE_MASK;
+	struct mm_struct *mm = map->kmm->slot.mm;
+	struct anon_vma *anon_vma = map->anon_vma;
+	pgoff_t first = 0, last = ULONG_MAX;
+	struct anon_vma_chain *avc;
+	struct ksm_mm *heir = NULL;
+	unsigned int tries = 0;
+
+	/* A fork copies an area with its offsets. */
+	if (address & ITEM_PGOFF) {
+		first = addr >> PAGE_SHIFT;
+		last = first;
+	}
+	if (!anon_vma_trylock_read(anon_vma))
+		return NULL;
+	anon_vma_interval_tree_foreach(avc, &anon_vma->rb_root, first, last) {
+		struct vm_area_struct *vma = avc->vma;
+		DEFINE_FOLIO_VMA_WALK(pvmw, folio, vma, addr, 0);
+
+		if (++tries > KSM_HEIR_TRIES)
+			break;
+		/* Only mergeable areas: see ksm_rmap_rounds(). */
+		if (vma->vm_mm == mm || !(vma->vm_flags & VM_MERGEABLE) ||
+		    addr < vma->vm_start || addr >= vma->vm_end)
+			continue;
+		if (!page_vma_mapped_walk(&pvmw))
+			continue;
+		page_vma_mapped_walk_done(&pvmw);
+		spin_lock(&ksm_mm_lock);
+		heir = ksm_mm_lookup(vma->vm_mm);
+		/* One with a map of its own reaches its own children only. */
+		if (heir && xa_load(&heir->items, rec_index(addr)))
+			heir = NULL;
+		ksm_heir = heir;
+		spin_unlock(&ksm_mm_lock);
+		if (heir) {
+			*pgoff_ok = linear_page_index(vma, addr) ==
+				    addr >> PAGE_SHIFT;
+			break;
+		}
+	}
+	anon_vma_unlock_read(anon_vma);
+	return heir;
+}
+
+/*
+ * Pass @map, whose mapping went, to a child that maps @folio, its KSM
+ * page (locked), at the same address (see "Heirs"), so that the map stays
+ * on its node.  Returns false if there is none, or if its slot there
+ * could not be made: then the map goes.  The slot @map had is the
+ * caller's to rewrite or drop.  Under ksm_lock.
+ */
+static bool map_pass_on(struct ksm_map *map, struct folio *folio)
+{
+	unsigned long addr = map_address(map);
+	bool passed = false, pgoff_ok;
+	struct ksm_mm *heir;
+	struct xa_state xas;
+
+	/* A retired node (a poisoned page) takes no new map: ksm_join(). */
+	if (RB_EMPTY_NODE(&map_chunk(map)->stable->rb))
+		return false;
+	heir = map_find_heir(map, folio, &pgoff_ok);
+	if (!heir)
+		return false;
+	if (!rec_store_new(&xas, heir, addr, map)) {
+		rec_added(heir, addr);
+		map->kmm->slot.mm->ksm_merging_pages--;
+		heir->slot.mm->ksm_merging_pages++;
+		map->kmm = heir;
+		clear_bit(ITEM_RELINK_BIT, &map->address);
+		if (!pgoff_ok)
+			clear_bit(ITEM_PGOFF_BIT, &map->address);
+		/* Its node may be the one the cursor's walk holds. */
+		if (heir == ksm_cursor.kmm)
+			ksm_walk_ok = false;
+		passed = true;
+	}
+	/* From now on an exit finds the slot, and leaves the mm to ksmd. */
+	spin_lock(&ksm_mm_lock);
+	ksm_heir = NULL;
+	spin_unlock(&ksm_mm_lock);
+	return passed;
+}
+
+/*
  * @item, ksmd's working copy of a map, outlived it: it is an item in no
  * tree again, of checksum @sum (the KSM page's).  Its slot points to the
  * map's old place still.  The spare's (a copy of a map is always the
@@ -1383,8 +1562,11 @@ static void item_unlinked(struct ksm_item *item, u32 sum)
 		rec_set(item->kmm, item_address(item), item);
 }
 
-/* Undo stable_link(): the KSM page is locked. */
-static void stable_unlink(struct ksm_item *item)
+/*
+ * Undo stable_link(): @item's page no longer maps @folio, the KSM page,
+ * which is locked; its map goes, or passes to a child (map_pass_on()).
+ */
+static void stable_unlink(struct ksm_item *item, struct folio *folio)
 {
 	struct ksm_map *map = item->map;
 	struct ksm_stable *stable = item->stable;
@@ -1392,7 +1574,8 @@ static void stable_unlink(struct ksm_item *item)
 	VM_WARN_ON_ONCE(map_chunk(map)->stable != stable ||
 			map_address(map) != item_address(item) ||
 			map->kmm != item->kmm);
-	map_unlink(map);
+	if (!map_pass_on(map, folio))
+		map_unlink(map);
 	item_unlinked(item, stable->checksum);
 }
 
@@ -1824,7 +2007,7 @@ static void item_forget(struct ksm_item *item)
 			item_outlived(item);
 			return;
 		}
-		stable_unlink(item);
+		stable_unlink(item, folio);
 		stable_put_unused(stable, folio);
 		folio_unlock(folio);
 		folio_put(folio);
@@ -1897,7 +2080,8 @@ static void map_forget(struct ksm_map *map)
 		map_dead_put(map);
 		return;
 	}
-	map_unlink(map);
+	if (!map_pass_on(map, folio))
+		map_unlink(map);
 	stable_put_unused(stable, folio);
 	folio_unlock(folio);
 	folio_put(folio);
@@ -3419,7 +3603,6 @@ static bool cursor_drop_rest(struct ksm_mm *kmm, bool all)
 static int rec_new(struct ksm_mm *kmm, unsigned long addr, void *entry)
 {
 	struct xa_state *xas = &ksm_walk;
-	struct mem_cgroup *memcg, *old;
 	int err;
 
 	/*
@@ -3447,28 +3630,14 @@ static int rec_new(struct ksm_mm *kmm, unsigned long addr, void *entry)
 		}
 	}
 
-	/*
-	 * No reclaim under ksm_lock: a tenant at its memory cgroup's limit
-	 * would make everyone who waits for ksmd wait for its reclaim.  The
-	 * page waits for the next pass instead.  The xarray adds
-	 * __GFP_ACCOUNT.  The walk is left on the slot.
-	 */
-	memcg = get_mem_cgroup_from_mm(kmm->slot.mm);
-	old = set_active_memcg(memcg);
-	*xas = (struct xa_state)__XA_STATE(&kmm->items, rec_index(addr), 0, 0);
-	do {
-		rec_store(xas, entry);
-	} while (xas_nomem(xas, GFP_NOWAIT | __GFP_NOWARN));
-	err = xas_error(xas);
-	set_active_memcg(old);
-	mem_cgroup_put(memcg);
+	/* The page waits for the next pass if this fails. */
+	err = rec_store_new(xas, kmm, addr, entry);
+	VM_WARN_ON_ONCE(err == -EEXIST);
 	ksm_walk_ok = !err;
 	if (err)
 		return err;
 stored:
-	kmm->end = max(kmm->end, rec_index(addr) + 1);
-	ksm_items++;
-	kmm->slot.mm->ksm_rmap_items++;
+	rec_added(kmm, addr);
 	return 0;
 }
 
@@ -4582,7 +4751,8 @@ void __ksm_exit(struct mm_struct *mm)
 	kmm = ksm_mm_lookup(mm);
 	if (kmm && ksm_cursor.kmm != kmm) {
 		hash_del(&kmm->slot.hash);
-		if (xa_empty(&kmm->items)) {
+		/* An heir may be about to get a slot (map_pass_on()). */
+		if (xa_empty(&kmm->items) && kmm != ksm_heir) {
 			list_del(&kmm->slot.mm_node);
 			now = true;
 		} else {

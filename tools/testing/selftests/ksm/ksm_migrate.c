@@ -10,7 +10,9 @@
  * since, still moves as a whole.  A KSM page that a process maps in an
  * area it never made mergeable (fork shared it) moves too, that mapping
  * with it, and is never left behind as a migration entry that mremap()
- * can carry off.  Needs two NUMA nodes with memory (numa=fake=2).
+ * can carry off.  A KSM page that a process's child maps after the
+ * process itself went moves too.  Needs two NUMA nodes with memory
+ * (numa=fake=2).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -277,6 +279,29 @@ TEST_F_TIMEOUT(migrate, many_mappers_after_unlinks, KSM_TEST_TIMEOUT)
 	}
 }
 
+/*
+ * Two pages of @tag of this process, made one KSM page in place (its own
+ * anon_vma): *@pp, or NULL.  @fd is pagemap_open(0).
+ */
+static void own_pair_merge(struct __test_metadata *_metadata, uint64_t tag,
+			   int fd, char **pp)
+{
+	char *p;
+
+	*pp = NULL;
+	p = mmap(NULL, 2 * page_size, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	fill_page(p, tag);
+	fill_page(p + page_size, tag);
+	ASSERT_EQ(0, madvise(p, 2 * page_size, MADV_MERGEABLE));
+	ASSERT_EQ(0, ksm_set("run", 1));
+	ASSERT_EQ(0, ksm_wait_for(own_one_frame,
+				  &(struct own_range){ fd, p, 0, 2 },
+				  KSM_WAIT_SECS));
+	*pp = p;
+}
+
 #define CHAIN		12	/* forks, each of the one before */
 #define CHAIN_TAG	0xc4a1c0
 
@@ -306,18 +331,10 @@ TEST_F_TIMEOUT(migrate, fork_line_moves_as_one, KSM_TEST_TIMEOUT)
 	void *page;
 	char *p;
 
-	p = mmap(NULL, 2 * page_size, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ASSERT_NE(MAP_FAILED, p);
-	fill_page(p, CHAIN_TAG);
-	fill_page(p + page_size, CHAIN_TAG);
-	ASSERT_EQ(0, madvise(p, 2 * page_size, MADV_MERGEABLE));
-	ASSERT_EQ(0, ksm_set("run", 1));
 	fd = pagemap_open(0);
 	ASSERT_LE(0, fd);
-	ASSERT_EQ(0, ksm_wait_for(own_one_frame,
-				  &(struct own_range){ fd, p, 0, 2 },
-				  KSM_WAIT_SECS));
+	own_pair_merge(_metadata, CHAIN_TAG, fd, &p);
+	ASSERT_NE(NULL, p);
 	ASSERT_EQ(0, ksm_set("run", 0));
 	close(fd);
 
@@ -378,6 +395,172 @@ TEST_F_TIMEOUT(migrate, fork_line_moves_as_one, KSM_TEST_TIMEOUT)
 	/* The first child: its death takes the line down (PDEATHSIG). */
 	kill(pids[1], SIGKILL);
 	waitpid(pids[1], NULL, 0);
+	munmap(p, 2 * page_size);
+}
+
+#define HEIR_PAGES	1024	/* the K page last: 1023 before it */
+#define HEIR_TAG	0x4e1200
+
+/* The departing process: its pages, then its commands. */
+static void departing_run(char *ksm, char *p, int cmd_fd, int reply_fd,
+			  int end_fd)
+{
+	pid_t child;
+	size_t i;
+	char c;
+
+	/* Only the page of its own that merges maps the KSM page. */
+	if (munmap(ksm, 2 * page_size))
+		_exit(1);
+
+	for (i = 0; i < HEIR_PAGES - 1; i++)
+		fill_page(p + i * page_size, HEIR_TAG + 1 + i);
+	fill_page(p + i * page_size, HEIR_TAG);
+	if (madvise(p, HEIR_PAGES * page_size, MADV_MERGEABLE))
+		_exit(1);
+	while (read(cmd_fd, &c, 1) == 1) {
+		if (c != 'f')
+			_exit(0);
+		child = fork();
+		if (!child) {
+			/* Told to end: its pages as they were, or 1. */
+			if (read(end_fd, &c, 1) != 1)
+				_exit(2);
+			for (i = 0; i < HEIR_PAGES - 1; i++)
+				if (!page_has(p + i * page_size,
+					      HEIR_TAG + 1 + i))
+					_exit(1);
+			_exit(!page_has(p + i * page_size, HEIR_TAG));
+		}
+		if (write(reply_fd, &child, sizeof(child)) != sizeof(child))
+			_exit(1);
+	}
+	_exit(0);
+}
+
+struct heir_wait {
+	int fd[2];		/* pagemaps: this process's, the other's */
+	char *p;		/* this process's KSM page */
+	char *q;		/* the other's page of the same content */
+	unsigned long scanned;	/* pages_scanned to wait for */
+};
+
+static bool heir_merged(void *arg)
+{
+	struct heir_wait *h = arg;
+	unsigned long pfn = pagemap_pfn(h->fd[0], h->p);
+
+	return pfn && pfn == pagemap_pfn(h->fd[0], h->p + page_size) &&
+	       pfn == pagemap_pfn(h->fd[1], h->q);
+}
+
+static bool heir_scanned(void *arg)
+{
+	return ksm_get("pages_scanned") >= ((struct heir_wait *)arg)->scanned;
+}
+
+/*
+ * A process whose page merged into another's KSM page forks a child,
+ * which maps the KSM page too, then exits.  Its map goes, and the child's
+ * mapping is reached only through the anon_vma that map had, until ksmd
+ * scans the child (a pass later, or more: here a thousand pages later).
+ * The map passes to the child instead (see "Heirs" in mm/ksm.c), and the
+ * KSM page moves with the child's mapping; without that it stayed where
+ * it was, shared by everyone, for as long as ksmd did not reach the
+ * child.  Upstream's KSM leaves it behind too.
+ */
+TEST_F_TIMEOUT(migrate, departed_sharers_child_moves_too, KSM_TEST_TIMEOUT)
+{
+	struct heir_wait h = { { -1, -1 } };
+	int cmd[2], reply[2], end[2], node, status, wstatus;
+	pid_t departing, child;
+	unsigned long s0, pfn;
+	long merging = -1;
+	char *p, *q;
+	void *page;
+
+	if (!ksm_knob_exists("merge_domain"))
+		SKIP(return, "upstream's KSM leaves this mapping behind");
+	ASSERT_EQ(0, ksm_set("smart_scan", 0));
+	ASSERT_EQ(0, prctl(PR_SET_CHILD_SUBREAPER, 1));
+	/* The KSM page: two pages of this process, merged in place. */
+	h.fd[0] = pagemap_open(0);
+	ASSERT_LE(0, h.fd[0]);
+	own_pair_merge(_metadata, HEIR_TAG, h.fd[0], &p);
+	ASSERT_NE(NULL, p);
+
+	/* The departing process's last page merges into it. */
+	q = mmap(NULL, HEIR_PAGES * page_size, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, q);
+	ASSERT_EQ(0, pipe(cmd));
+	ASSERT_EQ(0, pipe(reply));
+	ASSERT_EQ(0, pipe(end));
+	departing = fork();
+	ASSERT_LE(0, departing);
+	if (!departing) {
+		close(cmd[1]);
+		close(reply[0]);
+		close(end[1]);
+		departing_run(p, q, cmd[0], reply[1], end[0]);
+	}
+	close(cmd[0]);
+	close(reply[1]);
+	close(end[0]);
+	h.fd[1] = pagemap_open(departing);
+	ASSERT_LE(0, h.fd[1]);
+	h.p = p;
+	h.q = q + (HEIR_PAGES - 1) * page_size;
+	ASSERT_EQ(0, ksm_wait_for(heir_merged, &h, KSM_WAIT_SECS));
+
+	/* ksmd slows down: a thousand pages take ten seconds. */
+	ASSERT_EQ(0, ksm_set("pages_to_scan", 16));
+	ASSERT_EQ(0, ksm_set("sleep_millisecs", 160));
+	ASSERT_EQ(1, write(cmd[1], "f", 1));
+	ASSERT_EQ(sizeof(child), read(reply[0], &child, sizeof(child)));
+	close(h.fd[1]);
+	h.fd[1] = pagemap_open(child);
+	ASSERT_LE(0, h.fd[1]);
+	s0 = ksm_get("pages_scanned");
+	ASSERT_EQ(1, write(cmd[1], "x", 1));
+	ASSERT_EQ(departing, waitpid(departing, &wstatus, 0));
+	ASSERT_TRUE(WIFEXITED(wstatus) && !WEXITSTATUS(wstatus));
+	/* Three batches: the exited process's maps are gone. */
+	h.scanned = s0 + 3 * 16;
+	ASSERT_EQ(0, poll_until(heir_scanned, &h, KSM_WAIT_SECS));
+	ASSERT_TRUE(heir_merged(&h));
+
+	page = p;
+	node = page_node(0, p) ^ 1;
+	EXPECT_EQ(0, syscall(SYS_move_pages, 0, 1, &page, &node, &status,
+			     MPOL_MF_MOVE_ALL))
+		TH_LOG("the KSM page stayed where it was");
+	/* Else ksmd linked a map of the child's own, and proves nothing. */
+	ASSERT_GT(s0 + HEIR_PAGES - 1, ksm_get("pages_scanned"))
+		TH_LOG("ksmd was too fast for this test");
+	EXPECT_EQ(node, status) TH_LOG("the KSM page stayed: status %d",
+				       status);
+	pfn = pagemap_pfn(h.fd[0], p);
+	EXPECT_EQ(pfn, pagemap_pfn(h.fd[1], h.q))
+		TH_LOG("the child's mapping stayed behind");
+	EXPECT_EQ(node, page_node(child, h.q));
+	EXPECT_EQ(0, read_ksm_stat(child, "ksm_merging_pages", &merging));
+	EXPECT_EQ(1, merging) TH_LOG("the map did not pass to the child");
+
+	ASSERT_EQ(0, ksm_set("run", 0));
+	EXPECT_TRUE(page_has(p, HEIR_TAG) && page_has(p + page_size,
+						      HEIR_TAG));
+	ASSERT_EQ(1, write(end[1], "e", 1));
+	ASSERT_EQ(child, waitpid(child, &wstatus, 0));
+	EXPECT_TRUE(WIFEXITED(wstatus) && !WEXITSTATUS(wstatus))
+		TH_LOG("the child's pages changed");
+	close(cmd[1]);
+	close(reply[0]);
+	close(end[1]);
+	close(h.fd[0]);
+	close(h.fd[1]);
+	prctl(PR_SET_CHILD_SUBREAPER, 0);
+	munmap(q, HEIR_PAGES * page_size);
 	munmap(p, 2 * page_size);
 }
 
