@@ -439,19 +439,21 @@ static void departing_run(char *ksm, char *p, int cmd_fd, int reply_fd,
 }
 
 struct heir_wait {
-	int fd[2];		/* pagemaps: this process's, the other's */
+	int fd;			/* this process's pagemap */
 	char *p;		/* this process's KSM page */
-	char *q;		/* the other's page of the same content */
+	int other_fd;		/* the departing process's pagemap */
+	char *q;		/* its page of the same content */
+	pid_t kid;		/* a child of it */
 	unsigned long scanned;	/* pages_scanned to wait for */
 };
 
 static bool heir_merged(void *arg)
 {
 	struct heir_wait *h = arg;
-	unsigned long pfn = pagemap_pfn(h->fd[0], h->p);
+	unsigned long pfn = pagemap_pfn(h->fd, h->p);
 
-	return pfn && pfn == pagemap_pfn(h->fd[0], h->p + page_size) &&
-	       pfn == pagemap_pfn(h->fd[1], h->q);
+	return pfn && pfn == pagemap_pfn(h->fd, h->p + page_size) &&
+	       pfn == pagemap_pfn(h->other_fd, h->q);
 }
 
 static bool heir_scanned(void *arg)
@@ -459,23 +461,44 @@ static bool heir_scanned(void *arg)
 	return ksm_get("pages_scanned") >= ((struct heir_wait *)arg)->scanned;
 }
 
+static bool heir_kid_joined(void *arg)
+{
+	long merging;
+
+	return !read_ksm_stat(((struct heir_wait *)arg)->kid,
+			      "ksm_merging_pages", &merging) && merging == 1;
+}
+
+/* The departing process forks a child: its pid. */
+static pid_t heir_fork(int cmd_fd, int reply_fd)
+{
+	pid_t kid;
+
+	if (write(cmd_fd, "f", 1) != 1 ||
+	    read(reply_fd, &kid, sizeof(kid)) != sizeof(kid))
+		return -1;
+	return kid;
+}
+
 /*
- * A process whose page merged into another's KSM page forks a child,
- * which maps the KSM page too, then exits.  Its map goes, and the child's
- * mapping is reached only through the anon_vma that map had, until ksmd
- * scans the child (a pass later, or more: here a thousand pages later).
- * The map passes to the child instead (see "Heirs" in mm/ksm.c), and the
- * KSM page moves with the child's mapping; without that it stayed where
- * it was, shared by everyone, for as long as ksmd did not reach the
- * child.  Upstream's KSM leaves it behind too.
+ * A process whose page merged into another's KSM page forks two children,
+ * which map the KSM page too, then exits.  ksmd has scanned the first
+ * child, which has a map of its own (its own anon_vma), and not the
+ * second (here a thousand pages later), whose mapping is reached only
+ * through the anon_vma of the departing process's map.  That map passes
+ * to the second child (see "Heirs" in mm/ksm.c), not the first, and the
+ * KSM page moves with both children's mappings; without that it stayed
+ * where it was, shared by everyone, for as long as ksmd did not reach the
+ * second child.  Upstream's KSM leaves it behind too.
  */
 TEST_F_TIMEOUT(migrate, departed_sharers_child_moves_too, KSM_TEST_TIMEOUT)
 {
-	struct heir_wait h = { { -1, -1 } };
-	int cmd[2], reply[2], end[2], node, status, wstatus;
-	pid_t departing, child;
+	int cmd[2], reply[2], end[2], kid_fd[2] = { -1, -1 };
+	struct heir_wait h = { .fd = -1, .other_fd = -1 };
+	int node, status, wstatus, i;
 	unsigned long s0, pfn;
-	long merging = -1;
+	pid_t departing, kid[2];
+	long merging;
 	char *p, *q;
 	void *page;
 
@@ -484,9 +507,9 @@ TEST_F_TIMEOUT(migrate, departed_sharers_child_moves_too, KSM_TEST_TIMEOUT)
 	ASSERT_EQ(0, ksm_set("smart_scan", 0));
 	ASSERT_EQ(0, prctl(PR_SET_CHILD_SUBREAPER, 1));
 	/* The KSM page: two pages of this process, merged in place. */
-	h.fd[0] = pagemap_open(0);
-	ASSERT_LE(0, h.fd[0]);
-	own_pair_merge(_metadata, HEIR_TAG, h.fd[0], &p);
+	h.fd = pagemap_open(0);
+	ASSERT_LE(0, h.fd);
+	own_pair_merge(_metadata, HEIR_TAG, h.fd, &p);
 	ASSERT_NE(NULL, p);
 
 	/* The departing process's last page merges into it. */
@@ -507,20 +530,27 @@ TEST_F_TIMEOUT(migrate, departed_sharers_child_moves_too, KSM_TEST_TIMEOUT)
 	close(cmd[0]);
 	close(reply[1]);
 	close(end[0]);
-	h.fd[1] = pagemap_open(departing);
-	ASSERT_LE(0, h.fd[1]);
+	h.other_fd = pagemap_open(departing);
+	ASSERT_LE(0, h.other_fd);
 	h.p = p;
 	h.q = q + (HEIR_PAGES - 1) * page_size;
 	ASSERT_EQ(0, ksm_wait_for(heir_merged, &h, KSM_WAIT_SECS));
 
+	/* The first child, met by ksmd: its own map. */
+	kid[0] = heir_fork(cmd[1], reply[0]);
+	ASSERT_LT(0, kid[0]);
+	h.kid = kid[0];
+	ASSERT_EQ(0, ksm_wait_for(heir_kid_joined, &h, KSM_WAIT_SECS));
+
 	/* ksmd slows down: a thousand pages take ten seconds. */
 	ASSERT_EQ(0, ksm_set("pages_to_scan", 16));
 	ASSERT_EQ(0, ksm_set("sleep_millisecs", 160));
-	ASSERT_EQ(1, write(cmd[1], "f", 1));
-	ASSERT_EQ(sizeof(child), read(reply[0], &child, sizeof(child)));
-	close(h.fd[1]);
-	h.fd[1] = pagemap_open(child);
-	ASSERT_LE(0, h.fd[1]);
+	kid[1] = heir_fork(cmd[1], reply[0]);
+	ASSERT_LT(0, kid[1]);
+	for (i = 0; i < 2; i++) {
+		kid_fd[i] = pagemap_open(kid[i]);
+		ASSERT_LE(0, kid_fd[i]);
+	}
 	s0 = ksm_get("pages_scanned");
 	ASSERT_EQ(1, write(cmd[1], "x", 1));
 	ASSERT_EQ(departing, waitpid(departing, &wstatus, 0));
@@ -528,37 +558,44 @@ TEST_F_TIMEOUT(migrate, departed_sharers_child_moves_too, KSM_TEST_TIMEOUT)
 	/* Three batches: the exited process's maps are gone. */
 	h.scanned = s0 + 3 * 16;
 	ASSERT_EQ(0, poll_until(heir_scanned, &h, KSM_WAIT_SECS));
-	ASSERT_TRUE(heir_merged(&h));
 
 	page = p;
 	node = page_node(0, p) ^ 1;
 	EXPECT_EQ(0, syscall(SYS_move_pages, 0, 1, &page, &node, &status,
 			     MPOL_MF_MOVE_ALL))
 		TH_LOG("the KSM page stayed where it was");
-	/* Else ksmd linked a map of the child's own, and proves nothing. */
+	/* Else ksmd linked a map of the second child's own: no proof. */
 	ASSERT_GT(s0 + HEIR_PAGES - 1, ksm_get("pages_scanned"))
 		TH_LOG("ksmd was too fast for this test");
 	EXPECT_EQ(node, status) TH_LOG("the KSM page stayed: status %d",
 				       status);
-	pfn = pagemap_pfn(h.fd[0], p);
-	EXPECT_EQ(pfn, pagemap_pfn(h.fd[1], h.q))
-		TH_LOG("the child's mapping stayed behind");
-	EXPECT_EQ(node, page_node(child, h.q));
-	EXPECT_EQ(0, read_ksm_stat(child, "ksm_merging_pages", &merging));
-	EXPECT_EQ(1, merging) TH_LOG("the map did not pass to the child");
+	pfn = pagemap_pfn(h.fd, p);
+	for (i = 0; i < 2; i++) {
+		EXPECT_EQ(pfn, pagemap_pfn(kid_fd[i], h.q))
+			TH_LOG("child %d's mapping stayed behind", i);
+		EXPECT_EQ(node, page_node(kid[i], h.q));
+		merging = -1;
+		EXPECT_EQ(0, read_ksm_stat(kid[i], "ksm_merging_pages",
+					   &merging));
+		EXPECT_EQ(1, merging) TH_LOG("child %d: %ld merged", i,
+					     merging);
+	}
 
 	ASSERT_EQ(0, ksm_set("run", 0));
 	EXPECT_TRUE(page_has(p, HEIR_TAG) && page_has(p + page_size,
 						      HEIR_TAG));
-	ASSERT_EQ(1, write(end[1], "e", 1));
-	ASSERT_EQ(child, waitpid(child, &wstatus, 0));
-	EXPECT_TRUE(WIFEXITED(wstatus) && !WEXITSTATUS(wstatus))
-		TH_LOG("the child's pages changed");
+	ASSERT_EQ(2, write(end[1], "ee", 2));
+	for (i = 0; i < 2; i++) {
+		ASSERT_EQ(kid[i], waitpid(kid[i], &wstatus, 0));
+		EXPECT_TRUE(WIFEXITED(wstatus) && !WEXITSTATUS(wstatus))
+			TH_LOG("child %d's pages changed", i);
+		close(kid_fd[i]);
+	}
 	close(cmd[1]);
 	close(reply[0]);
 	close(end[1]);
-	close(h.fd[0]);
-	close(h.fd[1]);
+	close(h.fd);
+	close(h.other_fd);
 	prctl(PR_SET_CHILD_SUBREAPER, 0);
 	munmap(q, HEIR_PAGES * page_size);
 	munmap(p, 2 * page_size);
