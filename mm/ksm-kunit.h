@@ -139,7 +139,7 @@ static int ksm_test_add_as(struct ksm_test_tree *t, unsigned int i,
 	if (!t->page[i])
 		return -ENOMEM;
 	ksm_test_collider(t->page[i], content);
-	t->node[i] = stable_alloc(page_checksum(t->page[i]), 0, 0);
+	t->node[i] = stable_alloc(page_checksum(t->page[i]), 0, 0, NULL);
 	if (!t->node[i])
 		return -ENOMEM;
 	folio = page_folio(t->page[i]);
@@ -256,7 +256,7 @@ static void ksm_test_stable_collisions(struct kunit *test)
 	 * A second KSM page of a content (max_page_sharing reached) joins
 	 * the first's group, and a search finds whichever has room.
 	 */
-	t->node[0] = stable_alloc(t->node[7]->checksum, 0, 0);
+	t->node[0] = stable_alloc(t->node[7]->checksum, 0, 0, NULL);
 	t->page[0] = alloc_page(GFP_KERNEL);
 	if (t->node[0] && t->page[0]) {
 		struct folio *folio = page_folio(t->page[0]);
@@ -340,7 +340,7 @@ static void ksm_test_trusted(struct kunit *test)
 	 */
 	t->node[1]->collided = 0;
 	t->node[2]->collided = 0;
-	t->node[0] = stable_alloc(t->node[1]->checksum, 0, 0);
+	t->node[0] = stable_alloc(t->node[1]->checksum, 0, 0, NULL);
 	t->page[0] = alloc_page(GFP_KERNEL);
 	if (t->node[0] && t->page[0]) {
 		struct folio *folio = page_folio(t->page[0]);
@@ -468,7 +468,7 @@ static void ksm_test_group(struct kunit *test)
 	groups = ksm_dup_groups;
 	nodes = ksm_dup_nodes;
 	for (i = 0; i < KSM_TEST_GROUP; i++) {
-		n[i] = stable_alloc(1, 0, 0);
+		n[i] = stable_alloc(1, 0, 0, NULL);
 		if (!n[i])
 			break;
 		/* No page: pfn 0 is no poisoned KSM page. */
@@ -845,14 +845,14 @@ static void ksm_test_dead_maps_locked(struct kunit *test, struct ksm_mm *kmm)
 	struct ksm_stable *stable;
 	void *entry;
 
-	stable = stable_alloc(0x5eed, 1, 0);
+	stable = stable_alloc(0x5eed, 1, 0, NULL);
 	if (!stable) {
 		KUNIT_FAIL(test, "out of memory");
 		return;
 	}
 	for (i = 1; i <= KSM_TEST_MAPS; i++) {
 		/* A node half made leaks: the test failed anyway. */
-		if (stable_make_room(stable) ||
+		if (stable_make_room(stable, NULL) ||
 		    xa_err(xa_store(&kmm->items, i,
 				    map_add(stable, kmm, i << PAGE_SHIFT),
 				    GFP_KERNEL))) {

@@ -775,11 +775,52 @@ static void rec_set(struct ksm_mm *kmm, unsigned long addr, void *entry)
 }
 
 /*
+ * What KSM keeps for a tenant's pages (their records, the stable node of a
+ * page that becomes a KSM page, the chunks of maps of its mappings) is
+ * charged to the memory cgroup of the mm it is made for: a tenant pays for
+ * what it makes KSM keep, however it lays its memory out, even where its
+ * pages are gone (the maps of an mm whose mmap_lock ksmd cannot take stay
+ * until it can).  Upstream charges its rmap items and nodes to no one.
+ * Never with reclaim, under ksm_lock: a tenant at its limit would make
+ * everyone who waits for ksmd wait for its reclaim; the allocation fails
+ * instead, and the page waits for a later pass.
+ */
+static struct mem_cgroup *ksm_charge_begin(struct ksm_mm *kmm,
+					   struct mem_cgroup **old)
+{
+	struct mem_cgroup *memcg = get_mem_cgroup_from_mm(kmm->slot.mm);
+
+	*old = set_active_memcg(memcg);
+	return memcg;
+}
+
+static void ksm_charge_end(struct mem_cgroup *memcg, struct mem_cgroup *old)
+{
+	set_active_memcg(old);
+	mem_cgroup_put(memcg);
+}
+
+/* An object of @cache for @kmm, charged to it (NULL: KUnit's, to no one) */
+static void *ksm_alloc_for(struct kmem_cache *cache, struct ksm_mm *kmm,
+			   gfp_t gfp)
+{
+	struct mem_cgroup *memcg, *old;
+	void *obj;
+
+	gfp |= GFP_NOWAIT | __GFP_NOWARN;
+	if (!kmm)
+		return kmem_cache_alloc(cache, gfp);
+	memcg = ksm_charge_begin(kmm, &old);
+	obj = kmem_cache_alloc(cache, gfp | __GFP_ACCOUNT);
+	ksm_charge_end(memcg, old);
+	return obj;
+}
+
+/*
  * Store @entry, through @xas, in the slot of the page at @addr of @kmm,
- * which must be empty (else -EEXIST), allocating what the xarray needs.
- * No reclaim under ksm_lock: a tenant at its memory cgroup's limit would
- * make everyone who waits for ksmd wait for its reclaim (-ENOMEM then).
- * The xarray adds __GFP_ACCOUNT.  @xas is left on the slot.
+ * which must be empty (else -EEXIST), allocating what the xarray needs,
+ * charged to @kmm (the xarray adds __GFP_ACCOUNT): -ENOMEM if that takes
+ * reclaim.  @xas is left on the slot.
  */
 static int rec_store_new(struct xa_state *xas, struct ksm_mm *kmm,
 			 unsigned long addr, void *entry)
@@ -787,8 +828,7 @@ static int rec_store_new(struct xa_state *xas, struct ksm_mm *kmm,
 	struct mem_cgroup *memcg, *old;
 	int err;
 
-	memcg = get_mem_cgroup_from_mm(kmm->slot.mm);
-	old = set_active_memcg(memcg);
+	memcg = ksm_charge_begin(kmm, &old);
 	*xas = (struct xa_state)__XA_STATE(&kmm->items, rec_index(addr), 0, 0);
 	do {
 		xas_lock(xas);
@@ -799,8 +839,7 @@ static int rec_store_new(struct xa_state *xas, struct ksm_mm *kmm,
 		xas_unlock(xas);
 	} while (xas_nomem(xas, GFP_NOWAIT | __GFP_NOWARN));
 	err = xas_error(xas);
-	set_active_memcg(old);
-	mem_cgroup_put(memcg);
+	ksm_charge_end(memcg, old);
 	return err;
 }
 
@@ -1253,12 +1292,14 @@ gone:
 
 /*
  * Make sure that stable_link() has a chunk for one more map of @stable,
- * if it needs a new one: ksmd calls this before it changes the page
- * table, so that linking cannot fail afterwards.  Returns -ENOMEM if
- * none could be had without reclaim (the page waits a pass).  ksmd's
- * alone, under ksm_lock, and a node gains maps only there.
+ * if it needs a new one, charged to @kmm, whose mapping it is for (a
+ * spare left unused goes to the next mapping that needs one): ksmd calls
+ * this before it changes the page table, so that linking cannot fail
+ * afterwards.  Returns -ENOMEM if none could be had without reclaim (the
+ * page waits a pass).  ksmd's alone, under ksm_lock, and a node gains
+ * maps only there.
  */
-static int stable_make_room(struct ksm_stable *stable)
+static int stable_make_room(struct ksm_stable *stable, struct ksm_mm *kmm)
 {
 	unsigned int n = stable->nr_items, c;
 
@@ -1266,8 +1307,7 @@ static int stable_make_room(struct ksm_stable *stable)
 		return 0;
 	c = chunk_class(n + 1);
 	if (!ksm_chunk_spare[c])
-		ksm_chunk_spare[c] = kmem_cache_alloc(ksm_chunk_cache[c],
-						      GFP_NOWAIT | __GFP_NOWARN);
+		ksm_chunk_spare[c] = ksm_alloc_for(ksm_chunk_cache[c], kmm, 0);
 	return ksm_chunk_spare[c] ? 0 : -ENOMEM;
 }
 
@@ -1579,12 +1619,13 @@ static void stable_unlink(struct ksm_item *item, struct folio *folio)
 	item_unlinked(item, stable->checksum);
 }
 
-static struct ksm_stable *stable_alloc(u32 checksum, u64 domain, int nid)
+/* A node for the page of @kmm that is to become a KSM page, charged to it */
+static struct ksm_stable *stable_alloc(u32 checksum, u64 domain, int nid,
+				       struct ksm_mm *kmm)
 {
 	struct ksm_stable *stable;
 
-	stable = kmem_cache_zalloc(ksm_stable_cache, GFP_KERNEL |
-				   __GFP_NORETRY | __GFP_NOWARN);
+	stable = ksm_alloc_for(ksm_stable_cache, kmm, __GFP_ZERO);
 	if (!stable)
 		return NULL;
 	RB_CLEAR_NODE(&stable->rb);
@@ -2675,7 +2716,7 @@ static int ksm_fold(struct ksm_item *item, struct vm_area_struct *vma,
 		struct anon_vma *native = folio_anon_vma(folio);
 		struct ksm_pte kp;
 
-		err = stable_make_room(fresh);
+		err = stable_make_room(fresh, item->kmm);
 		if (err)
 			goto unlock;
 		err = ksm_pte_take(vma, addr, folio, &kp);
@@ -2703,7 +2744,7 @@ static int ksm_fold(struct ksm_item *item, struct vm_area_struct *vma,
 	err = -EAGAIN;
 	if (!folio_stable(kfolio) || PageHWPoison(kpage))
 		goto unlock_k;
-	err = stable_make_room(folio_stable(kfolio));
+	err = stable_make_room(folio_stable(kfolio), item->kmm);
 	if (err)
 		goto unlock_k;
 
@@ -3067,7 +3108,7 @@ static bool ksm_pair(struct ksm_item *item, struct page *page,
 	if (ksm_page_fork_shared(page) || ksm_page_fork_shared(tpage))
 		return false;
 
-	stable = stable_alloc(item->checksum, domain, nid);
+	stable = stable_alloc(item->checksum, domain, nid, item->kmm);
 	if (!stable)
 		return false;
 
@@ -3156,7 +3197,7 @@ static bool ksm_join(struct ksm_item *item, struct page *page)
 		 * (ksm_merge_page() unlinks it then): rmap walks must find it.
 		 */
 		if (stable && !RB_EMPTY_NODE(&stable->rb) &&
-		    !stable_make_room(stable) &&
+		    !stable_make_room(stable, item->kmm) &&
 		    ksm_maps_page(vma, addr, page)) {
 			stable_link(stable, item, vma, vma->anon_vma);
 			joined = !foreign;

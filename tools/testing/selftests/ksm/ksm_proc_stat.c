@@ -5,7 +5,8 @@
  * ksm_merging_pages, ksm_process_profit) and /proc/PID/ksm_merging_pages.
  * The profit formula also bounds what KSM keeps per page: no more than
  * upstream's 64-byte rmap item, and a unique page at rest costs at most
- * 16 bytes of slab.
+ * 16 bytes of slab.  What KSM keeps for a process is charged to its
+ * memory cgroup.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -455,6 +456,27 @@ TEST_F_TIMEOUT(stat, dead_nodes_free_their_maps, KSM_TEST_TIMEOUT)
 }
 
 /*
+ * Start @w with @tags in a memory cgroup of its own, @cg (this process
+ * goes back to the root): 0; a positive errno if there is no cgroup to
+ * be had (@cg is then removed); a negative one if the worker failed.
+ */
+static int worker_start_memcg(struct ksm_worker *w, const uint64_t *tags,
+			      size_t npages, char *cg, size_t len)
+{
+	int ret = memcg_enter(cg, len, "ksm_proc_stat");
+
+	if (ret) {
+		if (cg[0])
+			memcg_leave(cg);
+		return -ret;
+	}
+	ret = worker_start(w, tags, npages);
+	if (write_file(CGROUP_ROOT "cgroup.procs", "0") && !ret)
+		ret = -EIO;
+	return ret;
+}
+
+/*
  * The records' xarray nodes are charged to the memory cgroup of the mm
  * they track: a tenant pays for what its pages cost KSM, however it lays
  * them out.  (Upstream charges its rmap items to no one.)  A worker of
@@ -470,17 +492,10 @@ TEST_F_TIMEOUT(stat, records_charged_to_memcg, KSM_TEST_TIMEOUT)
 	int ret;
 
 	ASSERT_NE(NULL, tags);
-	ret = memcg_enter(cg, sizeof(cg), "ksm_proc_stat");
-	if (ret) {
-		free(tags);
-		if (cg[0])
-			memcg_leave(cg);
-		SKIP(return, "no memory cgroup of our own (%s)", strerror(-ret));
-	}
-	ret = worker_start(&self->w, tags, REST_PAGES);
+	ret = worker_start_memcg(&self->w, tags, REST_PAGES, cg, sizeof(cg));
 	free(tags);
-	/* The worker stays in the cgroup; we go back to the root. */
-	ASSERT_EQ(0, write_file(CGROUP_ROOT "cgroup.procs", "0"));
+	if (ret > 0)
+		SKIP(return, "no memory cgroup of our own (%s)", strerror(ret));
 	ASSERT_EQ(0, ret);
 	snprintf(path, sizeof(path), "%s/memory.current", cg);
 	ASSERT_EQ(0, ksm_set("pages_to_scan", 4 * REST_PAGES));
@@ -494,6 +509,79 @@ TEST_F_TIMEOUT(stat, records_charged_to_memcg, KSM_TEST_TIMEOUT)
 	TH_LOG("memory.current of the worker's cgroup %ld -> %ld bytes",
 	       before, after);
 	EXPECT_LE(before + 4L * REST_PAGES, after);
+	EXPECT_EQ(0, worker_check(&self->w));
+	worker_stop(&self->w);
+	EXPECT_EQ(0, memcg_leave(cg));
+}
+
+/* @key's value in @cg's memory.stat, or -1. */
+static long memcg_stat(const char *cg, const char *key)
+{
+	char path[PATH_MAX + 32], line[128];
+	size_t len = strlen(key);
+	long val = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/memory.stat", cg);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, len) && line[len] == ' ') {
+			val = atol(line + len + 1);
+			break;
+		}
+	fclose(f);
+	return val;
+}
+
+#define MAPS_PAGES	8192	/* 32 MiB */
+
+static bool all_merged(void *arg)
+{
+	return read_merging_pages(((struct ksm_worker *)arg)->pid) ==
+	       MAPS_PAGES;
+}
+
+/*
+ * The maps of a tenant's mappings of KSM pages, and the nodes of the KSM
+ * pages its pages became, are charged to its memory cgroup too: they may
+ * outlive its pages (an mm whose mmap_lock ksmd cannot take keeps its
+ * maps until it can), and a fork child maps a KSM page without paying
+ * for a page.  (Upstream charges its rmap items and nodes to no one.)  A
+ * worker of MAPS_PAGES pages alike in a cgroup of its own: once they are
+ * merged, the cgroup's unreclaimable slab (which the records, in the
+ * xarray's reclaimable nodes, are not part of) has grown by at least 20
+ * bytes a map (24 a map, in chunks of up to 16).
+ */
+TEST_F_TIMEOUT(stat, maps_charged_to_memcg, KSM_TEST_TIMEOUT)
+{
+	uint64_t *tags = malloc(MAPS_PAGES * sizeof(*tags));
+	char cg[PATH_MAX] = "";
+	long before, after;
+	int ret, i;
+
+	if (!ksm_knob_exists("merge_domain")) {
+		free(tags);
+		SKIP(return, "upstream charges its rmap items to no one");
+	}
+	ASSERT_NE(NULL, tags);
+	for (i = 0; i < MAPS_PAGES; i++)
+		tags[i] = 0x3a9500;
+	ret = worker_start_memcg(&self->w, tags, MAPS_PAGES, cg, sizeof(cg));
+	free(tags);
+	if (ret > 0)
+		SKIP(return, "no memory cgroup of our own (%s)", strerror(ret));
+	ASSERT_EQ(0, ret);
+	before = memcg_stat(cg, "slab_unreclaimable");
+	ASSERT_LE(0, before);
+	ASSERT_EQ(0, ksm_set("run", 1));
+	ASSERT_EQ(0, ksm_wait_for(all_merged, &self->w, KSM_WAIT_SECS));
+	ASSERT_EQ(0, ksm_set("run", 0));
+	after = memcg_stat(cg, "slab_unreclaimable");
+	TH_LOG("slab_unreclaimable of the worker's cgroup %ld -> %ld bytes",
+	       before, after);
+	EXPECT_LE(before + 20L * (MAPS_PAGES - 1), after);
 	EXPECT_EQ(0, worker_check(&self->w));
 	worker_stop(&self->w);
 	EXPECT_EQ(0, memcg_leave(cg));
