@@ -782,8 +782,12 @@ static void rec_set(struct ksm_mm *kmm, unsigned long addr, void *entry)
  * pages are gone (the maps of an mm whose mmap_lock ksmd cannot take stay
  * until it can).  Upstream charges its rmap items and nodes to no one.
  * Never with reclaim, under ksm_lock: a tenant at its limit would make
- * everyone who waits for ksmd wait for its reclaim; the allocation fails
- * instead, and the page waits for a later pass.
+ * everyone who waits for ksmd wait for its reclaim.  A record that cannot
+ * be had without reclaim waits for a later pass; a node or a chunk is
+ * charged over the limit (__GFP_HIGH, as upstream allocates its nodes),
+ * as atomic allocations are: a merge follows that frees a page, and the
+ * tenant's own next allocation reclaims.  Else a tenant at its limit, as
+ * a busy guest often is, would merge nothing, and free nothing.
  */
 static struct mem_cgroup *ksm_charge_begin(struct ksm_mm *kmm,
 					   struct mem_cgroup **old)
@@ -807,7 +811,7 @@ static void *ksm_alloc_for(struct kmem_cache *cache, struct ksm_mm *kmm,
 	struct mem_cgroup *memcg, *old;
 	void *obj;
 
-	gfp |= GFP_NOWAIT | __GFP_NOWARN;
+	gfp |= GFP_NOWAIT | __GFP_HIGH | __GFP_NOWARN;
 	if (!kmm)
 		return kmem_cache_alloc(cache, gfp);
 	memcg = ksm_charge_begin(kmm, &old);
