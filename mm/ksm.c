@@ -783,11 +783,13 @@ static void rec_set(struct ksm_mm *kmm, unsigned long addr, void *entry)
  * until it can).  Upstream charges its rmap items and nodes to no one.
  * Never with reclaim, under ksm_lock: a tenant at its limit would make
  * everyone who waits for ksmd wait for its reclaim.  A record that cannot
- * be had without reclaim waits for a later pass; a node or a chunk is
- * charged over the limit (__GFP_HIGH, as upstream allocates its nodes),
- * as atomic allocations are: a merge follows that frees a page, and the
- * tenant's own next allocation reclaims.  Else a tenant at its limit, as
- * a busy guest often is, would merge nothing, and free nothing.
+ * be had without reclaim waits for a later pass.  A node or a chunk for
+ * a merge, which frees a page, is charged over the limit (__GFP_HIGH, as
+ * upstream allocates its nodes; the tenant's own next allocation
+ * reclaims): else a tenant at its limit, as a busy guest often is, would
+ * merge nothing, and free nothing.  Not one for a join, which frees
+ * nothing; and never from the reserves that only atomic allocations may
+ * use (__GFP_NOMEMALLOC).
  */
 static struct mem_cgroup *ksm_charge_begin(struct ksm_mm *kmm,
 					   struct mem_cgroup **old)
@@ -804,16 +806,19 @@ static void ksm_charge_end(struct mem_cgroup *memcg, struct mem_cgroup *old)
 	mem_cgroup_put(memcg);
 }
 
-/* An object of @cache for @kmm, charged to it (NULL: KUnit's, to no one) */
+/*
+ * An object of @cache for @kmm, charged to it; @gfp may add __GFP_ZERO,
+ * and __GFP_HIGH for a merge.  A NULL @kmm is KUnit's: charged to no one.
+ */
 static void *ksm_alloc_for(struct kmem_cache *cache, struct ksm_mm *kmm,
 			   gfp_t gfp)
 {
 	struct mem_cgroup *memcg, *old;
 	void *obj;
 
-	gfp |= GFP_NOWAIT | __GFP_HIGH | __GFP_NOWARN;
 	if (!kmm)
-		return kmem_cache_alloc(cache, gfp);
+		return kmem_cache_alloc(cache, gfp | GFP_KERNEL);
+	gfp |= GFP_NOWAIT | __GFP_NOMEMALLOC | __GFP_NOWARN;
 	memcg = ksm_charge_begin(kmm, &old);
 	obj = kmem_cache_alloc(cache, gfp | __GFP_ACCOUNT);
 	ksm_charge_end(memcg, old);
@@ -1297,13 +1302,15 @@ gone:
 /*
  * Make sure that stable_link() has a chunk for one more map of @stable,
  * if it needs a new one, charged to @kmm, whose mapping it is for (a
- * spare left unused goes to the next mapping that needs one): ksmd calls
+ * spare left unused goes to the next mapping that needs one), over its
+ * limit if @merge (see ksm_charge_begin()): ksmd calls
  * this before it changes the page table, so that linking cannot fail
  * afterwards.  Returns -ENOMEM if none could be had without reclaim (the
  * page waits a pass).  ksmd's alone, under ksm_lock, and a node gains
  * maps only there.
  */
-static int stable_make_room(struct ksm_stable *stable, struct ksm_mm *kmm)
+static int stable_make_room(struct ksm_stable *stable, struct ksm_mm *kmm,
+			    bool merge)
 {
 	unsigned int n = stable->nr_items, c;
 
@@ -1311,7 +1318,8 @@ static int stable_make_room(struct ksm_stable *stable, struct ksm_mm *kmm)
 		return 0;
 	c = chunk_class(n + 1);
 	if (!ksm_chunk_spare[c])
-		ksm_chunk_spare[c] = ksm_alloc_for(ksm_chunk_cache[c], kmm, 0);
+		ksm_chunk_spare[c] = ksm_alloc_for(ksm_chunk_cache[c], kmm,
+						   merge ? __GFP_HIGH : 0);
 	return ksm_chunk_spare[c] ? 0 : -ENOMEM;
 }
 
@@ -1629,7 +1637,7 @@ static struct ksm_stable *stable_alloc(u32 checksum, u64 domain, int nid,
 {
 	struct ksm_stable *stable;
 
-	stable = ksm_alloc_for(ksm_stable_cache, kmm, __GFP_ZERO);
+	stable = ksm_alloc_for(ksm_stable_cache, kmm, __GFP_ZERO | __GFP_HIGH);
 	if (!stable)
 		return NULL;
 	RB_CLEAR_NODE(&stable->rb);
@@ -2720,7 +2728,7 @@ static int ksm_fold(struct ksm_item *item, struct vm_area_struct *vma,
 		struct anon_vma *native = folio_anon_vma(folio);
 		struct ksm_pte kp;
 
-		err = stable_make_room(fresh, item->kmm);
+		err = stable_make_room(fresh, item->kmm, true);
 		if (err)
 			goto unlock;
 		err = ksm_pte_take(vma, addr, folio, &kp);
@@ -2748,7 +2756,7 @@ static int ksm_fold(struct ksm_item *item, struct vm_area_struct *vma,
 	err = -EAGAIN;
 	if (!folio_stable(kfolio) || PageHWPoison(kpage))
 		goto unlock_k;
-	err = stable_make_room(folio_stable(kfolio), item->kmm);
+	err = stable_make_room(folio_stable(kfolio), item->kmm, true);
 	if (err)
 		goto unlock_k;
 
@@ -3201,7 +3209,7 @@ static bool ksm_join(struct ksm_item *item, struct page *page)
 		 * (ksm_merge_page() unlinks it then): rmap walks must find it.
 		 */
 		if (stable && !RB_EMPTY_NODE(&stable->rb) &&
-		    !stable_make_room(stable, item->kmm) &&
+		    !stable_make_room(stable, item->kmm, false) &&
 		    ksm_maps_page(vma, addr, page)) {
 			stable_link(stable, item, vma, vma->anon_vma);
 			joined = !foreign;
