@@ -11,8 +11,8 @@
  * area it never made mergeable (fork shared it) moves too, that mapping
  * with it, and is never left behind as a migration entry that mremap()
  * can carry off.  A KSM page that a process's child maps after the
- * process itself went moves too.  Needs two NUMA nodes with memory
- * (numa=fake=2).
+ * process itself went, or wrote to its page, moves too: the process's map
+ * passes to the child.  Needs two NUMA nodes with memory (numa=fake=2).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -402,6 +402,11 @@ TEST_F_TIMEOUT(migrate, fork_line_moves_as_one, KSM_TEST_TIMEOUT)
 #define HEIR_TAG	0x4e1200
 
 /* The departing process: its pages, then its commands. */
+/*
+ * The departing process: its pages, then its commands: 'f' forks a child
+ * (its pid is the reply), 'w' writes its last page (the reply is 0); any
+ * other ends it.
+ */
 static void departing_run(char *ksm, char *p, int cmd_fd, int reply_fd,
 			  int end_fd)
 {
@@ -419,10 +424,16 @@ static void departing_run(char *ksm, char *p, int cmd_fd, int reply_fd,
 	if (madvise(p, HEIR_PAGES * page_size, MADV_MERGEABLE))
 		_exit(1);
 	while (read(cmd_fd, &c, 1) == 1) {
-		if (c != 'f')
+		if (c == 'w') {
+			fill_page(p + (HEIR_PAGES - 1) * page_size,
+				  HEIR_TAG - 1);
+			child = 0;
+		} else if (c == 'f') {
+			child = fork();
+		} else {
 			_exit(0);
-		child = fork();
-		if (!child) {
+		}
+		if (!child && c == 'f') {
 			/* Told to end: its pages as they were, or 1. */
 			if (read(end_fd, &c, 1) != 1)
 				_exit(2);
@@ -438,47 +449,169 @@ static void departing_run(char *ksm, char *p, int cmd_fd, int reply_fd,
 	_exit(0);
 }
 
-struct heir_wait {
+/* A test of heirs: this process, the departing one, its children. */
+struct heir_run {
 	int fd;			/* this process's pagemap */
 	char *p;		/* this process's KSM page */
 	int other_fd;		/* the departing process's pagemap */
-	char *q;		/* its page of the same content */
-	pid_t kid;		/* a child of it */
+	char *q;		/* its page of the same content, its last */
+	char *area;		/* its pages */
+	pid_t departing;
+	int cmd[2], reply[2], end[2];
+	pid_t kid[2];		/* its children, with their pagemaps */
+	int kid_fd[2];
+	int nr_kids;
 	unsigned long scanned;	/* pages_scanned to wait for */
 };
 
 static bool heir_merged(void *arg)
 {
-	struct heir_wait *h = arg;
-	unsigned long pfn = pagemap_pfn(h->fd, h->p);
+	struct heir_run *r = arg;
+	unsigned long pfn = pagemap_pfn(r->fd, r->p);
 
-	return pfn && pfn == pagemap_pfn(h->fd, h->p + page_size) &&
-	       pfn == pagemap_pfn(h->other_fd, h->q);
+	return pfn && pfn == pagemap_pfn(r->fd, r->p + page_size) &&
+	       pfn == pagemap_pfn(r->other_fd, r->q);
 }
 
 static bool heir_scanned(void *arg)
 {
-	return ksm_get("pages_scanned") >= ((struct heir_wait *)arg)->scanned;
+	return ksm_get("pages_scanned") >= ((struct heir_run *)arg)->scanned;
 }
 
-static bool heir_kid_joined(void *arg)
+static long kid_stat(struct heir_run *r, int k, const char *key)
 {
-	long merging;
+	long val = -1;
 
-	return !read_ksm_stat(((struct heir_wait *)arg)->kid,
-			      "ksm_merging_pages", &merging) && merging == 1;
+	read_ksm_stat(r->kid[k], key, &val);
+	return val;
 }
 
-/* The departing process forks a child: its pid. */
-static pid_t heir_fork(int cmd_fd, int reply_fd)
+static bool heir_kid_merged(void *arg)
 {
-	pid_t kid;
+	struct heir_run *r = arg;
 
-	if (write(cmd_fd, "f", 1) != 1 ||
-	    read(reply_fd, &kid, sizeof(kid)) != sizeof(kid))
+	return kid_stat(r, r->nr_kids - 1, "ksm_merging_pages") == 1;
+}
+
+/* Send @c to the departing process: its reply. */
+static pid_t heir_cmd(struct heir_run *r, char c)
+{
+	pid_t reply;
+
+	if (write(r->cmd[1], &c, 1) != 1 ||
+	    read(r->reply[0], &reply, sizeof(reply)) != sizeof(reply))
 		return -1;
-	return kid;
+	return reply;
 }
+
+/* The departing process forks a child. */
+static void heir_fork(struct __test_metadata *_metadata, struct heir_run *r)
+{
+	int k = r->nr_kids;
+
+	r->kid[k] = heir_cmd(r, 'f');
+	ASSERT_LT(0, r->kid[k]);
+	r->nr_kids++;
+	r->kid_fd[k] = pagemap_open(r->kid[k]);
+	ASSERT_LE(0, r->kid_fd[k]);
+}
+
+/*
+ * This process's two pages merged into a KSM page in place, the
+ * departing process's last page merged into it.
+ */
+static void heir_start(struct __test_metadata *_metadata, struct heir_run *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->fd = -1;
+	r->other_fd = -1;
+	ASSERT_EQ(0, ksm_set("smart_scan", 0));
+	ASSERT_EQ(0, prctl(PR_SET_CHILD_SUBREAPER, 1));
+	r->fd = pagemap_open(0);
+	ASSERT_LE(0, r->fd);
+	own_pair_merge(_metadata, HEIR_TAG, r->fd, &r->p);
+	ASSERT_NE(NULL, r->p);
+
+	r->area = mmap(NULL, HEIR_PAGES * page_size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, r->area);
+	ASSERT_EQ(0, pipe(r->cmd));
+	ASSERT_EQ(0, pipe(r->reply));
+	ASSERT_EQ(0, pipe(r->end));
+	r->departing = fork();
+	ASSERT_LE(0, r->departing);
+	if (!r->departing) {
+		close(r->cmd[1]);
+		close(r->reply[0]);
+		close(r->end[1]);
+		departing_run(r->p, r->area, r->cmd[0], r->reply[1],
+			      r->end[0]);
+	}
+	close(r->cmd[0]);
+	close(r->reply[1]);
+	close(r->end[0]);
+	r->other_fd = pagemap_open(r->departing);
+	ASSERT_LE(0, r->other_fd);
+	r->q = r->area + (HEIR_PAGES - 1) * page_size;
+	ASSERT_EQ(0, ksm_wait_for(heir_merged, r, KSM_WAIT_SECS));
+}
+
+/*
+ * Move the KSM page to the other node, with every mapping: this
+ * process's and the children's, each child with one map (ksm_stat).
+ */
+static void heir_move(struct __test_metadata *_metadata, struct heir_run *r)
+{
+	int node = page_node(0, r->p) ^ 1, status, k;
+	void *page = r->p;
+	unsigned long pfn;
+
+	EXPECT_EQ(0, syscall(SYS_move_pages, 0, 1, &page, &node, &status,
+			     MPOL_MF_MOVE_ALL))
+		TH_LOG("the KSM page stayed where it was");
+	EXPECT_EQ(node, status) TH_LOG("the KSM page stayed: status %d",
+				       status);
+	pfn = pagemap_pfn(r->fd, r->p);
+	for (k = 0; k < r->nr_kids; k++) {
+		EXPECT_EQ(pfn, pagemap_pfn(r->kid_fd[k], r->q))
+			TH_LOG("child %d's mapping stayed behind", k);
+		EXPECT_EQ(node, page_node(r->kid[k], r->q));
+		EXPECT_EQ(1, kid_stat(r, k, "ksm_merging_pages"))
+			TH_LOG("child %d: not one page merged", k);
+	}
+}
+
+/* The children check their pages and exit; all goes. */
+static void heir_end(struct __test_metadata *_metadata, struct heir_run *r)
+{
+	int wstatus, k;
+
+	ASSERT_EQ(0, ksm_set("run", 0));
+	EXPECT_TRUE(page_has(r->p, HEIR_TAG) &&
+		    page_has(r->p + page_size, HEIR_TAG));
+	/* The departing process ends first: its children become ours. */
+	close(r->cmd[1]);
+	if (r->departing)
+		waitpid(r->departing, NULL, 0);
+	for (k = 0; k < r->nr_kids; k++) {
+		ASSERT_EQ(1, write(r->end[1], "e", 1));
+		ASSERT_EQ(r->kid[k], waitpid(r->kid[k], &wstatus, 0));
+		EXPECT_TRUE(WIFEXITED(wstatus) && !WEXITSTATUS(wstatus))
+			TH_LOG("child %d's pages changed", k);
+		close(r->kid_fd[k]);
+	}
+	close(r->reply[0]);
+	close(r->end[1]);
+	close(r->fd);
+	close(r->other_fd);
+	prctl(PR_SET_CHILD_SUBREAPER, 0);
+	munmap(r->area, HEIR_PAGES * page_size);
+	munmap(r->p, 2 * page_size);
+}
+
+/* ksmd slows down: the departing process's thousand pages take 10 s. */
+#define HEIR_BATCH	16
+#define HEIR_SLEEP_MS	160
 
 /*
  * A process whose page merged into another's KSM page forks two children,
@@ -493,112 +626,76 @@ static pid_t heir_fork(int cmd_fd, int reply_fd)
  */
 TEST_F_TIMEOUT(migrate, departed_sharers_child_moves_too, KSM_TEST_TIMEOUT)
 {
-	int cmd[2], reply[2], end[2], kid_fd[2] = { -1, -1 };
-	struct heir_wait h = { .fd = -1, .other_fd = -1 };
-	int node, status, wstatus, i;
-	unsigned long s0, pfn;
-	pid_t departing, kid[2];
-	long merging;
-	char *p, *q;
-	void *page;
+	struct heir_run r;
+	unsigned long s0;
+	int wstatus;
 
 	if (!ksm_knob_exists("merge_domain"))
 		SKIP(return, "upstream's KSM leaves this mapping behind");
-	ASSERT_EQ(0, ksm_set("smart_scan", 0));
-	ASSERT_EQ(0, prctl(PR_SET_CHILD_SUBREAPER, 1));
-	/* The KSM page: two pages of this process, merged in place. */
-	h.fd = pagemap_open(0);
-	ASSERT_LE(0, h.fd);
-	own_pair_merge(_metadata, HEIR_TAG, h.fd, &p);
-	ASSERT_NE(NULL, p);
-
-	/* The departing process's last page merges into it. */
-	q = mmap(NULL, HEIR_PAGES * page_size, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ASSERT_NE(MAP_FAILED, q);
-	ASSERT_EQ(0, pipe(cmd));
-	ASSERT_EQ(0, pipe(reply));
-	ASSERT_EQ(0, pipe(end));
-	departing = fork();
-	ASSERT_LE(0, departing);
-	if (!departing) {
-		close(cmd[1]);
-		close(reply[0]);
-		close(end[1]);
-		departing_run(p, q, cmd[0], reply[1], end[0]);
-	}
-	close(cmd[0]);
-	close(reply[1]);
-	close(end[0]);
-	h.other_fd = pagemap_open(departing);
-	ASSERT_LE(0, h.other_fd);
-	h.p = p;
-	h.q = q + (HEIR_PAGES - 1) * page_size;
-	ASSERT_EQ(0, ksm_wait_for(heir_merged, &h, KSM_WAIT_SECS));
+	heir_start(_metadata, &r);
 
 	/* The first child, met by ksmd: its own map. */
-	kid[0] = heir_fork(cmd[1], reply[0]);
-	ASSERT_LT(0, kid[0]);
-	h.kid = kid[0];
-	ASSERT_EQ(0, ksm_wait_for(heir_kid_joined, &h, KSM_WAIT_SECS));
+	heir_fork(_metadata, &r);
+	ASSERT_EQ(0, ksm_wait_for(heir_kid_merged, &r, KSM_WAIT_SECS));
 
-	/* ksmd slows down: a thousand pages take ten seconds. */
-	ASSERT_EQ(0, ksm_set("pages_to_scan", 16));
-	ASSERT_EQ(0, ksm_set("sleep_millisecs", 160));
-	kid[1] = heir_fork(cmd[1], reply[0]);
-	ASSERT_LT(0, kid[1]);
-	for (i = 0; i < 2; i++) {
-		kid_fd[i] = pagemap_open(kid[i]);
-		ASSERT_LE(0, kid_fd[i]);
-	}
+	ASSERT_EQ(0, ksm_set("pages_to_scan", HEIR_BATCH));
+	ASSERT_EQ(0, ksm_set("sleep_millisecs", HEIR_SLEEP_MS));
+	heir_fork(_metadata, &r);
 	s0 = ksm_get("pages_scanned");
-	ASSERT_EQ(1, write(cmd[1], "x", 1));
-	ASSERT_EQ(departing, waitpid(departing, &wstatus, 0));
+	ASSERT_EQ(1, write(r.cmd[1], "x", 1));
+	ASSERT_EQ(r.departing, waitpid(r.departing, &wstatus, 0));
+	r.departing = 0;
 	ASSERT_TRUE(WIFEXITED(wstatus) && !WEXITSTATUS(wstatus));
 	/* Three batches: the exited process's maps are gone. */
-	h.scanned = s0 + 3 * 16;
-	ASSERT_EQ(0, poll_until(heir_scanned, &h, KSM_WAIT_SECS));
+	r.scanned = s0 + 3 * HEIR_BATCH;
+	ASSERT_EQ(0, poll_until(heir_scanned, &r, KSM_WAIT_SECS));
 
-	page = p;
-	node = page_node(0, p) ^ 1;
-	EXPECT_EQ(0, syscall(SYS_move_pages, 0, 1, &page, &node, &status,
-			     MPOL_MF_MOVE_ALL))
-		TH_LOG("the KSM page stayed where it was");
+	heir_move(_metadata, &r);
 	/* Else ksmd linked a map of the second child's own: no proof. */
 	ASSERT_GT(s0 + HEIR_PAGES - 1, ksm_get("pages_scanned"))
 		TH_LOG("ksmd was too fast for this test");
-	EXPECT_EQ(node, status) TH_LOG("the KSM page stayed: status %d",
-				       status);
-	pfn = pagemap_pfn(h.fd, p);
-	for (i = 0; i < 2; i++) {
-		EXPECT_EQ(pfn, pagemap_pfn(kid_fd[i], h.q))
-			TH_LOG("child %d's mapping stayed behind", i);
-		EXPECT_EQ(node, page_node(kid[i], h.q));
-		merging = -1;
-		EXPECT_EQ(0, read_ksm_stat(kid[i], "ksm_merging_pages",
-					   &merging));
-		EXPECT_EQ(1, merging) TH_LOG("child %d: %ld merged", i,
-					     merging);
-	}
+	heir_end(_metadata, &r);
+}
 
-	ASSERT_EQ(0, ksm_set("run", 0));
-	EXPECT_TRUE(page_has(p, HEIR_TAG) && page_has(p + page_size,
-						      HEIR_TAG));
-	ASSERT_EQ(2, write(end[1], "ee", 2));
-	for (i = 0; i < 2; i++) {
-		ASSERT_EQ(kid[i], waitpid(kid[i], &wstatus, 0));
-		EXPECT_TRUE(WIFEXITED(wstatus) && !WEXITSTATUS(wstatus))
-			TH_LOG("child %d's pages changed", i);
-		close(kid_fd[i]);
-	}
-	close(cmd[1]);
-	close(reply[0]);
-	close(end[1]);
-	close(h.fd);
-	close(h.other_fd);
-	prctl(PR_SET_CHILD_SUBREAPER, 0);
-	munmap(q, HEIR_PAGES * page_size);
-	munmap(p, 2 * page_size);
+/*
+ * The same, where the departing process writes to its page rather than
+ * exit: ksmd, meeting the page changed, passes the map to the child, and
+ * the child has no other record (ksmd has not scanned it) when it does.
+ * The child is forked while ksmd is halfway through the departing
+ * process's pages, so it goes behind the cursor, to be scanned next pass;
+ * the write comes before ksmd reaches the last page.
+ */
+TEST_F_TIMEOUT(migrate, written_sharers_child_moves_too, KSM_TEST_TIMEOUT)
+{
+	unsigned long tick;
+	struct heir_run r;
+
+	if (!ksm_knob_exists("merge_domain"))
+		SKIP(return, "upstream's KSM leaves this mapping behind");
+	heir_start(_metadata, &r);
+	ASSERT_EQ(0, ksm_set("pages_to_scan", HEIR_BATCH));
+	ASSERT_EQ(0, ksm_set("sleep_millisecs", HEIR_SLEEP_MS));
+	/* A pass begins: this process's two pages, then the thousand. */
+	ASSERT_EQ(0, ksm_wait_scans(1, KSM_WAIT_SECS));
+	tick = ksm_get("pages_scanned");
+	r.scanned = tick + 2 * HEIR_BATCH;
+	ASSERT_EQ(0, poll_until(heir_scanned, &r, KSM_WAIT_SECS));
+	heir_fork(_metadata, &r);
+	ASSERT_EQ(0, heir_cmd(&r, 'w'));
+	ASSERT_GT(tick + HEIR_PAGES - 2 * HEIR_BATCH, ksm_get("pages_scanned"))
+		TH_LOG("ksmd was too fast for this test");
+
+	/*
+	 * Linked by a scan of the child, it would have a record for each of
+	 * its pages up to the last; passed, the one record, and those of a
+	 * batch or so that the pass after may have added since.
+	 */
+	ASSERT_EQ(0, poll_until(heir_kid_merged, &r, 2 * KSM_WAIT_SECS))
+		TH_LOG("the child's mapping was never linked");
+	EXPECT_GT(HEIR_PAGES / 2, kid_stat(&r, 0, "ksm_rmap_items"))
+		TH_LOG("ksmd scanned the child: the map did not pass to it");
+	heir_move(_metadata, &r);
+	heir_end(_metadata, &r);
 }
 
 #define PAIRS		32
