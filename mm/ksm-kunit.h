@@ -852,7 +852,7 @@ static void ksm_test_dead_maps_locked(struct kunit *test, struct ksm_mm *kmm)
 	}
 	for (i = 1; i <= KSM_TEST_MAPS; i++) {
 		/* A node half made leaks: the test failed anyway. */
-		if (stable_make_room(stable, NULL, false) ||
+		if (stable_make_room(stable, NULL) ||
 		    xa_err(xa_store(&kmm->items, i,
 				    map_add(stable, kmm, i << PAGE_SHIFT),
 				    GFP_KERNEL))) {

@@ -120,7 +120,8 @@
  *	for ksmd.  map_find_heir() looks an mm up under an anon_vma lock.
  *
  * xa_lock of an mm's records (struct ksm_mm.items)
- *	Taken around each store (rec_store(), item_slot_set()) or inside
+ *	Taken around each store (rec_store(), item_slot_set(),
+ *	rec_store_new()) or inside
  *	the xarray calls, all made under ksm_lock, and never with a page
  *	table lock held; a map's slot is rewritten under its KSM page's
  *	lock (a dead node's, under ksm_lock alone).  It only serializes
@@ -781,15 +782,19 @@ static void rec_set(struct ksm_mm *kmm, unsigned long addr, void *entry)
  * what it makes KSM keep, however it lays its memory out, even where its
  * pages are gone (the maps of an mm whose mmap_lock ksmd cannot take stay
  * until it can).  Upstream charges its rmap items and nodes to no one.
- * Never with reclaim, under ksm_lock: a tenant at its limit would make
- * everyone who waits for ksmd wait for its reclaim.  A record that cannot
- * be had without reclaim waits for a later pass.  A node or a chunk for
- * a merge, which frees a page, is charged over the limit (__GFP_HIGH, as
- * upstream allocates its nodes; the tenant's own next allocation
- * reclaims): else a tenant at its limit, as a busy guest often is, would
- * merge nothing, and free nothing.  Not one for a join, which frees
- * nothing; and never from the reserves that only atomic allocations may
- * use (__GFP_NOMEMALLOC).
+ * (Not the unstable tree's items, which live a pass at most.)  None of
+ * these reclaims, under ksm_lock: a tenant at its limit would make
+ * everyone who waits for ksmd wait for its reclaim, and global pressure
+ * makes a node wait for a later pass rather than reclaim for it.  A new
+ * page's record that cannot be had without reclaim waits for a later
+ * pass.  A node, a chunk, or the slot of a map passing to a child is
+ * charged over the limit (__GFP_HIGH, as upstream allocates its nodes;
+ * the tenant's own next allocation reclaims), never from the reserves of
+ * atomic allocations (__GFP_NOMEMALLOC): each holds a mapping the tenant
+ * has (a merge also frees a page), bounded by its page tables, and a
+ * mapping that no map holds is one that rmap walks may miss (a child's,
+ * see "Heirs"); and a tenant at its limit, as a busy guest often is,
+ * would merge nothing, and free nothing.
  */
 static struct mem_cgroup *ksm_charge_begin(struct ksm_mm *kmm,
 					   struct mem_cgroup **old)
@@ -807,8 +812,8 @@ static void ksm_charge_end(struct mem_cgroup *memcg, struct mem_cgroup *old)
 }
 
 /*
- * An object of @cache for @kmm, charged to it; @gfp may add __GFP_ZERO,
- * and __GFP_HIGH for a merge.  A NULL @kmm is KUnit's: charged to no one.
+ * An object of @cache for @kmm, charged to it, over its limit if need be;
+ * @gfp may add __GFP_ZERO.  A NULL @kmm is KUnit's: charged to no one.
  */
 static void *ksm_alloc_for(struct kmem_cache *cache, struct ksm_mm *kmm,
 			   gfp_t gfp)
@@ -818,7 +823,7 @@ static void *ksm_alloc_for(struct kmem_cache *cache, struct ksm_mm *kmm,
 
 	if (!kmm)
 		return kmem_cache_alloc(cache, gfp | GFP_KERNEL);
-	gfp |= GFP_NOWAIT | __GFP_NOMEMALLOC | __GFP_NOWARN;
+	gfp |= GFP_NOWAIT | __GFP_HIGH | __GFP_NOMEMALLOC | __GFP_NOWARN;
 	memcg = ksm_charge_begin(kmm, &old);
 	obj = kmem_cache_alloc(cache, gfp | __GFP_ACCOUNT);
 	ksm_charge_end(memcg, old);
@@ -828,11 +833,12 @@ static void *ksm_alloc_for(struct kmem_cache *cache, struct ksm_mm *kmm,
 /*
  * Store @entry, through @xas, in the slot of the page at @addr of @kmm,
  * which must be empty (else -EEXIST), allocating what the xarray needs,
- * charged to @kmm (the xarray adds __GFP_ACCOUNT): -ENOMEM if that takes
- * reclaim.  @xas is left on the slot.
+ * charged to @kmm (the xarray adds __GFP_ACCOUNT), over its limit if @gfp
+ * has __GFP_HIGH: -ENOMEM if that takes reclaim.  @xas is left on the
+ * slot.
  */
 static int rec_store_new(struct xa_state *xas, struct ksm_mm *kmm,
-			 unsigned long addr, void *entry)
+			 unsigned long addr, void *entry, gfp_t gfp)
 {
 	struct mem_cgroup *memcg, *old;
 	int err;
@@ -846,7 +852,8 @@ static int rec_store_new(struct xa_state *xas, struct ksm_mm *kmm,
 		else
 			xas_store(xas, entry);
 		xas_unlock(xas);
-	} while (xas_nomem(xas, GFP_NOWAIT | __GFP_NOWARN));
+	} while (xas_nomem(xas, gfp | GFP_NOWAIT | __GFP_NOMEMALLOC |
+			   __GFP_NOWARN));
 	err = xas_error(xas);
 	ksm_charge_end(memcg, old);
 	return err;
@@ -1303,14 +1310,13 @@ gone:
  * Make sure that stable_link() has a chunk for one more map of @stable,
  * if it needs a new one, charged to @kmm, whose mapping it is for (a
  * spare left unused goes to the next mapping that needs one), over its
- * limit if @merge (see ksm_charge_begin()): ksmd calls
+ * limit if need be (see ksm_charge_begin()): ksmd calls
  * this before it changes the page table, so that linking cannot fail
  * afterwards.  Returns -ENOMEM if none could be had without reclaim (the
  * page waits a pass).  ksmd's alone, under ksm_lock, and a node gains
  * maps only there.
  */
-static int stable_make_room(struct ksm_stable *stable, struct ksm_mm *kmm,
-			    bool merge)
+static int stable_make_room(struct ksm_stable *stable, struct ksm_mm *kmm)
 {
 	unsigned int n = stable->nr_items, c;
 
@@ -1318,8 +1324,7 @@ static int stable_make_room(struct ksm_stable *stable, struct ksm_mm *kmm,
 		return 0;
 	c = chunk_class(n + 1);
 	if (!ksm_chunk_spare[c])
-		ksm_chunk_spare[c] = ksm_alloc_for(ksm_chunk_cache[c], kmm,
-						   merge ? __GFP_HIGH : 0);
+		ksm_chunk_spare[c] = ksm_alloc_for(ksm_chunk_cache[c], kmm, 0);
 	return ksm_chunk_spare[c] ? 0 : -ENOMEM;
 }
 
@@ -1469,10 +1474,13 @@ static void map_unlink(struct ksm_map *map)
  * failure unmap it, and every tenant whose pages merged into it would
  * have a page pinned where it sits (compaction, CMA, memory offline).
  *
- * So the map passes, whole, to such a child (map_pass_on()): it becomes
- * the child's map of the page at that address, with its slot, its
- * counters, and the anon_vma it had, whose pin it keeps, and whose tree
- * holds the child's area and its brothers'.  It is the map that ksmd
+ * So the map passes, whole, to such a child (map_pass_on()), or to any
+ * other mm with an area in that anon_vma's tree that maps the page there
+ * (a brother; the page's own mm, when the map's anon_vma is ->native),
+ * which the walk reaches just as well: it becomes the child's map of the
+ * page at that address, with its slot, its counters, and the anon_vma it
+ * had, whose pin it keeps, and whose tree holds the child's area and its
+ * brothers'.  It is the map that ksmd
  * would have linked there, but for its anon_vma, an ancestor's: the
  * scanner takes it as it is (ksm_item_reaches()).  A child that has a
  * slot there already (a map of its own, which reaches only its own
@@ -1533,6 +1541,9 @@ static struct ksm_mm *map_find_heir(struct ksm_map *map, struct folio *folio,
 		if (vma->vm_mm == mm || !(vma->vm_flags & VM_MERGEABLE) ||
 		    addr < vma->vm_start || addr >= vma->vm_end)
 			continue;
+		/* Not one that exits (__ksm_exit() clears the flag). */
+		if (!test_bit(MMF_VM_MERGEABLE, &vma->vm_mm->flags))
+			continue;
 		if (!page_vma_mapped_walk(&pvmw))
 			continue;
 		page_vma_mapped_walk_done(&pvmw);
@@ -1541,7 +1552,8 @@ static struct ksm_mm *map_find_heir(struct ksm_map *map, struct folio *folio,
 		/* One with a map of its own reaches its own children only. */
 		if (heir && xa_load(&heir->items, rec_index(addr)))
 			heir = NULL;
-		ksm_heir = heir;
+		if (heir)
+			ksm_heir = heir;
 		spin_unlock(&ksm_mm_lock);
 		if (heir) {
 			*pgoff_ok = linear_page_index(vma, addr) ==
@@ -1567,13 +1579,20 @@ static bool map_pass_on(struct ksm_map *map, struct folio *folio)
 	struct ksm_mm *heir;
 	struct xa_state xas;
 
+	lockdep_assert_held(&ksm_lock);
 	/* A retired node (a poisoned page) takes no new map: ksm_join(). */
 	if (RB_EMPTY_NODE(&map_chunk(map)->stable->rb))
 		return false;
 	heir = map_find_heir(map, folio, &pgoff_ok);
 	if (!heir)
 		return false;
-	if (!rec_store_new(&xas, heir, addr, map)) {
+	/*
+	 * Over the heir's limit if need be (see ksm_charge_begin()): the map
+	 * holds a mapping it has.  The heir may unmap the address once the
+	 * anon_vma lock is dropped: its scan then drops the slot as stale,
+	 * and the map departs again.
+	 */
+	if (!rec_store_new(&xas, heir, addr, map, __GFP_HIGH)) {
 		rec_added(heir, addr);
 		map->kmm->slot.mm->ksm_merging_pages--;
 		heir->slot.mm->ksm_merging_pages++;
@@ -1591,6 +1610,13 @@ static bool map_pass_on(struct ksm_map *map, struct folio *folio)
 	ksm_heir = NULL;
 	spin_unlock(&ksm_mm_lock);
 	return passed;
+}
+
+/* @map's mapping of @folio, locked, went: the map passes on, or goes. */
+static void map_depart(struct ksm_map *map, struct folio *folio)
+{
+	if (!map_pass_on(map, folio))
+		map_unlink(map);
 }
 
 /*
@@ -1626,8 +1652,7 @@ static void stable_unlink(struct ksm_item *item, struct folio *folio)
 	VM_WARN_ON_ONCE(map_chunk(map)->stable != stable ||
 			map_address(map) != item_address(item) ||
 			map->kmm != item->kmm);
-	if (!map_pass_on(map, folio))
-		map_unlink(map);
+	map_depart(map, folio);
 	item_unlinked(item, stable->checksum);
 }
 
@@ -1637,7 +1662,7 @@ static struct ksm_stable *stable_alloc(u32 checksum, u64 domain, int nid,
 {
 	struct ksm_stable *stable;
 
-	stable = ksm_alloc_for(ksm_stable_cache, kmm, __GFP_ZERO | __GFP_HIGH);
+	stable = ksm_alloc_for(ksm_stable_cache, kmm, __GFP_ZERO);
 	if (!stable)
 		return NULL;
 	RB_CLEAR_NODE(&stable->rb);
@@ -1761,7 +1786,8 @@ static void stable_free(struct ksm_stable *stable)
  * not meet (its mm's mmap_lock always taken, ksmd stopped) keeps its own
  * map's share of a chunk, as a live node's would, not the chunks of every
  * other mm's; the last such map keeps a whole chunk (64 bytes) and the
- * node (80), uncharged, where a record (9, charged) would do.  Counted
+ * node (80), charged to the mms they were made for (ksm_alloc_for()),
+ * where a record (9) would do.  Counted
  * in general_profit (ksm_chunk_bytes) until then, not in its mm's
  * ksm_process_profit.  A working copy of one of its maps (ksmd's spare)
  * is mended with item_outlived().
@@ -2133,8 +2159,7 @@ static void map_forget(struct ksm_map *map)
 		map_dead_put(map);
 		return;
 	}
-	if (!map_pass_on(map, folio))
-		map_unlink(map);
+	map_depart(map, folio);
 	stable_put_unused(stable, folio);
 	folio_unlock(folio);
 	folio_put(folio);
@@ -2728,7 +2753,7 @@ static int ksm_fold(struct ksm_item *item, struct vm_area_struct *vma,
 		struct anon_vma *native = folio_anon_vma(folio);
 		struct ksm_pte kp;
 
-		err = stable_make_room(fresh, item->kmm, true);
+		err = stable_make_room(fresh, item->kmm);
 		if (err)
 			goto unlock;
 		err = ksm_pte_take(vma, addr, folio, &kp);
@@ -2756,7 +2781,7 @@ static int ksm_fold(struct ksm_item *item, struct vm_area_struct *vma,
 	err = -EAGAIN;
 	if (!folio_stable(kfolio) || PageHWPoison(kpage))
 		goto unlock_k;
-	err = stable_make_room(folio_stable(kfolio), item->kmm, true);
+	err = stable_make_room(folio_stable(kfolio), item->kmm);
 	if (err)
 		goto unlock_k;
 
@@ -3209,7 +3234,7 @@ static bool ksm_join(struct ksm_item *item, struct page *page)
 		 * (ksm_merge_page() unlinks it then): rmap walks must find it.
 		 */
 		if (stable && !RB_EMPTY_NODE(&stable->rb) &&
-		    !stable_make_room(stable, item->kmm, false) &&
+		    !stable_make_room(stable, item->kmm) &&
 		    ksm_maps_page(vma, addr, page)) {
 			stable_link(stable, item, vma, vma->anon_vma);
 			joined = !foreign;
@@ -3684,7 +3709,7 @@ static int rec_new(struct ksm_mm *kmm, unsigned long addr, void *entry)
 	}
 
 	/* The page waits for the next pass if this fails. */
-	err = rec_store_new(xas, kmm, addr, entry);
+	err = rec_store_new(xas, kmm, addr, entry, 0);
 	VM_WARN_ON_ONCE(err == -EEXIST);
 	ksm_walk_ok = !err;
 	if (err)

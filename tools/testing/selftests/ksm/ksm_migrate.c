@@ -509,6 +509,7 @@ static void heir_fork(struct __test_metadata *_metadata, struct heir_run *r)
 {
 	int k = r->nr_kids;
 
+	ASSERT_GT(ARRAY_SIZE(r->kid), k);
 	r->kid[k] = heir_cmd(r, 'f');
 	ASSERT_LT(0, r->kid[k]);
 	r->nr_kids++;
