@@ -613,6 +613,20 @@ int write_file(const char *path, const char *str)
 	return ret;
 }
 
+/* The first number in @path, or -1. */
+long file_number(const char *path)
+{
+	long val = -1;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return -1;
+	if (fscanf(f, "%ld", &val) != 1)
+		val = -1;
+	fclose(f);
+	return val;
+}
+
 /* Does the start (4 KiB) of the file @path contain @word? */
 bool file_has(const char *path, const char *word)
 {
@@ -800,6 +814,27 @@ int memcg_leave(const char *cg)
 {
 	write_file(CGROUP_ROOT "cgroup.procs", "0");
 	return rmdir(cg) ? -errno : 0;
+}
+
+/* @key's value in @cg's @file (memory.stat, memory.events), or -1. */
+long memcg_value(const char *cg, const char *file, const char *key)
+{
+	char path[PATH_MAX + 32], line[128];
+	size_t len = strlen(key);
+	long val = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", cg, file);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, len) && line[len] == ' ') {
+			val = atol(line + len + 1);
+			break;
+		}
+	fclose(f);
+	return val;
 }
 
 /* The frame of the shared zero page, as a read fault maps it; 0 if none. */

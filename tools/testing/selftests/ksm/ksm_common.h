@@ -165,6 +165,7 @@ int read_ksm_stat(pid_t pid, const char *key, long *val);
 #define CGROUP_ROOT		"/sys/fs/cgroup/"
 int write_file(const char *path, const char *str);
 bool file_has(const char *path, const char *word);
+long file_number(const char *path);
 int make_swap(const char *dev, unsigned long size);
 int zram_swap_on(unsigned long size, bool *own);
 int zram_swap_off(void);
@@ -175,6 +176,7 @@ size_t pages_swapped(int fd, const char *p, size_t n);
 bool page_out(int fd, char *p);
 int memcg_enter(char *cg, size_t len, const char *name);
 int memcg_leave(const char *cg);
+long memcg_value(const char *cg, const char *file, const char *key);
 
 /*
  * A worker is a child process that maps and fills its own memory (so that

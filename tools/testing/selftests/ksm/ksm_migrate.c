@@ -17,6 +17,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -401,14 +402,13 @@ TEST_F_TIMEOUT(migrate, fork_line_moves_as_one, KSM_TEST_TIMEOUT)
 #define HEIR_PAGES	1024	/* the K page last: 1023 before it */
 #define HEIR_TAG	0x4e1200
 
-/* The departing process: its pages, then its commands. */
 /*
- * The departing process: its pages, then its commands: 'f' forks a child
- * (its pid is the reply), 'w' writes its last page (the reply is 0); any
- * other ends it.
+ * The departing process: its pages, from page @first mergeable, then its
+ * commands: 'f' forks a child (its pid is the reply), 'w' writes its last
+ * page (the reply is 0); any other ends it.
  */
-static void departing_run(char *ksm, char *p, int cmd_fd, int reply_fd,
-			  int end_fd)
+static void departing_run(char *ksm, char *p, size_t first, int cmd_fd,
+			  int reply_fd, int end_fd)
 {
 	pid_t child;
 	size_t i;
@@ -421,7 +421,8 @@ static void departing_run(char *ksm, char *p, int cmd_fd, int reply_fd,
 	for (i = 0; i < HEIR_PAGES - 1; i++)
 		fill_page(p + i * page_size, HEIR_TAG + 1 + i);
 	fill_page(p + i * page_size, HEIR_TAG);
-	if (madvise(p, HEIR_PAGES * page_size, MADV_MERGEABLE))
+	if (madvise(p + first * page_size, (HEIR_PAGES - first) * page_size,
+		    MADV_MERGEABLE))
 		_exit(1);
 	while (read(cmd_fd, &c, 1) == 1) {
 		if (c == 'w') {
@@ -518,10 +519,32 @@ static void heir_fork(struct __test_metadata *_metadata, struct heir_run *r)
 }
 
 /*
- * This process's two pages merged into a KSM page in place, the
- * departing process's last page merged into it.
+ * The departing process moves into the memory cgroup @cg (if not NULL)
+ * before it makes its pages, where no OOM kill may end it or its
+ * children, nor swap take their pages.  There, only its last page is
+ * mergeable.
  */
-static void heir_start(struct __test_metadata *_metadata, struct heir_run *r)
+static void heir_join(const char *cg)
+{
+	char path[PATH_MAX + 32];
+
+	if (!cg)
+		return;
+	snprintf(path, sizeof(path), "%s/cgroup.procs", cg);
+	if (write_file(path, "0") ||
+	    write_file("/proc/self/oom_score_adj", "-1000"))
+		_exit(1);
+	snprintf(path, sizeof(path), "%s/memory.swap.max", cg);
+	write_file(path, "0");
+}
+
+/*
+ * This process's two pages merged into a KSM page in place, the
+ * departing process's last page (in @cg, if not NULL: see heir_join())
+ * merged into it.
+ */
+static void heir_start(struct __test_metadata *_metadata, struct heir_run *r,
+		       const char *cg)
 {
 	memset(r, 0, sizeof(*r));
 	r->fd = -1;
@@ -545,8 +568,9 @@ static void heir_start(struct __test_metadata *_metadata, struct heir_run *r)
 		close(r->cmd[1]);
 		close(r->reply[0]);
 		close(r->end[1]);
-		departing_run(r->p, r->area, r->cmd[0], r->reply[1],
-			      r->end[0]);
+		heir_join(cg);
+		departing_run(r->p, r->area, cg ? HEIR_PAGES - 1 : 0,
+			      r->cmd[0], r->reply[1], r->end[0]);
 	}
 	close(r->cmd[0]);
 	close(r->reply[1]);
@@ -633,7 +657,7 @@ TEST_F_TIMEOUT(migrate, departed_sharers_child_moves_too, KSM_TEST_TIMEOUT)
 
 	if (!ksm_knob_exists("merge_domain"))
 		SKIP(return, "upstream's KSM leaves this mapping behind");
-	heir_start(_metadata, &r);
+	heir_start(_metadata, &r, NULL);
 
 	/* The first child, met by ksmd: its own map. */
 	heir_fork(_metadata, &r);
@@ -673,7 +697,7 @@ TEST_F_TIMEOUT(migrate, written_sharers_child_moves_too, KSM_TEST_TIMEOUT)
 
 	if (!ksm_knob_exists("merge_domain"))
 		SKIP(return, "upstream's KSM leaves this mapping behind");
-	heir_start(_metadata, &r);
+	heir_start(_metadata, &r, NULL);
 	ASSERT_EQ(0, ksm_set("pages_to_scan", HEIR_BATCH));
 	ASSERT_EQ(0, ksm_set("sleep_millisecs", HEIR_SLEEP_MS));
 	/* A pass begins: this process's two pages, then the thousand. */
@@ -697,6 +721,66 @@ TEST_F_TIMEOUT(migrate, written_sharers_child_moves_too, KSM_TEST_TIMEOUT)
 		TH_LOG("ksmd scanned the child: the map did not pass to it");
 	heir_move(_metadata, &r);
 	heir_end(_metadata, &r);
+}
+
+/*
+ * The same at the departing process's memory cgroup limit, without swap:
+ * the child's slot for the map passed to it is charged to the cgroup
+ * over its limit (the mapping is there, with its page tables, whatever
+ * KSM does), as a node or a map of a merge is.  Else the map would go
+ * for want of a slot, and a join of the child, which needs its record
+ * too, would fail as long as the cgroup stays at its limit: the child's
+ * mapping is reached through no map, and the KSM page stays where it is.
+ *
+ * ksmd is stopped from the fork until the cgroup is over its limit, so
+ * the child is not scanned before, and the write (a copy on write, a new
+ * page) comes before the limit too.  Setting the limit empties the
+ * per-CPU caches of charges, which a free of the cgroup's would fill
+ * again, and an allocation take from, limit or not: so the departing
+ * process writes rather than exits (an exit frees its KSM objects, and
+ * more), and has only its last page mergeable.
+ */
+TEST_F_TIMEOUT(migrate, written_sharers_child_moves_at_limit,
+	       KSM_TEST_TIMEOUT)
+{
+	char cg[PATH_MAX] = "", path[PATH_MAX + 32], max[32];
+	struct heir_run r;
+	long current;
+	int ret;
+
+	if (!ksm_knob_exists("merge_domain"))
+		SKIP(return, "upstream's KSM leaves this mapping behind");
+	ret = memcg_enter(cg, sizeof(cg), "ksm_migrate");
+	if (ret && cg[0])
+		memcg_leave(cg);
+	if (ret)
+		SKIP(return, "no memory cgroup of our own (%s)",
+		     strerror(-ret));
+	ASSERT_EQ(0, write_file(CGROUP_ROOT "cgroup.procs", "0"));
+	heir_start(_metadata, &r, cg);
+
+	ASSERT_EQ(0, ksm_set("run", 0));
+	heir_fork(_metadata, &r);
+	ASSERT_EQ(0, heir_cmd(&r, 'w'));
+
+	/* Half the cgroup's charge: no reclaim brings it under that. */
+	snprintf(path, sizeof(path), "%s/memory.current", cg);
+	current = file_number(path);
+	ASSERT_LT(HEIR_PAGES * page_size, current);
+	snprintf(path, sizeof(path), "%s/memory.max", cg);
+	snprintf(max, sizeof(max), "%ld", current / 2);
+	ASSERT_EQ(0, write_file(path, max));
+	ASSERT_EQ(0, ksm_set("run", 1));
+	ASSERT_EQ(0, ksm_wait_scans(2, KSM_WAIT_SECS));
+	snprintf(path, sizeof(path), "%s/memory.current", cg);
+	EXPECT_LT(current / 2, file_number(path))
+		TH_LOG("the cgroup was not at its limit: no proof");
+	EXPECT_LT(0, memcg_value(cg, "memory.events", "max"))
+		TH_LOG("no charge met the limit: no proof");
+
+	heir_move(_metadata, &r);
+	heir_end(_metadata, &r);
+	EXPECT_EQ(0, memcg_leave(cg));
 }
 
 #define PAIRS		32

@@ -49,20 +49,6 @@ FIXTURE_TEARDOWN(stat)
 	ksm_restore(&self->saved);
 }
 
-/* The first number in @path, or -1. */
-static long file_number(const char *path)
-{
-	long val = -1;
-	FILE *f = fopen(path, "r");
-
-	if (!f)
-		return -1;
-	if (fscanf(f, "%ld", &val) != 1)
-		val = -1;
-	fclose(f);
-	return val;
-}
-
 static long read_merging_pages(pid_t pid)
 {
 	char path[64];
@@ -514,27 +500,6 @@ TEST_F_TIMEOUT(stat, records_charged_to_memcg, KSM_TEST_TIMEOUT)
 	EXPECT_EQ(0, memcg_leave(cg));
 }
 
-/* @key's value in @cg's memory.stat, or -1. */
-static long memcg_stat(const char *cg, const char *key)
-{
-	char path[PATH_MAX + 32], line[128];
-	size_t len = strlen(key);
-	long val = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/memory.stat", cg);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, key, len) && line[len] == ' ') {
-			val = atol(line + len + 1);
-			break;
-		}
-	fclose(f);
-	return val;
-}
-
 #define MAPS_PAGES	8192	/* 32 MiB */
 
 static bool all_merged(void *arg)
@@ -573,12 +538,12 @@ TEST_F_TIMEOUT(stat, maps_charged_to_memcg, KSM_TEST_TIMEOUT)
 	if (ret > 0)
 		SKIP(return, "no memory cgroup of our own (%s)", strerror(ret));
 	ASSERT_EQ(0, ret);
-	before = memcg_stat(cg, "slab_unreclaimable");
+	before = memcg_value(cg, "memory.stat", "slab_unreclaimable");
 	ASSERT_LE(0, before);
 	ASSERT_EQ(0, ksm_set("run", 1));
 	ASSERT_EQ(0, ksm_wait_for(all_merged, &self->w, KSM_WAIT_SECS));
 	ASSERT_EQ(0, ksm_set("run", 0));
-	after = memcg_stat(cg, "slab_unreclaimable");
+	after = memcg_value(cg, "memory.stat", "slab_unreclaimable");
 	TH_LOG("slab_unreclaimable of the worker's cgroup %ld -> %ld bytes",
 	       before, after);
 	EXPECT_LE(before + 20L * (MAPS_PAGES - 1), after);
