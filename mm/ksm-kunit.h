@@ -15,7 +15,29 @@
 #include <kunit/test.h>
 #include <linux/log2.h>
 
-/* A page of @word everywhere, with bit 63 of words @i and @i + 4 flipped */
+/*
+ * The checksum's blind spot: a pair of words whose flips cancel out,
+ * whatever the content.  The word function: bit 63 of words @j and @j + 4
+ * (one lane, one step later; (x ^ 2^63) * K = (x * K) ^ 2^63 for odd K).
+ * The lane function: bit 63 of word @j, which a step leaves where it is
+ * and the swap of halves takes to bit 31, and bit 31 of word @j + 16.
+ */
+static void ksm_test_flip_pair(u64 *w, unsigned int j, bool lanes)
+{
+	w[j] ^= BIT_ULL(63);
+	if (lanes)
+		w[j + KSM_LANES] ^= BIT_ULL(31);
+	else
+		w[j + 4] ^= BIT_ULL(63);
+}
+
+/* The distance between the words of a pair, in this kernel's checksum */
+static unsigned int ksm_test_stride(void)
+{
+	return ksm_simd_on() ? KSM_LANES : 4;
+}
+
+/* A page of @word everywhere, with the pair of word @i flipped */
 static void ksm_test_fill(struct page *page, u64 word, int i)
 {
 	u64 *w = kmap_local_page(page);
@@ -23,10 +45,8 @@ static void ksm_test_fill(struct page *page, u64 word, int i)
 
 	for (j = 0; j < PAGE_SIZE / sizeof(u64); j++)
 		w[j] = word;
-	if (i >= 0) {
-		w[i] ^= BIT_ULL(63);
-		w[i + 4] ^= BIT_ULL(63);
-	}
+	if (i >= 0)
+		ksm_test_flip_pair(w, i, ksm_simd_on());
 	kunmap_local(w);
 }
 
@@ -48,33 +68,77 @@ static struct page *ksm_test_page(struct kunit *test)
 }
 
 /*
- * The checksum is no defence: flipping bit 63 of two words one lane step
- * apart leaves it unchanged, for any content.  The trees must bear that
- * (see the next tests); this one pins the fact down, and that any one
- * word still counts.
+ * The checksum is no defence: flipping a pair of words (see
+ * ksm_test_flip_pair()) leaves it unchanged, for any content.  The trees
+ * must bear that (see the next tests); this one pins the fact down, for
+ * both functions, and that any one word still counts.
  */
 static void ksm_test_checksum(struct kunit *test)
 {
 	struct page *a = ksm_test_page(test), *b = ksm_test_page(test);
-	unsigned int i;
+	unsigned int i, n = PAGE_SIZE / sizeof(u64);
+	u64 *w;
 	u32 zero;
 
 	ksm_test_fill(a, 0, -1);
 	zero = page_checksum(a);
 	KUNIT_EXPECT_EQ(test, zero, ksm_zero_checksum);
-	for (i = 0; i + 4 < PAGE_SIZE / sizeof(u64); i += 61) {
+	for (i = 0; i + ksm_test_stride() < n; i += 61) {
 		ksm_test_fill(b, 0, i);
 		KUNIT_EXPECT_EQ(test, page_checksum(b), zero);
 		KUNIT_EXPECT_FALSE(test, ksm_pages_equal(a, b));
 	}
-	for (i = 0; i < PAGE_SIZE / sizeof(u64); i++) {
-		u64 *w = kmap_local_page(b);
-
+	for (i = 0; i < n; i++) {
+		w = kmap_local_page(b);
 		memset(w, 0, PAGE_SIZE);
 		w[i] = 1;
 		kunmap_local(w);
 		KUNIT_EXPECT_NE_MSG(test, page_checksum(b), zero, "word %u", i);
 	}
+
+	/* Each function's blind spot, in random content */
+	w = kmap_local_page(b);
+	get_random_bytes(w, PAGE_SIZE);
+	zero = ksm_words_sum(w);
+	ksm_test_flip_pair(w, 100, false);
+	KUNIT_EXPECT_EQ(test, ksm_words_sum(w), zero);
+	zero = ksm_lanes_sum_words(w);
+	ksm_test_flip_pair(w, 200, true);
+	KUNIT_EXPECT_EQ(test, ksm_lanes_sum_words(w), zero);
+	kunmap_local(w);
+}
+
+/*
+ * The AVX2 code computes what its word-by-word twin does (a page's
+ * checksum must not depend on where it is taken), and finds the first
+ * 128 bytes that differ.
+ */
+static void ksm_test_simd(struct kunit *test)
+{
+	struct page *a = ksm_test_page(test), *b = ksm_test_page(test);
+	unsigned int i, n = PAGE_SIZE / sizeof(u64);
+	u64 *x, *y;
+
+	if (!ksm_simd_usable())
+		kunit_skip(test, "no AVX2 here");
+	x = kmap_local_page(a);
+	y = kmap_local_page(b);
+	memset(x, 0, PAGE_SIZE);
+	KUNIT_EXPECT_EQ(test, ksm_lanes_sum_avx2(x), ksm_lanes_sum_words(x));
+	get_random_bytes(x, PAGE_SIZE);
+	KUNIT_EXPECT_EQ(test, ksm_lanes_sum_avx2(x), ksm_lanes_sum_words(x));
+	memcpy(y, x, PAGE_SIZE);
+	KUNIT_EXPECT_EQ(test, ksm_diff_avx2(x, y), PAGE_SIZE);
+	for (i = 0; i < n; i += 5) {
+		y[i] ^= BIT_ULL(i % 64);
+		KUNIT_EXPECT_EQ_MSG(test, ksm_lanes_sum_avx2(y),
+				    ksm_lanes_sum_words(y), "word %u", i);
+		KUNIT_EXPECT_EQ_MSG(test, ksm_diff_avx2(x, y),
+				    i * sizeof(u64) & ~127UL, "word %u", i);
+		y[i] ^= BIT_ULL(i % 64);
+	}
+	kunmap_local(y);
+	kunmap_local(x);
 }
 
 /* ksm_pages_cmp() is a total order: equal, antisymmetric, any word */
@@ -111,20 +175,22 @@ struct ksm_test_tree {
 	struct page *page[KSM_TEST_NODES + 1];
 };
 
-/* Page @i: all zero but for bit-63 pairs that spell @i, near the end */
+/*
+ * Page @i: all zero but for pairs (ksm_test_flip_pair()) that spell @i,
+ * near the end: bit b is the pair at word j of the blocks of 2 * stride
+ * words counting down from the end.
+ */
 static void ksm_test_collider(struct page *page, unsigned int i)
 {
 	u64 *w = kmap_local_page(page);
-	unsigned int b, n = PAGE_SIZE / sizeof(u64);
+	unsigned int b, n = PAGE_SIZE / sizeof(u64), s = ksm_test_stride();
 
 	memset(w, 0, PAGE_SIZE);
 	for (b = 0; (1U << b) <= i; b++) {
-		unsigned int j = n - 8 * (b / 4 + 1) + b % 4;
+		unsigned int j = n - 2 * s * (b / s + 1) + b % s;
 
-		if (i & (1U << b)) {
-			w[j] ^= BIT_ULL(63);
-			w[j + 4] ^= BIT_ULL(63);
-		}
+		if (i & (1U << b))
+			ksm_test_flip_pair(w, j, ksm_simd_on());
 	}
 	kunmap_local(w);
 }
@@ -908,6 +974,7 @@ static void ksm_test_dead_maps(struct kunit *test)
 static struct kunit_case ksm_test_cases[] = {
 	KUNIT_CASE(ksm_test_checksum),
 	KUNIT_CASE(ksm_test_pages_cmp),
+	KUNIT_CASE(ksm_test_simd),
 	KUNIT_CASE(ksm_test_stable_collisions),
 	KUNIT_CASE(ksm_test_trusted),
 	KUNIT_CASE(ksm_test_group),

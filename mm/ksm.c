@@ -36,8 +36,8 @@
  * pass.  A page that matches becomes a new KSM page, and both mappings
  * move to the stable tree.
  *
- * Both trees are ordered by a 32-bit checksum of the content (xor-multiply
- * folded), then by the content itself.  A search reads pages only where
+ * Both trees are ordered by a 32-bit checksum of the content (lanes of
+ * xor-multiply, folded), then by the content itself.  A search reads pages only where
  * checksums are equal: usually the match alone.  The checksum is no
  * defence against a tenant who writes pages to collide (it is unkeyed and
  * easy to invert), so the order inside a run of equal checksums is what
@@ -182,6 +182,10 @@
 #include <linux/cgroup.h>
 
 #include <asm/tlbflush.h>
+#ifdef CONFIG_X86_64
+#include <asm/fpu/api.h>
+#include <asm/simd.h>
+#endif
 #include "internal.h"
 #include "mm_slot.h"
 
@@ -1027,19 +1031,36 @@ static inline int ksm_tree_nid(struct page *page)
 /*
  * The checksum is the key of both trees and tells a page being written
  * from one at rest, so it must see every byte; it need not resist an
- * attacker, since equal checksums only lead to a byte comparison.  Four
- * independent lanes of xor-multiply over 64-bit words, mixed at the end:
- * about two thirds of the instructions of xxh64, which is ksmd's largest
- * cost per page.
+ * attacker, since equal checksums only lead to a byte comparison.
+ *
+ * It and the comparison below are most of ksmd's instructions per page,
+ * so on x86-64 with AVX2 both read 32 bytes per instruction (between
+ * kernel_fpu_begin_mask() and kernel_fpu_end(): ksmd is a kernel thread,
+ * whose entry saves no user state); elsewhere they read 64-bit words.
+ * Which checksum a kernel uses is set at boot, once, before any is taken
+ * (ksm_simd): a page's checksum must not change with the context that
+ * takes it, so where SIMD is not usable (!may_use_simd()) the AVX2
+ * function is computed word by word, to the same value.
+ *
+ * The word function: four independent lanes of xor-multiply over 64-bit
+ * words, mixed at the end: about two thirds of the instructions of xxh64.
  */
 #define KSM_HASH_K0	0x9e3779b97f4a7c15ULL
 #define KSM_HASH_K1	0xc2b2ae3d27d4eb4fULL
 #define KSM_HASH_K2	0x165667b19e3779f9ULL
 #define KSM_HASH_K3	0x27d4eb2f165667c5ULL
 
-static u32 page_checksum(struct page *page)
+/* The last steps of both functions: every bit of @a in the 32 kept. */
+static u32 ksm_hash_fold(u64 a)
 {
-	const u64 *word = kmap_local_page(page);
+	a ^= a >> 33;
+	a *= KSM_HASH_K1;
+	a ^= a >> 29;
+	return (u32)a ^ (u32)(a >> 32);
+}
+
+static u32 ksm_words_sum(const u64 *word)
+{
 	u64 a = KSM_HASH_K0, b = KSM_HASH_K1, c = KSM_HASH_K2, d = KSM_HASH_K3;
 	unsigned int i;
 
@@ -1049,13 +1070,200 @@ static u32 page_checksum(struct page *page)
 		c = (c ^ word[i + 2]) * KSM_HASH_K3;
 		d = (d ^ word[i + 3]) * KSM_HASH_K0;
 	}
-	kunmap_local(word);
+	return ksm_hash_fold(rol64(a, 1) + rol64(b, 7) + rol64(c, 12) +
+			     rol64(d, 18));
+}
 
-	a = rol64(a, 1) + rol64(b, 7) + rol64(c, 12) + rol64(d, 18);
-	a ^= a >> 33;
-	a *= KSM_HASH_K1;
-	a ^= a >> 29;
-	return (u32)a ^ (u32)(a >> 32);
+/*
+ * The lane function, for SIMD: 16 lanes of 64 bits, word i of the page
+ * going to lane i % 16, each step x = lane ^ word, then lane = the halves
+ * of x ^ lo32(x) * K swapped (one multiply of 32 by 32 bits per 64-bit
+ * lane, as AVX2's vpmuludq does; the swap brings the high half down to be
+ * multiplied next step).  K is even, which makes a step a bijection (bit
+ * i of lo32(x) * K depends on lower bits of x only): no state is lost.
+ * Then the lanes are chained into one word and folded.
+ */
+#define KSM_LANES	16
+#define KSM_LANE_K	0x3c6ef362U
+
+static const u64 ksm_lane_seed[KSM_LANES] = {
+	KSM_HASH_K0 * 1, KSM_HASH_K0 * 2, KSM_HASH_K0 * 3, KSM_HASH_K0 * 4,
+	KSM_HASH_K0 * 5, KSM_HASH_K0 * 6, KSM_HASH_K0 * 7, KSM_HASH_K0 * 8,
+	KSM_HASH_K0 * 9, KSM_HASH_K0 * 10, KSM_HASH_K0 * 11, KSM_HASH_K0 * 12,
+	KSM_HASH_K0 * 13, KSM_HASH_K0 * 14, KSM_HASH_K0 * 15, KSM_HASH_K0 * 16,
+};
+
+static u32 ksm_lanes_fold(const u64 *lane)
+{
+	u64 a = 0;
+	unsigned int i;
+
+	for (i = 0; i < KSM_LANES; i++)
+		a = (rol64(a, 17) ^ lane[i]) * KSM_HASH_K2;
+	return ksm_hash_fold(a);
+}
+
+/* The lane function, word by word. */
+static u32 ksm_lanes_sum_words(const u64 *word)
+{
+	u64 lane[KSM_LANES];
+	unsigned int i;
+
+	memcpy(lane, ksm_lane_seed, sizeof(lane));
+	for (i = 0; i < PAGE_SIZE / sizeof(u64); i++) {
+		u64 x = lane[i % KSM_LANES] ^ word[i];
+
+		lane[i % KSM_LANES] = ror64(x ^ (x & U32_MAX) * KSM_LANE_K, 32);
+	}
+	return ksm_lanes_fold(lane);
+}
+
+#ifdef CONFIG_X86_64
+/* AVX2 usable: the lane function is the checksum.  Set once, at boot. */
+static DEFINE_STATIC_KEY_FALSE(ksm_simd);
+
+static void __init ksm_simd_init(void)
+{
+	if (boot_cpu_has(X86_FEATURE_AVX2) &&
+	    cpu_has_xfeatures(XFEATURE_MASK_SSE | XFEATURE_MASK_YMM, NULL))
+		static_branch_enable(&ksm_simd);
+}
+
+/* Is the lane function this kernel's checksum? */
+static inline bool ksm_simd_on(void)
+{
+	return static_branch_likely(&ksm_simd);
+}
+
+static bool ksm_simd_usable(void)
+{
+	return ksm_simd_on() && may_use_simd();
+}
+
+/*
+ * The lane function with AVX2: four ymm registers of four lanes, 128
+ * bytes a step (19 instructions).  Integer instructions only: no MXCSR
+ * or x87 state to set up.
+ */
+static u32 ksm_lanes_sum_avx2(const u64 *word)
+{
+	u64 lane[KSM_LANES];
+	unsigned long off = 0;
+	u64 k = KSM_LANE_K;
+
+	kernel_fpu_begin_mask(0);
+	asm volatile("vmovdqu     (%[seed]), %%ymm0\n\t"
+		     "vmovdqu   32(%[seed]), %%ymm1\n\t"
+		     "vmovdqu   64(%[seed]), %%ymm2\n\t"
+		     "vmovdqu   96(%[seed]), %%ymm3\n\t"
+		     "vpbroadcastq %[k], %%ymm7\n"
+		     "1:\tvpxor    (%[p],%[off]), %%ymm0, %%ymm0\n\t"
+		     "vpxor   32(%[p],%[off]), %%ymm1, %%ymm1\n\t"
+		     "vpxor   64(%[p],%[off]), %%ymm2, %%ymm2\n\t"
+		     "vpxor   96(%[p],%[off]), %%ymm3, %%ymm3\n\t"
+		     "vpmuludq %%ymm7, %%ymm0, %%ymm4\n\t"
+		     "vpmuludq %%ymm7, %%ymm1, %%ymm5\n\t"
+		     "vpxor   %%ymm4, %%ymm0, %%ymm0\n\t"
+		     "vpxor   %%ymm5, %%ymm1, %%ymm1\n\t"
+		     "vpshufd $0xb1, %%ymm0, %%ymm0\n\t"
+		     "vpshufd $0xb1, %%ymm1, %%ymm1\n\t"
+		     "vpmuludq %%ymm7, %%ymm2, %%ymm4\n\t"
+		     "vpmuludq %%ymm7, %%ymm3, %%ymm5\n\t"
+		     "vpxor   %%ymm4, %%ymm2, %%ymm2\n\t"
+		     "vpxor   %%ymm5, %%ymm3, %%ymm3\n\t"
+		     "vpshufd $0xb1, %%ymm2, %%ymm2\n\t"
+		     "vpshufd $0xb1, %%ymm3, %%ymm3\n\t"
+		     "add     $128, %[off]\n\t"
+		     "cmp     %[end], %[off]\n\t"
+		     "jb      1b\n\t"
+		     "vmovdqu %%ymm0,   (%[lane])\n\t"
+		     "vmovdqu %%ymm1, 32(%[lane])\n\t"
+		     "vmovdqu %%ymm2, 64(%[lane])\n\t"
+		     "vmovdqu %%ymm3, 96(%[lane])\n\t"
+		     "vzeroupper"
+		     : [off] "+r" (off), "=m" (lane)
+		     : [p] "r" (word), [seed] "r" (ksm_lane_seed),
+		       [lane] "r" (lane), [k] "m" (k), [end] "i" (PAGE_SIZE),
+		       "m" (*(const u64 (*)[PAGE_SIZE / sizeof(u64)])word)
+		     : "cc");
+	kernel_fpu_end();
+	return ksm_lanes_fold(lane);
+}
+
+/*
+ * The offset of the first 128 bytes that differ between @x and @y, or
+ * PAGE_SIZE: 16 instructions a step.
+ */
+static unsigned long ksm_diff_avx2(const u64 *x, const u64 *y)
+{
+	unsigned long off = 0;
+
+	kernel_fpu_begin_mask(0);
+	asm volatile("1:\tvmovdqu   (%[x],%[off]), %%ymm0\n\t"
+		     "vmovdqu 32(%[x],%[off]), %%ymm1\n\t"
+		     "vmovdqu 64(%[x],%[off]), %%ymm2\n\t"
+		     "vmovdqu 96(%[x],%[off]), %%ymm3\n\t"
+		     "vpxor     (%[y],%[off]), %%ymm0, %%ymm0\n\t"
+		     "vpxor   32(%[y],%[off]), %%ymm1, %%ymm1\n\t"
+		     "vpxor   64(%[y],%[off]), %%ymm2, %%ymm2\n\t"
+		     "vpxor   96(%[y],%[off]), %%ymm3, %%ymm3\n\t"
+		     "vpor    %%ymm1, %%ymm0, %%ymm0\n\t"
+		     "vpor    %%ymm3, %%ymm2, %%ymm2\n\t"
+		     "vpor    %%ymm2, %%ymm0, %%ymm0\n\t"
+		     "vptest  %%ymm0, %%ymm0\n\t"
+		     "jnz     2f\n\t"
+		     "add     $128, %[off]\n\t"
+		     "cmp     %[end], %[off]\n\t"
+		     "jb      1b\n"
+		     "2:\tvzeroupper"
+		     : [off] "+r" (off)
+		     : [x] "r" (x), [y] "r" (y), [end] "i" (PAGE_SIZE),
+		       "m" (*(const u64 (*)[PAGE_SIZE / sizeof(u64)])x),
+		       "m" (*(const u64 (*)[PAGE_SIZE / sizeof(u64)])y)
+		     : "cc");
+	kernel_fpu_end();
+	return off;
+}
+#else
+static inline void ksm_simd_init(void)
+{
+}
+
+static inline bool ksm_simd_on(void)
+{
+	return false;
+}
+
+static inline bool ksm_simd_usable(void)
+{
+	return false;
+}
+
+/* Never called (no SIMD here): for the compiler, and KUnit's twin test. */
+static inline u32 ksm_lanes_sum_avx2(const u64 *word)
+{
+	return ksm_lanes_sum_words(word);
+}
+
+static inline unsigned long ksm_diff_avx2(const u64 *x, const u64 *y)
+{
+	return 0;
+}
+#endif
+
+static u32 page_checksum(struct page *page)
+{
+	const u64 *word = kmap_local_page(page);
+	u32 sum;
+
+	if (ksm_simd_usable())
+		sum = ksm_lanes_sum_avx2(word);
+	else if (ksm_simd_on())
+		sum = ksm_lanes_sum_words(word);
+	else
+		sum = ksm_words_sum(word);
+	kunmap_local(word);
+	return sum;
 }
 
 /* Comparisons of pages made, counted for the KUnit tests only */
@@ -1089,7 +1297,12 @@ static int ksm_pages_cmp(struct page *a, struct page *b)
 
 	x = kmap_local_page(a);
 	y = kmap_local_page(b);
-	for (i = 0; i < PAGE_SIZE / sizeof(u64); i += 8) {
+	i = 0;
+	if (ksm_simd_usable()) {
+		/* Only the words of the first block that differs */
+		i = ksm_diff_avx2(x, y) / sizeof(u64);
+	}
+	for (; i < PAGE_SIZE / sizeof(u64); i += 8) {
 		u64 diff = (x[i] ^ y[i]) | (x[i + 1] ^ y[i + 1]) |
 			   (x[i + 2] ^ y[i + 2]) | (x[i + 3] ^ y[i + 3]) |
 			   (x[i + 4] ^ y[i + 4]) | (x[i + 5] ^ y[i + 5]) |
@@ -6442,6 +6655,7 @@ static int __init ksm_init(void)
 	/* ksm_item.nid, ksm_stable.nid */
 	BUILD_BUG_ON(MAX_NUMNODES > (1 << 15));
 
+	ksm_simd_init();
 	ksm_zero_checksum = page_checksum(ZERO_PAGE(0));
 	ksm_new_sums_reset(0);
 	ksm_new_sums_reset(1);

@@ -5,14 +5,21 @@
  * with the square of their number.
  *
  * Our KSM orders its stable and unstable trees by a 32-bit checksum of the
- * page: four lanes of xor-multiply over the page's 64-bit words, folded at
- * the end (ksm_checksum() below is the same function).  It is not meant to
- * resist an attacker, and it does not: every multiplier is odd, so
+ * page (ksm_checksum() below is the same function).  On x86-64 with AVX2
+ * it is the lane function: sixteen 64-bit lanes, word i to lane i % 16,
+ * each step x = lane ^ word, lane = the halves of x ^ lo32(x) * K
+ * swapped; elsewhere the word function: four lanes of xor-multiply over
+ * the page's 64-bit words; both folded at the end.  Neither is meant to
+ * resist an attacker, and neither does.  For the word function every
+ * multiplier is odd, so
  *
  *	(x ^ 2^63) * K == (x * K) ^ 2^63	(mod 2^64)
  *
  * and flipping bit 63 of word j and of word j + 4 (the same lane, one step
- * later) cancels out: the checksum is unchanged, whatever the content.  So
+ * later) cancels out.  For the lane function, bit 63 of x does not reach
+ * the multiply, and the swap takes it to bit 31: flipping bit 63 of word j
+ * and bit 31 of word j + 16 cancels out.  Either way the checksum is
+ * unchanged, whatever the content.  So
  * any user can make a page X that differs from a given page C and has its
  * checksum, and as many distinct such pages as it likes by flipping several
  * disjoint pairs (flip_pairs(): one pair per set bit of an index).  The
@@ -84,13 +91,27 @@
 #define K2	0x165667b19e3779f9ULL
 #define K3	0x27d4eb2f165667c5ULL
 
+#ifdef __x86_64__
+#define IS_X86_64	1
+#else
+#define IS_X86_64	0
+#endif
+
 static inline uint64_t rol64(uint64_t x, unsigned int r)
 {
 	return (x << r) | (x >> (64 - r));
 }
 
-/* The checksum by which our KSM orders its trees (mm/ksm.c). */
-static uint32_t ksm_checksum(const uint64_t *w)
+static uint32_t fold(uint64_t a)
+{
+	a ^= a >> 33;
+	a *= K1;
+	a ^= a >> 29;
+	return (uint32_t)a ^ (uint32_t)(a >> 32);
+}
+
+/* The word function: four lanes of xor-multiply. */
+static uint32_t words_checksum(const uint64_t *w)
 {
 	uint64_t a = K0, b = K1, c = K2, d = K3;
 	size_t i;
@@ -101,30 +122,72 @@ static uint32_t ksm_checksum(const uint64_t *w)
 		c = (c ^ w[i + 2]) * K3;
 		d = (d ^ w[i + 3]) * K0;
 	}
-	a = rol64(a, 1) + rol64(b, 7) + rol64(c, 12) + rol64(d, 18);
-	a ^= a >> 33;
-	a *= K1;
-	a ^= a >> 29;
-	return (uint32_t)a ^ (uint32_t)(a >> 32);
+	return fold(rol64(a, 1) + rol64(b, 7) + rol64(c, 12) + rol64(d, 18));
+}
+
+#define LANES	16
+#define LANE_K	0x3c6ef362U
+
+/* The lane function: sixteen lanes, each step a multiply and a swap. */
+static uint32_t lanes_checksum(const uint64_t *w)
+{
+	uint64_t lane[LANES], a = 0;
+	size_t i;
+
+	for (i = 0; i < LANES; i++)
+		lane[i] = K0 * (i + 1);
+	for (i = 0; i < page_size / sizeof(*w); i++) {
+		uint64_t x = lane[i % LANES] ^ w[i];
+
+		x ^= (x & 0xffffffffULL) * LANE_K;
+		lane[i % LANES] = x >> 32 | x << 32;
+	}
+	for (i = 0; i < LANES; i++)
+		a = (rol64(a, 17) ^ lane[i]) * K2;
+	return fold(a);
 }
 
 /*
- * For each set bit b of @flips, flip bit 63 of words j and j + 4, where
- * j = n - 8 * (b / 4 + 1) + b % 4 for a page of n words: four disjoint
- * pairs in each block of eight words, blocks counting down from the end
- * of the page.  The checksum does not change; the content does.
+ * Does our KSM use the lane function?  On x86-64 with AVX2 (which
+ * /proc/cpuinfo shows only where the kernel can use it).
+ */
+static bool kernel_lanes(void)
+{
+	static int lanes = -1;
+
+	if (lanes < 0)
+		lanes = IS_X86_64 && file_has("/proc/cpuinfo", " avx2");
+	return lanes;
+}
+
+/* The checksum by which our KSM orders its trees (mm/ksm.c). */
+static uint32_t ksm_checksum(const uint64_t *w)
+{
+	return kernel_lanes() ? lanes_checksum(w) : words_checksum(w);
+}
+
+/*
+ * For each set bit b of @flips, flip a pair: with the word function, bit
+ * 63 of words j and j + 4, where j = n - 8 * (b / 4 + 1) + b % 4 for a
+ * page of n words (four disjoint pairs in each block of eight words,
+ * blocks counting down from the end of the page); with the lane function,
+ * bit 63 of word j and bit 31 of word j + 16, j = n - 32 * (b / 16 + 1) +
+ * b % 16.  The checksum does not change; the content does.
  */
 static void flip_pairs(uint64_t *w, uint32_t flips)
 {
-	size_t n = page_size / sizeof(*w), j;
+	size_t n = page_size / sizeof(*w), s = kernel_lanes() ? LANES : 4, j;
 	unsigned int b;
 
 	for (b = 0; b < 32; b++) {
 		if (!(flips & (1U << b)))
 			continue;
-		j = n - 8 * (b / 4 + 1) + b % 4;
+		j = n - 2 * s * (b / s + 1) + b % s;
 		w[j] ^= 1ULL << 63;
-		w[j + 4] ^= 1ULL << 63;
+		if (s == LANES)
+			w[j + s] ^= 1ULL << 31;
+		else
+			w[j + s] ^= 1ULL << 63;
 	}
 }
 
