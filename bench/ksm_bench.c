@@ -11,6 +11,13 @@
  *	se.sum_exec_runtime) and pages_scanned over MEASURE full scans;
  *	slab growth per (unique) page and general_profit.  Metric names
  *	start with ID (default "scan").
+ *   ksm_bench merge MIB
+ *	ksm_tests -P's workload: MIB MiB of pages alike, pages_to_scan as
+ *	many, sleep_millisecs 0; ksmd's CPU time per page over the first
+ *	full scan from madvise(MADV_MERGEABLE), and over the two that
+ *	ksm_tests -P times, with this process asleep (ksm_tests polls
+ *	full_scans in a busy loop, and so takes three quarters of the CPU:
+ *	its time is about four times this figure).
  *   ksm_bench domains NDOM MIB WARM MEASURE
  *	As scan, with the MIB MiB split among NDOM processes, each a merge
  *	domain of its own (merge_domain "process", where the kernel has it):
@@ -323,6 +330,37 @@ static struct scan_cost measure_passes(unsigned long warm, unsigned long meas)
 	sc.scanned = ksm_read("pages_scanned") - sc0;
 	sc.time_ns = now_ns() - t0;
 	return sc;
+}
+
+static int bench_merge(int argc, char **argv)
+{
+	unsigned long npages, s0;
+	int pid = ksmd_pid();
+	uint64_t c0;
+	char *area;
+
+	if (argc < 1)
+		return 2;
+	npages = atol(argv[0]) << 20 >> 12;
+	area = map_anon(npages * PAGE, 0);
+	memset(area, '*', npages * PAGE);
+	ksm_setup(npages, 0);
+	s0 = ksm_read("full_scans");
+	c0 = ksmd_cpu_ns(pid);
+	if (madvise(area, npages * PAGE, MADV_MERGEABLE))
+		die("madvise");
+	ksm_write("run", 1);
+	if (wait_scans(s0 + 1, now_ns() + 600e9))
+		die("scans timed out");
+	printf("BENCH merge_cpu_pass1_ns_per_page %.1f\n",
+	       (double)(ksmd_cpu_ns(pid) - c0) / npages);
+	if (wait_scans(s0 + 2, now_ns() + 600e9))
+		die("scans timed out");
+	printf("BENCH merge_cpu_ns_per_page %.1f\n",
+	       (double)(ksmd_cpu_ns(pid) - c0) / npages);
+	printf("BENCH merge_pages_sharing %lu\n", ksm_read("pages_sharing"));
+	ksm_write("run", 0);
+	return 0;
 }
 
 static int bench_domains(int argc, char **argv)
@@ -785,6 +823,8 @@ int main(int argc, char **argv)
 		;
 	else if (!strcmp(argv[1], "scan"))
 		rc = bench_scan(argc - 2, argv + 2);
+	else if (!strcmp(argv[1], "merge"))
+		rc = bench_merge(argc - 2, argv + 2);
 	else if (!strcmp(argv[1], "domains"))
 		rc = bench_domains(argc - 2, argv + 2);
 	else if (!strcmp(argv[1], "converge"))
