@@ -292,8 +292,8 @@ $bit_note" \
 selftests_group "selftests/ksm: zero pages, merge-any and per-process accounting" \
 "ksm_zero_pages: with use_zero_pages, pages of zeroes are mapped to the
 shared zero page, counted in ksm_zero_pages (globally and per process)
-and unmerged by a write or MADV_UNMERGEABLE; without it they merge like
-any other content.
+and unmerged by a write or MADV_UNMERGEABLE (or moved away by
+UFFDIO_MOVE); without it they merge like any other content.
 
 ksm_prctl: PR_SET_MEMORY_MERGE makes every anonymous private mapping of
 the process mergeable, old and new, survives fork and exec, reads back

@@ -3,15 +3,20 @@
  * use_zero_pages: with it set, pages of zeroes are not merged
  * with each other but mapped to the kernel's shared zero page, counted in
  * ksm_zero_pages (globally and per process in /proc/PID/ksm_stat), and
- * unmerged again by a write or MADV_UNMERGEABLE; with it clear, they merge
- * like any other content.
+ * unmerged again by a write or MADV_UNMERGEABLE (or moved away by
+ * UFFDIO_MOVE, which leaves the ordinary zero page); with it clear, they
+ * merge like any other content.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 
 #include "../kselftest_harness.h"
 #include "ksm_common.h"
@@ -150,6 +155,84 @@ TEST_F_TIMEOUT(zero, merged_as_content_without_knob, KSM_TEST_TIMEOUT)
 	EXPECT_EQ(ZERO_PAGES - 1, c.sharing);
 	EXPECT_EQ(0, ksm_get("ksm_zero_pages"));
 	EXPECT_EQ(0, worker_check(self->w));
+}
+
+/*
+ * UFFDIO_MOVE of KSM zero pages: the source's mappings go, and what the
+ * destination gets is the ordinary zero page (the move makes a new PTE),
+ * so ksm_zero_pages drops, globally and for the process.  In 6.12
+ * move_zeropage_pte() cleared the source PTE without telling KSM, and the
+ * counts stayed up for good (patches/0005).
+ */
+TEST_F_TIMEOUT(zero, uffd_move_unmaps, KSM_TEST_TIMEOUT)
+{
+	struct uffdio_api api = { .api = UFFD_API,
+				  .features = UFFD_FEATURE_MOVE };
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+	struct uffdio_move move = { 0 };
+	size_t len = ZERO_PAGES * page_size, i;
+	struct own_range z = { .nr = ZERO_PAGES };
+	char *dst;
+	long stat;
+	int uffd;
+
+	if (!ksm_knob_exists("merge_domain"))
+		SKIP(return, "upstream 6.12 counts moved KSM zero pages still");
+	uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (uffd < 0)
+		SKIP(return, "no userfaultfd: %s", strerror(errno));
+	if (ioctl(uffd, UFFDIO_API, &api) ||
+	    !(api.features & UFFD_FEATURE_MOVE)) {
+		close(uffd);
+		SKIP(return, "no UFFDIO_MOVE");
+	}
+	z.pagemap_fd = pagemap_open(0);
+	ASSERT_LE(0, z.pagemap_fd);
+	z.p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, z.p);
+	dst = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, dst);
+	ASSERT_EQ(0, madvise(z.p, len, MADV_NOHUGEPAGE));
+	/* Pages of their own, of zeroes */
+	memset(z.p, 1, len);
+	memset(z.p, 0, len);
+	ASSERT_EQ(0, ksm_set("use_zero_pages", 1));
+	ASSERT_EQ(0, madvise(z.p, len, MADV_MERGEABLE));
+	ASSERT_EQ(0, ksm_set("run", 1));
+	ASSERT_EQ(0, ksm_wait_for(own_one_frame, &z, KSM_WAIT_SECS))
+		TH_LOG("pages of zeroes were not merged");
+	ASSERT_EQ(0, ksm_set("run", 0));
+	ASSERT_EQ(self->zero_pfn, pagemap_pfn(z.pagemap_fd, z.p));
+	EXPECT_EQ(ZERO_PAGES, ksm_get("ksm_zero_pages"));
+
+	reg.range.start = (unsigned long)dst;
+	reg.range.len = len;
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_REGISTER, &reg));
+	move.dst = (unsigned long)dst;
+	move.src = (unsigned long)z.p;
+	move.len = len;
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_MOVE, &move))
+		TH_LOG("UFFDIO_MOVE: %s", strerror(errno));
+	EXPECT_EQ(len, move.move);
+	for (i = 0; i < ZERO_PAGES; i++) {
+		EXPECT_EQ(0, pagemap_pfn(z.pagemap_fd, z.p + i * page_size));
+		EXPECT_EQ(0, dst[i * page_size]);
+	}
+	EXPECT_EQ(0, ksm_get("ksm_zero_pages"))
+		TH_LOG("the moved KSM zero pages are still counted");
+	ASSERT_EQ(0, read_ksm_stat(getpid(), "ksm_zero_pages", &stat));
+	EXPECT_EQ(0, stat);
+
+	/* The destination's zero pages were never KSM's: nothing drops. */
+	munmap(dst, len);
+	munmap(z.p, len);
+	EXPECT_EQ(0, ksm_get("ksm_zero_pages"));
+	ASSERT_EQ(0, read_ksm_stat(getpid(), "ksm_zero_pages", &stat));
+	EXPECT_EQ(0, stat);
+	close(uffd);
+	close(z.pagemap_fd);
 }
 
 TEST_HARNESS_MAIN
