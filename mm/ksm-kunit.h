@@ -19,8 +19,10 @@
  * The checksum's blind spot: a pair of words whose flips cancel out,
  * whatever the content.  The word function: bit 63 of words @j and @j + 4
  * (one lane, one step later; (x ^ 2^63) * K = (x * K) ^ 2^63 for odd K).
- * The lane function: bit 63 of word @j, which a step leaves where it is
- * and the swap of halves takes to bit 31, and bit 31 of word @j + 16.
+ * The lane function: bit 63 of word @j, which a step passes on unmixed
+ * (the swap of halves takes it to bit 31), and bit 31 of word @j + 16;
+ * in fact any 32-bit value XORed into the high half of one and the low
+ * half of the other (ksm_test_checksum()).
  */
 static void ksm_test_flip_pair(u64 *w, unsigned int j, bool lanes)
 {
@@ -105,6 +107,22 @@ static void ksm_test_checksum(struct kunit *test)
 	zero = ksm_lanes_sum_words(w);
 	ksm_test_flip_pair(w, 200, true);
 	KUNIT_EXPECT_EQ(test, ksm_lanes_sum_words(w), zero);
+	for (i = 0; i < 8; i++) {
+		u64 d = get_random_u32();
+
+		w[300 + i] ^= d << 32;
+		w[300 + i + KSM_LANES] ^= d;
+		KUNIT_EXPECT_EQ(test, ksm_lanes_sum_words(w), zero);
+	}
+
+	/*
+	 * Known answers, which ksm_collide's copies of the two functions
+	 * check too: word i holding i * 0x0101010101010101.
+	 */
+	for (i = 0; i < n; i++)
+		w[i] = i * 0x0101010101010101ULL;
+	KUNIT_EXPECT_EQ(test, ksm_words_sum(w), 0xe1755836U);
+	KUNIT_EXPECT_EQ(test, ksm_lanes_sum_words(w), 0x8dd9b146U);
 	kunmap_local(w);
 }
 
@@ -118,6 +136,7 @@ static void ksm_test_simd(struct kunit *test)
 	struct page *a = ksm_test_page(test), *b = ksm_test_page(test);
 	unsigned int i, n = PAGE_SIZE / sizeof(u64);
 	u64 *x, *y;
+	u32 __maybe_unused sum;
 
 	if (!ksm_simd_usable())
 		kunit_skip(test, "no AVX2 here");
@@ -137,6 +156,32 @@ static void ksm_test_simd(struct kunit *test)
 				    i * sizeof(u64) & ~127UL, "word %u", i);
 		y[i] ^= BIT_ULL(i % 64);
 	}
+
+#if defined(CONFIG_X86_64) && !defined(CONFIG_UML)
+	/* Where SIMD may not be used, the same checksum, word by word */
+	kernel_fpu_begin();
+	KUNIT_EXPECT_FALSE(test, ksm_simd_usable());
+	sum = page_checksum(b);
+	kernel_fpu_end();
+	KUNIT_EXPECT_EQ(test, sum, page_checksum(b));
+#endif
+
+	/* The first difference decides: word 3 down, 40 up */
+	x[3] = 100;
+	x[17] = 100;
+	x[26] = 100;
+	x[40] = 100;
+	memcpy(y, x, PAGE_SIZE);
+	y[3] = 99;
+	y[40] = 101;
+	KUNIT_EXPECT_GT(test, ksm_pages_cmp(a, b), 0);
+	KUNIT_EXPECT_LT(test, ksm_pages_cmp(b, a), 0);
+	/* Word 17 up, 26 down: the two halves of one 128-byte block */
+	y[3] = 100;
+	y[17] = 101;
+	y[26] = 99;
+	KUNIT_EXPECT_LT(test, ksm_pages_cmp(a, b), 0);
+	KUNIT_EXPECT_GT(test, ksm_pages_cmp(b, a), 0);
 	kunmap_local(y);
 	kunmap_local(x);
 }

@@ -182,7 +182,8 @@
 #include <linux/cgroup.h>
 
 #include <asm/tlbflush.h>
-#ifdef CONFIG_X86_64
+#if defined(CONFIG_X86_64) && !defined(CONFIG_UML)
+#include <linux/instrumented.h>
 #include <asm/fpu/api.h>
 #include <asm/simd.h>
 #endif
@@ -1118,7 +1119,8 @@ static u32 ksm_lanes_sum_words(const u64 *word)
 	return ksm_lanes_fold(lane);
 }
 
-#ifdef CONFIG_X86_64
+/* Not UML's x86-64, which has no kernel_fpu_begin_mask() */
+#if defined(CONFIG_X86_64) && !defined(CONFIG_UML)
 /* AVX2 usable: the lane function is the checksum.  Set once, at boot. */
 static DEFINE_STATIC_KEY_FALSE(ksm_simd);
 
@@ -1151,6 +1153,8 @@ static u32 ksm_lanes_sum_avx2(const u64 *word)
 	unsigned long off = 0;
 	u64 k = KSM_LANE_K;
 
+	/* KASAN and KMSAN do not see into the asm */
+	instrument_read(word, PAGE_SIZE);
 	kernel_fpu_begin_mask(0);
 	asm volatile("vmovdqu     (%[seed]), %%ymm0\n\t"
 		     "vmovdqu   32(%[seed]), %%ymm1\n\t"
@@ -1184,7 +1188,8 @@ static u32 ksm_lanes_sum_avx2(const u64 *word)
 		     : [off] "+r" (off), "=m" (lane)
 		     : [p] "r" (word), [seed] "r" (ksm_lane_seed),
 		       [lane] "r" (lane), [k] "m" (k), [end] "i" (PAGE_SIZE),
-		       "m" (*(const u64 (*)[PAGE_SIZE / sizeof(u64)])word)
+		       "m" (*(const u64 (*)[PAGE_SIZE / sizeof(u64)])word),
+		       "m" (ksm_lane_seed)
 		     : "cc");
 	kernel_fpu_end();
 	return ksm_lanes_fold(lane);
@@ -1198,6 +1203,8 @@ static unsigned long ksm_diff_avx2(const u64 *x, const u64 *y)
 {
 	unsigned long off = 0;
 
+	instrument_read(x, PAGE_SIZE);
+	instrument_read(y, PAGE_SIZE);
 	kernel_fpu_begin_mask(0);
 	asm volatile("1:\tvmovdqu   (%[x],%[off]), %%ymm0\n\t"
 		     "vmovdqu 32(%[x],%[off]), %%ymm1\n\t"
@@ -1281,7 +1288,8 @@ static unsigned long ksm_test_cmps;
  * number, consistently: an order on contents for the trees to sort pages
  * of equal checksum by (see "Content is input" in the overview).  Any
  * total order will do, so it compares 64-bit words as numbers, the first
- * pair that differs deciding, and reads 64 bytes per step until then.
+ * pair that differs deciding, and reads 64 bytes per step until then (128
+ * with AVX2, 32 bytes per instruction).
  * arm64 with MTE hooks memcmp_pages() to keep tagged pages apart, so it
  * goes through the hook there.
  */
@@ -1310,11 +1318,22 @@ static int ksm_pages_cmp(struct page *a, struct page *b)
 
 		if (!diff)
 			continue;
-		for (j = i; x[j] == y[j]; j++)
-			;
-		ret = x[j] < y[j] ? -1 : 1;
-		break;
+		/*
+		 * The pair that differs.  A page may be written meanwhile (an
+		 * unstable tree's page, the scanned one): each word is read
+		 * once, and the search stays in these eight, which may all
+		 * be equal by now.
+		 */
+		for (j = i; j < i + 8; j++) {
+			u64 p = READ_ONCE(x[j]), q = READ_ONCE(y[j]);
+
+			if (p != q) {
+				ret = p < q ? -1 : 1;
+				goto out;
+			}
+		}
 	}
+out:
 	kunmap_local(y);
 	kunmap_local(x);
 	return ret;
@@ -3022,6 +3041,14 @@ static bool ksm_try_zero(struct ksm_item *item, struct page *page, u32 sum)
 	bool merged = false;
 
 	if (!ksm_use_zero_pages || sum != ksm_zero_checksum)
+		return false;
+	/*
+	 * A checksum proves nothing ("Content is input"): look, unlocked,
+	 * before splitting and write-protecting a page that only collides
+	 * with zeroes, which would cost it a fault every pass.  The page may
+	 * change after: ksm_pte_merge() compares again, write-protected.
+	 */
+	if (!ksm_pages_equal(page, ZERO_PAGE(0)))
 		return false;
 
 	vma = item_lock_vma(item);

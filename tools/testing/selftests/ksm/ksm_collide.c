@@ -61,6 +61,7 @@
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 
 #include "../kselftest_harness.h"
@@ -91,11 +92,6 @@
 #define K2	0x165667b19e3779f9ULL
 #define K3	0x27d4eb2f165667c5ULL
 
-#ifdef __x86_64__
-#define IS_X86_64	1
-#else
-#define IS_X86_64	0
-#endif
 
 static inline uint64_t rol64(uint64_t x, unsigned int r)
 {
@@ -148,16 +144,41 @@ static uint32_t lanes_checksum(const uint64_t *w)
 }
 
 /*
- * Does our KSM use the lane function?  On x86-64 with AVX2 (which
- * /proc/cpuinfo shows only where the kernel can use it).
+ * Does our KSM use the lane function?  On an x86-64 kernel (whatever this
+ * program was built for) with AVX2, which /proc/cpuinfo shows only where
+ * the kernel can use it.
  */
 static bool kernel_lanes(void)
 {
 	static int lanes = -1;
+	struct utsname u;
 
 	if (lanes < 0)
-		lanes = IS_X86_64 && file_has("/proc/cpuinfo", " avx2");
+		lanes = !uname(&u) && !strcmp(u.machine, "x86_64") &&
+			file_has("/proc/cpuinfo", " avx2");
 	return lanes;
+}
+
+/*
+ * Known answers, which KUnit's ksm_test_checksum checks for the kernel's
+ * functions: word i holding i * 0x0101010101010101.  Else this file's
+ * copies could differ from the kernel's and every test here pass with
+ * pages that do not collide there.
+ */
+static bool checksums_known(void)
+{
+	size_t n = page_size / sizeof(uint64_t), i;
+	uint64_t *w = malloc(page_size);
+	bool ok;
+
+	if (!w)
+		return false;
+	for (i = 0; i < n; i++)
+		w[i] = i * 0x0101010101010101ULL;
+	ok = page_size == 4096 && words_checksum(w) == 0xe1755836U &&
+	     lanes_checksum(w) == 0x8dd9b146U;
+	free(w);
+	return ok;
 }
 
 /* The checksum by which our KSM orders its trees (mm/ksm.c). */
@@ -681,6 +702,8 @@ FIXTURE_SETUP(collide)
 {
 	KSM_FIXTURE_BEGIN();
 	ASSERT_EQ(0, page_size % 64) TH_LOG("page size %zu", page_size);
+	ASSERT_TRUE(checksums_known())
+		TH_LOG("this file's checksums are not the kernel's");
 	/* run=2: no KSM page is left, so the limits below may change. */
 	ASSERT_EQ(0, ksm_prepare(4096, 10));
 	ASSERT_EQ(0, ksm_set("max_page_sharing", SHARING_DEFAULT));

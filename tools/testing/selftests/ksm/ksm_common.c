@@ -613,6 +613,23 @@ int write_file(const char *path, const char *str)
 	return ret;
 }
 
+/* The start of @path's content, NUL-terminated, in @buf: 0 or -errno. */
+int read_file(const char *path, char *buf, size_t len)
+{
+	ssize_t ret;
+	int fd = open(path, O_RDONLY);
+
+	if (fd < 0)
+		return -errno;
+	ret = read(fd, buf, len - 1);
+	ret = ret < 0 ? -errno : ret;
+	close(fd);
+	if (ret < 0)
+		return ret;
+	buf[ret] = '\0';
+	return 0;
+}
+
 /* The first number in @path, or -1. */
 long file_number(const char *path)
 {
@@ -816,25 +833,36 @@ int memcg_leave(const char *cg)
 	return rmdir(cg) ? -errno : 0;
 }
 
-/* @key's value in @cg's @file (memory.stat, memory.events), or -1. */
-long memcg_value(const char *cg, const char *file, const char *key)
+/*
+ * The number after @key on the line of @path that starts with it, then a
+ * space or a colon (memory.stat, /proc/meminfo), or -1.
+ */
+long file_key(const char *path, const char *key)
 {
-	char path[PATH_MAX + 32], line[128];
 	size_t len = strlen(key);
+	char line[256];
 	long val = -1;
-	FILE *f;
+	FILE *f = fopen(path, "r");
 
-	snprintf(path, sizeof(path), "%s/%s", cg, file);
-	f = fopen(path, "r");
 	if (!f)
 		return -1;
 	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, key, len) && line[len] == ' ') {
+		if (!strncmp(line, key, len) &&
+		    (line[len] == ' ' || line[len] == ':')) {
 			val = atol(line + len + 1);
 			break;
 		}
 	fclose(f);
 	return val;
+}
+
+/* @key's value in @cg's @file (memory.stat, memory.events), or -1. */
+long memcg_value(const char *cg, const char *file, const char *key)
+{
+	char path[PATH_MAX + 32];
+
+	snprintf(path, sizeof(path), "%s/%s", cg, file);
+	return file_key(path, key);
 }
 
 /* The frame of the shared zero page, as a read fault maps it; 0 if none. */

@@ -164,8 +164,10 @@ int read_ksm_stat(pid_t pid, const char *key, long *val);
 #define ZRAM_DEV		"/dev/zram0"
 #define CGROUP_ROOT		"/sys/fs/cgroup/"
 int write_file(const char *path, const char *str);
+int read_file(const char *path, char *buf, size_t len);
 bool file_has(const char *path, const char *word);
 long file_number(const char *path);
+long file_key(const char *path, const char *key);
 int make_swap(const char *dev, unsigned long size);
 int zram_swap_on(unsigned long size, bool *own);
 int zram_swap_off(void);

@@ -158,6 +158,28 @@ TEST_F_TIMEOUT(zero, merged_as_content_without_knob, KSM_TEST_TIMEOUT)
 }
 
 /*
+ * ZERO_PAGES pages of zeroes of this process's, of their own (not the
+ * zero page a read fault maps), at @z->p: mapped by ksmd to the zero page,
+ * then ksmd stopped.
+ */
+static void own_zero_pages(struct __test_metadata *_metadata,
+			   struct own_range *z, unsigned long zero_pfn)
+{
+	size_t len = ZERO_PAGES * page_size;
+
+	ASSERT_EQ(0, madvise(z->p, len, MADV_NOHUGEPAGE));
+	memset(z->p, 1, len);
+	memset(z->p, 0, len);
+	ASSERT_EQ(0, ksm_set("use_zero_pages", 1));
+	ASSERT_EQ(0, madvise(z->p, len, MADV_MERGEABLE));
+	ASSERT_EQ(0, ksm_set("run", 1));
+	ASSERT_EQ(0, ksm_wait_for(own_one_frame, z, KSM_WAIT_SECS))
+		TH_LOG("pages of zeroes were not merged");
+	ASSERT_EQ(0, ksm_set("run", 0));
+	ASSERT_EQ(zero_pfn, pagemap_pfn(z->pagemap_fd, z->p));
+}
+
+/*
  * UFFDIO_MOVE of KSM zero pages: the source's mappings go, and what the
  * destination gets is the ordinary zero page (the move makes a new PTE),
  * so ksm_zero_pages drops, globally and for the process.  In 6.12
@@ -172,7 +194,7 @@ TEST_F_TIMEOUT(zero, uffd_move_unmaps, KSM_TEST_TIMEOUT)
 	struct uffdio_move move = { 0 };
 	size_t len = ZERO_PAGES * page_size, i;
 	struct own_range z = { .nr = ZERO_PAGES };
-	char *dst;
+	char *area;
 	long stat;
 	int uffd;
 
@@ -191,34 +213,27 @@ TEST_F_TIMEOUT(zero, uffd_move_unmaps, KSM_TEST_TIMEOUT)
 	z.p = mmap(NULL, len, PROT_READ | PROT_WRITE,
 		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, z.p);
-	dst = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ASSERT_NE(MAP_FAILED, dst);
-	ASSERT_EQ(0, madvise(z.p, len, MADV_NOHUGEPAGE));
-	/* Pages of their own, of zeroes */
-	memset(z.p, 1, len);
-	memset(z.p, 0, len);
-	ASSERT_EQ(0, ksm_set("use_zero_pages", 1));
-	ASSERT_EQ(0, madvise(z.p, len, MADV_MERGEABLE));
-	ASSERT_EQ(0, ksm_set("run", 1));
-	ASSERT_EQ(0, ksm_wait_for(own_one_frame, &z, KSM_WAIT_SECS))
-		TH_LOG("pages of zeroes were not merged");
-	ASSERT_EQ(0, ksm_set("run", 0));
-	ASSERT_EQ(self->zero_pfn, pagemap_pfn(z.pagemap_fd, z.p));
-	EXPECT_EQ(ZERO_PAGES, ksm_get("ksm_zero_pages"));
+	area = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, area);
+	own_zero_pages(_metadata, &z, self->zero_pfn);
+	ASSERT_EQ(ZERO_PAGES, ksm_get("ksm_zero_pages"));
 
-	reg.range.start = (unsigned long)dst;
+	reg.range.start = (unsigned long)area;
 	reg.range.len = len;
 	ASSERT_EQ(0, ioctl(uffd, UFFDIO_REGISTER, &reg));
-	move.dst = (unsigned long)dst;
+	move.dst = (unsigned long)area;
 	move.src = (unsigned long)z.p;
 	move.len = len;
 	ASSERT_EQ(0, ioctl(uffd, UFFDIO_MOVE, &move))
 		TH_LOG("UFFDIO_MOVE: %s", strerror(errno));
 	EXPECT_EQ(len, move.move);
+	/* No read of the destination: if empty, it would wait for us. */
 	for (i = 0; i < ZERO_PAGES; i++) {
+		char *at = area + page_size * i;
+
 		EXPECT_EQ(0, pagemap_pfn(z.pagemap_fd, z.p + i * page_size));
-		EXPECT_EQ(0, dst[i * page_size]);
+		EXPECT_EQ(self->zero_pfn, pagemap_pfn(z.pagemap_fd, at));
 	}
 	EXPECT_EQ(0, ksm_get("ksm_zero_pages"))
 		TH_LOG("the moved KSM zero pages are still counted");
@@ -226,7 +241,7 @@ TEST_F_TIMEOUT(zero, uffd_move_unmaps, KSM_TEST_TIMEOUT)
 	EXPECT_EQ(0, stat);
 
 	/* The destination's zero pages were never KSM's: nothing drops. */
-	munmap(dst, len);
+	munmap(area, len);
 	munmap(z.p, len);
 	EXPECT_EQ(0, ksm_get("ksm_zero_pages"));
 	ASSERT_EQ(0, read_ksm_stat(getpid(), "ksm_zero_pages", &stat));
