@@ -5132,6 +5132,42 @@ static const struct mm_walk_ops ksm_count_zero_ops = {
 	.walk_lock = PGWALK_RDLOCK,
 };
 
+/*
+ * The KSM zero pages that @mm maps in its mergeable areas below @end,
+ * put on the counts, @mm's and the global one: a child's, whose PTEs fork
+ * copied.  With @mm's mmap_lock held for write.
+ */
+static void ksm_count_copied_zero(struct mm_struct *mm, unsigned long end)
+{
+	VMA_ITERATOR(vmi, mm, 0);
+	struct vm_area_struct *vma;
+	long zero = 0;
+
+	for_each_vma_range(vmi, vma, end) {
+		if (vma->vm_flags & VM_MERGEABLE)
+			walk_page_range(mm, vma->vm_start, vma->vm_end,
+					&ksm_count_zero_ops, &zero);
+	}
+	atomic_long_set(&mm->ksm_zero_pages, zero);
+	atomic_long_add(zero, &ksm_zero_pages);
+}
+
+/**
+ * __ksm_fork_failed - count the KSM zero pages of a child that goes
+ * @mm: the child's mm, whose areas below @end dup_mmap() copied
+ * @end: where the copy stopped (ULONG_MAX: every area copied)
+ *
+ * Called by dup_mmap() when it fails, with @mm's mmap_lock held for
+ * write, before exit_mmap() unmaps what was copied, which takes each KSM
+ * zero page off the counts.  Without this, dup_mm()'s copy of the
+ * parent's count would be @mm's, and the global count would lose the
+ * child's pages that it never had.
+ */
+void __ksm_fork_failed(struct mm_struct *mm, unsigned long end)
+{
+	ksm_count_copied_zero(mm, end);
+}
+
 /**
  * __ksm_fork - register the child of a registered mm
  * @mm: the child's new mm, its page tables copied
@@ -5147,22 +5183,13 @@ void __ksm_fork(struct mm_struct *mm, struct mm_struct *oldmm)
 {
 	unsigned int busy_shift = 0;
 	struct ksm_mm *kmm;
-	long zero = 0;
 
 	mm->ksm_merging_pages = 0;
 	mm->ksm_rmap_items = 0;
-	if (atomic_long_read(&oldmm->ksm_zero_pages)) {
-		VMA_ITERATOR(vmi, mm, 0);
-		struct vm_area_struct *vma;
-
-		for_each_vma(vmi, vma) {
-			if (vma->vm_flags & VM_MERGEABLE)
-				walk_page_range(mm, vma->vm_start, vma->vm_end,
-						&ksm_count_zero_ops, &zero);
-		}
-	}
-	atomic_long_set(&mm->ksm_zero_pages, zero);
-	atomic_long_add(zero, &ksm_zero_pages);
+	if (atomic_long_read(&oldmm->ksm_zero_pages))
+		ksm_count_copied_zero(mm, ULONG_MAX);
+	else
+		atomic_long_set(&mm->ksm_zero_pages, 0);
 	/*
 	 * In the "process" mode the parent leaves the domain it shares with
 	 * the child's inherited pages: see ksm_domain_stale().

@@ -32,6 +32,7 @@ int ksm_disable(struct mm_struct *mm);
 int __ksm_enter(struct mm_struct *mm);
 void __ksm_exit(struct mm_struct *mm);
 void __ksm_fork(struct mm_struct *mm, struct mm_struct *oldmm);
+void __ksm_fork_failed(struct mm_struct *mm, unsigned long end);
 
 /*
  * With use_zero_pages, KSM maps the shared zero page in place of a page
@@ -74,6 +75,17 @@ static inline void ksm_fork(struct mm_struct *mm, struct mm_struct *oldmm)
 		__ksm_fork(mm, oldmm);
 }
 
+/*
+ * dup_mmap() failed with the child's areas below @end copied: their KSM
+ * zero pages, which its exit_mmap() will take off the counts, go on them.
+ */
+static inline void ksm_fork_failed(struct mm_struct *mm,
+				   struct mm_struct *oldmm, unsigned long end)
+{
+	if (atomic_long_read(&oldmm->ksm_zero_pages))
+		__ksm_fork_failed(mm, end);
+}
+
 /* exec keeps prctl(PR_SET_MEMORY_MERGE): register the new mm at once. */
 static inline int ksm_execve(struct mm_struct *mm)
 {
@@ -114,6 +126,11 @@ static inline int ksm_disable(struct mm_struct *mm)
 }
 
 static inline void ksm_fork(struct mm_struct *mm, struct mm_struct *oldmm)
+{
+}
+
+static inline void ksm_fork_failed(struct mm_struct *mm,
+				   struct mm_struct *oldmm, unsigned long end)
 {
 }
 
