@@ -121,8 +121,10 @@ static void ksm_test_checksum(struct kunit *test)
 	 */
 	for (i = 0; i < n; i++)
 		w[i] = i * 0x0101010101010101ULL;
-	KUNIT_EXPECT_EQ(test, ksm_words_sum(w), 0xe1755836U);
-	KUNIT_EXPECT_EQ(test, ksm_lanes_sum_words(w), 0x8dd9b146U);
+	if (PAGE_SIZE == 4096) {
+		KUNIT_EXPECT_EQ(test, ksm_words_sum(w), 0xe1755836U);
+		KUNIT_EXPECT_EQ(test, ksm_lanes_sum_words(w), 0x8dd9b146U);
+	}
 	kunmap_local(w);
 }
 
@@ -136,6 +138,7 @@ static void ksm_test_simd(struct kunit *test)
 	struct page *a = ksm_test_page(test), *b = ksm_test_page(test);
 	unsigned int i, n = PAGE_SIZE / sizeof(u64);
 	u64 *x, *y;
+	bool __maybe_unused usable;
 	u32 __maybe_unused sum;
 
 	if (!ksm_simd_usable())
@@ -160,9 +163,10 @@ static void ksm_test_simd(struct kunit *test)
 #if defined(CONFIG_X86_64) && !defined(CONFIG_UML)
 	/* Where SIMD may not be used, the same checksum, word by word */
 	kernel_fpu_begin();
-	KUNIT_EXPECT_FALSE(test, ksm_simd_usable());
+	usable = ksm_simd_usable();
 	sum = page_checksum(b);
 	kernel_fpu_end();
+	KUNIT_EXPECT_FALSE(test, usable);
 	KUNIT_EXPECT_EQ(test, sum, page_checksum(b));
 #endif
 

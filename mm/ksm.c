@@ -1153,7 +1153,7 @@ static u32 ksm_lanes_sum_avx2(const u64 *word)
 	unsigned long off = 0;
 	u64 k = KSM_LANE_K;
 
-	/* KASAN and KMSAN do not see into the asm */
+	/* KASAN and KCSAN do not see into the asm */
 	instrument_read(word, PAGE_SIZE);
 	kernel_fpu_begin_mask(0);
 	asm volatile("vmovdqu     (%[seed]), %%ymm0\n\t"
@@ -5133,17 +5133,21 @@ static const struct mm_walk_ops ksm_count_zero_ops = {
 };
 
 /*
- * The KSM zero pages that @mm maps in its mergeable areas below @end,
- * put on the counts, @mm's and the global one: a child's, whose PTEs fork
- * copied.  With @mm's mmap_lock held for write.
+ * The KSM zero pages that @mm maps in its mergeable areas, put on the
+ * counts, @mm's and the global one: a child's, whose PTEs fork copied.
+ * A failed dup_mmap() leaves XA_ZERO_ENTRY where its copy stopped, and
+ * the parent's areas after it: the walk stops there, as exit_mmap()
+ * does.  With @mm's mmap_lock held for write.
  */
-static void ksm_count_copied_zero(struct mm_struct *mm, unsigned long end)
+static void ksm_count_copied_zero(struct mm_struct *mm)
 {
 	VMA_ITERATOR(vmi, mm, 0);
 	struct vm_area_struct *vma;
 	long zero = 0;
 
-	for_each_vma_range(vmi, vma, end) {
+	for_each_vma(vmi, vma) {
+		if (xa_is_zero(vma))
+			break;
 		if (vma->vm_flags & VM_MERGEABLE)
 			walk_page_range(mm, vma->vm_start, vma->vm_end,
 					&ksm_count_zero_ops, &zero);
@@ -5154,18 +5158,21 @@ static void ksm_count_copied_zero(struct mm_struct *mm, unsigned long end)
 
 /**
  * __ksm_fork_failed - count the KSM zero pages of a child that goes
- * @mm: the child's mm, whose areas below @end dup_mmap() copied
- * @end: where the copy stopped (ULONG_MAX: every area copied)
+ * @mm: the child's mm, part of whose areas dup_mmap() copied
+ * @oldmm: the parent's
  *
- * Called by dup_mmap() when it fails, with @mm's mmap_lock held for
+ * Called by dup_mmap() when it fails, with both mmap_locks held for
  * write, before exit_mmap() unmaps what was copied, which takes each KSM
  * zero page off the counts.  Without this, dup_mm()'s copy of the
  * parent's count would be @mm's, and the global count would lose the
  * child's pages that it never had.
  */
-void __ksm_fork_failed(struct mm_struct *mm, unsigned long end)
+void __ksm_fork_failed(struct mm_struct *mm, struct mm_struct *oldmm)
 {
-	ksm_count_copied_zero(mm, end);
+	if (atomic_long_read(&oldmm->ksm_zero_pages))
+		ksm_count_copied_zero(mm);
+	else
+		atomic_long_set(&mm->ksm_zero_pages, 0);
 }
 
 /**
@@ -5187,7 +5194,7 @@ void __ksm_fork(struct mm_struct *mm, struct mm_struct *oldmm)
 	mm->ksm_merging_pages = 0;
 	mm->ksm_rmap_items = 0;
 	if (atomic_long_read(&oldmm->ksm_zero_pages))
-		ksm_count_copied_zero(mm, ULONG_MAX);
+		ksm_count_copied_zero(mm);
 	else
 		atomic_long_set(&mm->ksm_zero_pages, 0);
 	/*

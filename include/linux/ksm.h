@@ -32,7 +32,7 @@ int ksm_disable(struct mm_struct *mm);
 int __ksm_enter(struct mm_struct *mm);
 void __ksm_exit(struct mm_struct *mm);
 void __ksm_fork(struct mm_struct *mm, struct mm_struct *oldmm);
-void __ksm_fork_failed(struct mm_struct *mm, unsigned long end);
+void __ksm_fork_failed(struct mm_struct *mm, struct mm_struct *oldmm);
 
 /*
  * With use_zero_pages, KSM maps the shared zero page in place of a page
@@ -76,14 +76,14 @@ static inline void ksm_fork(struct mm_struct *mm, struct mm_struct *oldmm)
 }
 
 /*
- * dup_mmap() failed with the child's areas below @end copied: their KSM
- * zero pages, which its exit_mmap() will take off the counts, go on them.
+ * dup_mmap() failed part way: the KSM zero pages of the areas the child
+ * got, which its exit_mmap() will take off the counts, go on them.
  */
 static inline void ksm_fork_failed(struct mm_struct *mm,
-				   struct mm_struct *oldmm, unsigned long end)
+				   struct mm_struct *oldmm)
 {
-	if (atomic_long_read(&oldmm->ksm_zero_pages))
-		__ksm_fork_failed(mm, end);
+	if (test_bit(MMF_VM_MERGEABLE, &oldmm->flags))
+		__ksm_fork_failed(mm, oldmm);
 }
 
 /* exec keeps prctl(PR_SET_MEMORY_MERGE): register the new mm at once. */
@@ -130,7 +130,7 @@ static inline void ksm_fork(struct mm_struct *mm, struct mm_struct *oldmm)
 }
 
 static inline void ksm_fork_failed(struct mm_struct *mm,
-				   struct mm_struct *oldmm, unsigned long end)
+				   struct mm_struct *oldmm)
 {
 }
 

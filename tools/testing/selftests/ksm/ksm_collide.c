@@ -153,17 +153,20 @@ static bool kernel_lanes(void)
 	static int lanes = -1;
 	struct utsname u;
 
+	/* Not UML's, which shows the host's flags */
 	if (lanes < 0)
 		lanes = !uname(&u) && !strcmp(u.machine, "x86_64") &&
-			file_has("/proc/cpuinfo", " avx2");
+			file_has("/proc/cpuinfo", " avx2") &&
+			!file_has("/proc/cpuinfo", "User Mode Linux");
 	return lanes;
 }
 
 /*
  * Known answers, which KUnit's ksm_test_checksum checks for the kernel's
- * functions: word i holding i * 0x0101010101010101.  Else this file's
- * copies could differ from the kernel's and every test here pass with
- * pages that do not collide there.
+ * functions: word i holding i * 0x0101010101010101, in a page of 4 KiB
+ * (others are not checked).  Else this file's copies could differ from
+ * the kernel's and every test here pass with pages that do not collide
+ * there.
  */
 static bool checksums_known(void)
 {
@@ -175,8 +178,8 @@ static bool checksums_known(void)
 		return false;
 	for (i = 0; i < n; i++)
 		w[i] = i * 0x0101010101010101ULL;
-	ok = page_size == 4096 && words_checksum(w) == 0xe1755836U &&
-	     lanes_checksum(w) == 0x8dd9b146U;
+	ok = page_size != 4096 || (words_checksum(w) == 0xe1755836U &&
+				   lanes_checksum(w) == 0x8dd9b146U);
 	free(w);
 	return ok;
 }

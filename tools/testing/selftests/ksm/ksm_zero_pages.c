@@ -24,11 +24,33 @@
 
 #define ZERO_PAGES	32
 
+/* vm sysctls a test changes, put back by the teardown if @restore */
+struct vm_sysctls {
+	bool restore;
+	char min_addr[32], oc_mode[16], oc_ratio[32], oc_kbytes[32];
+};
+
 FIXTURE(zero) {
 	struct ksm_saved saved;
 	struct ksm_worker w[1];
 	unsigned long zero_pfn;
+	struct vm_sysctls vm;
 };
+
+/* The sysctls as they were: overcommit's mode first, then its limit. */
+static void vm_sysctls_restore(struct vm_sysctls *vm)
+{
+	if (!vm->restore)
+		return;
+	vm->restore = false;
+	write_file("/proc/sys/vm/overcommit_memory", vm->oc_mode);
+	/* Each of the two zeroes the other: the one that was set */
+	if (atoll(vm->oc_kbytes))
+		write_file("/proc/sys/vm/overcommit_kbytes", vm->oc_kbytes);
+	else
+		write_file("/proc/sys/vm/overcommit_ratio", vm->oc_ratio);
+	write_file("/proc/sys/vm/mmap_min_addr", vm->min_addr);
+}
 
 FIXTURE_SETUP(zero)
 {
@@ -44,6 +66,7 @@ FIXTURE_SETUP(zero)
 
 FIXTURE_TEARDOWN(zero)
 {
+	vm_sysctls_restore(&self->vm);
 	KSM_FIXTURE_END();
 }
 
@@ -251,11 +274,56 @@ TEST_F_TIMEOUT(zero, uffd_move_unmaps, KSM_TEST_TIMEOUT)
 	close(z.pagemap_fd);
 }
 
-#define BIG_AREA	(1024UL << 20)
+/*
+ * A private writable area of @at (MAP_FIXED) that fork's accounting
+ * refuses to copy, under the default heuristic overcommit: bigger than
+ * RAM and swap, made of two mmaps that are not, which merge into one.
+ * Its size, or 0.
+ */
+static size_t map_unforkable(char *at)
+{
+	long kb = file_key("/proc/meminfo", "MemTotal") +
+		  file_key("/proc/meminfo", "SwapTotal");
+	size_t half = (size_t)kb * 1024 / 4 * 3 / page_size * page_size;
+
+	if (kb <= 0 ||
+	    mmap(at, half, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != at ||
+	    mmap(at + half, half, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != at + half)
+		return 0;
+	return 2 * half;
+}
 
 /*
- * A fork that fails part way (here strict overcommit refuses the child a
- * big area, after it copied the area of KSM zero pages below it) leaves
+ * Fork, which must fail, put the sysctls back, then check that
+ * ksm_zero_pages, global and ours, still count our ZERO_PAGES.
+ */
+static void fork_fails(struct __test_metadata *_metadata,
+		       struct vm_sysctls *vm)
+{
+	long stat;
+	pid_t pid;
+	int err;
+
+	pid = fork();
+	if (!pid)
+		_exit(0);
+	err = errno;
+	vm_sysctls_restore(vm);
+	if (pid > 0)
+		waitpid(pid, NULL, 0);
+	ASSERT_GT(0, pid) TH_LOG("the fork did not fail: no test");
+	ASSERT_EQ(ENOMEM, err);
+	EXPECT_EQ(ZERO_PAGES, ksm_get("ksm_zero_pages"))
+		TH_LOG("the failed child's copies went off the count");
+	ASSERT_EQ(0, read_ksm_stat(getpid(), "ksm_zero_pages", &stat));
+	EXPECT_EQ(ZERO_PAGES, stat);
+}
+
+/*
+ * A fork that fails part way (here overcommit refuses the child a big
+ * area, after it copied the area of KSM zero pages below it) leaves
  * ksm_zero_pages as it was.  The child's copies are KSM zero PTEs too,
  * and unmapping them takes them off the count; in 6.12 nothing had put
  * them on it (that happens only once a fork succeeds), so the global
@@ -263,56 +331,80 @@ TEST_F_TIMEOUT(zero, uffd_move_unmaps, KSM_TEST_TIMEOUT)
  */
 TEST_F_TIMEOUT(zero, failed_fork_keeps_counts, KSM_TEST_TIMEOUT)
 {
-	char old_mode[16] = "", old_kbytes[32] = "", buf[32];
-	size_t len = ZERO_PAGES * page_size;
+	size_t len = ZERO_PAGES * page_size, big = 0;
 	struct own_range z = { .nr = ZERO_PAGES };
-	long committed, stat;
-	char *big;
-	pid_t pid;
-	int err;
+	char *area;
 
 	if (!ksm_knob_exists("merge_domain"))
 		SKIP(return, "upstream 6.12 loses the failed child's copies");
-	ASSERT_EQ(0, read_file("/proc/sys/vm/overcommit_memory", old_mode,
-			       sizeof(old_mode)));
-	ASSERT_EQ(0, read_file("/proc/sys/vm/overcommit_kbytes", old_kbytes,
-			       sizeof(old_kbytes)));
+	if (!file_has("/proc/sys/vm/overcommit_memory", "0"))
+		SKIP(return, "overcommit is not heuristic here");
 	z.pagemap_fd = pagemap_open(0);
 	ASSERT_LE(0, z.pagemap_fd);
 	/* The zero pages' area below the big one: fork copies it first. */
-	z.p = mmap(NULL, BIG_AREA + 2 * len, PROT_NONE,
-		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	ASSERT_NE(MAP_FAILED, z.p);
+	area = mmap(NULL, 4 * len + (2UL << 40), PROT_NONE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	ASSERT_NE(MAP_FAILED, area);
+	z.p = area;
 	ASSERT_EQ(z.p, mmap(z.p, len, PROT_READ | PROT_WRITE,
-			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0));
-	big = z.p + 2 * len;
-	ASSERT_EQ(big, mmap(big, BIG_AREA, PROT_READ | PROT_WRITE,
 			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0));
 	own_zero_pages(_metadata, &z, self->zero_pfn);
 	ASSERT_EQ(ZERO_PAGES, ksm_get("ksm_zero_pages"));
+	big = map_unforkable(area + 2 * len);
+	ASSERT_NE(0, big);
 
-	/* Room for the small areas, not for a second big one */
-	committed = file_key("/proc/meminfo", "Committed_AS");
-	ASSERT_LT(0, committed);
-	snprintf(buf, sizeof(buf), "%ld", committed + (BIG_AREA >> 11));
+	fork_fails(_metadata, &self->vm);
+	munmap(area, 4 * len + (2UL << 40));
+	EXPECT_EQ(0, ksm_get("ksm_zero_pages"));
+	close(z.pagemap_fd);
+}
+
+/*
+ * The same where the area refused is the first, at address 0
+ * (mmap_min_addr 0): the child's first entry is then the marker of a
+ * failed copy, not an area.  Here strict overcommit, with no room left,
+ * refuses it (below a static binary, an area at 0 is small): the
+ * fixture puts the sysctls back, whatever happens.
+ */
+TEST_F_TIMEOUT(zero, failed_fork_at_zero_keeps_counts, KSM_TEST_TIMEOUT)
+{
+	struct own_range z = { .nr = ZERO_PAGES };
+	long kb;
+	char buf[32];
+
+	if (!ksm_knob_exists("merge_domain"))
+		SKIP(return, "upstream 6.12 loses the failed child's copies");
+	ASSERT_EQ(0, read_file("/proc/sys/vm/mmap_min_addr", self->vm.min_addr,
+			       sizeof(self->vm.min_addr)));
+	ASSERT_EQ(0, read_file("/proc/sys/vm/overcommit_memory",
+			       self->vm.oc_mode, sizeof(self->vm.oc_mode)));
+	ASSERT_EQ(0, read_file("/proc/sys/vm/overcommit_ratio",
+			       self->vm.oc_ratio, sizeof(self->vm.oc_ratio)));
+	ASSERT_EQ(0, read_file("/proc/sys/vm/overcommit_kbytes",
+			       self->vm.oc_kbytes, sizeof(self->vm.oc_kbytes)));
+	z.pagemap_fd = pagemap_open(0);
+	ASSERT_LE(0, z.pagemap_fd);
+	z.p = mmap(NULL, ZERO_PAGES * page_size, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, z.p);
+	own_zero_pages(_metadata, &z, self->zero_pfn);
+
+	self->vm.restore = true;
+	ASSERT_EQ(0, write_file("/proc/sys/vm/mmap_min_addr", "0"));
+	ASSERT_EQ(NULL, mmap(NULL, 1UL << 20, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS |
+			     MAP_FIXED_NOREPLACE, -1, 0));
+	/* A commit limit of what is committed now: no room */
+	kb = file_key("/proc/meminfo", "Committed_AS") -
+	     file_key("/proc/meminfo", "SwapTotal");
+	if (kb <= 0)
+		SKIP(return, "more swap than committed memory");
+	snprintf(buf, sizeof(buf), "%ld", kb);
 	ASSERT_EQ(0, write_file("/proc/sys/vm/overcommit_kbytes", buf));
 	ASSERT_EQ(0, write_file("/proc/sys/vm/overcommit_memory", "2"));
-	pid = fork();
-	err = errno;
-	write_file("/proc/sys/vm/overcommit_memory", old_mode);
-	write_file("/proc/sys/vm/overcommit_kbytes", old_kbytes);
-	if (!pid)
-		_exit(0);
-	if (pid > 0)
-		waitpid(pid, NULL, 0);
-	ASSERT_GT(0, pid) TH_LOG("the fork did not fail: no test");
-	ASSERT_EQ(ENOMEM, err);
-
-	EXPECT_EQ(ZERO_PAGES, ksm_get("ksm_zero_pages"))
-		TH_LOG("the failed child's copies went off the count");
-	ASSERT_EQ(0, read_ksm_stat(getpid(), "ksm_zero_pages", &stat));
-	EXPECT_EQ(ZERO_PAGES, stat);
-	munmap(z.p, BIG_AREA + 2 * len);
+	fork_fails(_metadata, &self->vm);
+	munmap(NULL, 1UL << 20);
+	munmap(z.p, ZERO_PAGES * page_size);
 	EXPECT_EQ(0, ksm_get("ksm_zero_pages"));
 	close(z.pagemap_fd);
 }
