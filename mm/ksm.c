@@ -37,11 +37,12 @@
  * move to the stable tree.
  *
  * Both trees are ordered by a 32-bit checksum of the content (lanes of
- * xor-multiply, folded), then by the content itself.  A search reads pages only where
- * checksums are equal: usually the match alone.  The checksum is no
- * defence against a tenant who writes pages to collide (it is unkeyed and
- * easy to invert), so the order inside a run of equal checksums is what
- * bounds a search: O(log n) page comparisons, whatever the pages hold.
+ * xor-multiply, folded), then by the content itself.  A search reads
+ * pages only where checksums are equal: usually the match alone.  The
+ * checksum is no defence against a tenant who writes pages to collide (it
+ * is unkeyed and easy to invert), so the order inside a run of equal
+ * checksums is what bounds a search: O(log n) page comparisons, whatever
+ * the pages hold.
  * See "Content is input" in Documentation/mm/ksm.rst.  Pages beneath the
  * unstable tree may change and make its order wrong; that loses merges
  * for a pass, but the tree stays a red-black tree, as deep as ever.
@@ -131,6 +132,12 @@
  *	passing to a child, map_pass_on()), which it checks under
  *	ksm_mm_lock, so "empty" stays true; a stale "not empty" only sends
  *	the mm to ksm_exited, whose reaping copes.
+ *
+ * No lock keeps a page that ksmd reads from changing, but a KSM page:
+ * the checksum and ksm_pages_cmp() read each word once and stay in the
+ * page whatever it holds meanwhile; a merge compares again under
+ * write-protection.  Their AVX2 sections (kernel_fpu_begin_mask()) run
+ * with preemption disabled, a page each.
  *
  * Order: ksm_lock -> mmap_lock -> folio lock (page, then KSM page) ->
  * anon_vma lock / PTL; ksm_mm_lock and xa_lock nest inside ksm_lock and
@@ -794,8 +801,10 @@ static void rec_set(struct ksm_mm *kmm, unsigned long addr, void *entry)
  * page's record that cannot be had without reclaim waits for a later
  * pass.  A node, a chunk, or the slot of a map passing to a child is
  * charged over the limit (__GFP_HIGH, as upstream allocates its nodes;
- * the tenant's own next allocation reclaims), never from the reserves of
- * atomic allocations (__GFP_NOMEMALLOC): each holds a mapping the tenant
+ * the tenant's own next allocation reclaims).  Under global pressure that
+ * flag also lets it take from part of the page allocator's min reserve,
+ * as upstream's nodes may; __GFP_NOMEMALLOC keeps it from the rest (no
+ * ALLOC_NO_WATERMARKS).  It is worth that: each holds a mapping the tenant
  * has (a merge also frees a page), bounded by its page tables, and a
  * mapping that no map holds is one that rmap walks may miss (a child's,
  * see "Heirs"); and a tenant at its limit, as a busy guest often is,
@@ -1263,12 +1272,12 @@ static u32 page_checksum(struct page *page)
 	const u64 *word = kmap_local_page(page);
 	u32 sum;
 
-	if (ksm_simd_usable())
-		sum = ksm_lanes_sum_avx2(word);
-	else if (ksm_simd_on())
-		sum = ksm_lanes_sum_words(word);
-	else
+	if (!ksm_simd_on())
 		sum = ksm_words_sum(word);
+	else if (ksm_simd_usable())
+		sum = ksm_lanes_sum_avx2(word);
+	else
+		sum = ksm_lanes_sum_words(word);
 	kunmap_local(word);
 	return sum;
 }
@@ -1444,8 +1453,8 @@ static bool ksm_domain_stale(struct mm_struct *mm)
 }
 
 /*
- * Is @page, of checksum @sum, in the mm being scanned, a page of zeroes
- * that may merge across domains (merge_zero_across_domains)?  Then it
+ * May a page of zeroes in the mm being scanned merge across domains
+ * (merge_zero_across_domains)?  Then it
  * looks for a KSM page of everyone's domain (0) in the stable tree.  It
  * still pairs in the unstable tree inside its own domain only: its
  * content may change as soon as it was read, and the unstable tree
@@ -1454,10 +1463,9 @@ static bool ksm_domain_stale(struct mm_struct *mm)
  * so domain 0 holds nothing but zeroes, and merging into it compares with
  * zeroes.
  */
-static bool ksm_zero_for_all(struct page *page, u32 sum)
+static bool ksm_zero_for_all(void)
 {
-	return ksm_cursor.domain && READ_ONCE(ksm_zero_across_domains) &&
-	       sum == ksm_zero_checksum && ksm_pages_equal(page, ZERO_PAGE(0));
+	return ksm_cursor.domain && READ_ONCE(ksm_zero_across_domains);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1773,7 +1781,14 @@ static struct ksm_mm *map_find_heir(struct ksm_map *map, struct folio *folio,
 		if (vma->vm_mm == mm || !(vma->vm_flags & VM_MERGEABLE) ||
 		    addr < vma->vm_start || addr >= vma->vm_end)
 			continue;
-		/* Not one that exits (__ksm_exit() clears the flag). */
+		/*
+		 * Not one that exits, as far as can be seen: __ksm_exit()
+		 * clears the flag after it drops ksm_mm_lock, so this is a
+		 * hint.  What holds is ksm_heir, checked by __ksm_exit()
+		 * under that lock; an mm that exits all the same has its
+		 * slot reaped with its other records, and the map departs
+		 * again.
+		 */
 		if (!test_bit(MMF_VM_MERGEABLE, &vma->vm_mm->flags))
 			continue;
 		if (!page_vma_mapped_walk(&pvmw))
@@ -3030,27 +3045,19 @@ unlock:
 }
 
 /*
- * With use_zero_pages, a page of zeroes is replaced by the zero page
- * rather than merged with other pages of zeroes: the zero page needs no
- * stable node and no item, and costs no memory.
+ * With use_zero_pages, a page of zeroes (as ksm_try_merge() found it,
+ * unlocked) is replaced by the zero page rather than merged with other
+ * pages of zeroes: the zero page needs no stable node and no item, and
+ * costs no memory.
  */
-static bool ksm_try_zero(struct ksm_item *item, struct page *page, u32 sum)
+static bool ksm_try_zero(struct ksm_item *item, struct page *page)
 {
 	struct vm_area_struct *vma;
 	struct folio *folio;
 	bool merged = false;
 
-	if (!ksm_use_zero_pages || sum != ksm_zero_checksum)
+	if (!ksm_use_zero_pages)
 		return false;
-	/*
-	 * A checksum proves nothing ("Content is input"): look, unlocked,
-	 * before splitting and write-protecting a page that only collides
-	 * with zeroes, which would cost it a fault every pass.  The page may
-	 * change after: ksm_pte_merge() compares again, write-protected.
-	 */
-	if (!ksm_pages_equal(page, ZERO_PAGE(0)))
-		return false;
-
 	vma = item_lock_vma(item);
 	if (!vma)
 		return false;
@@ -3633,7 +3640,8 @@ static void ksm_split_alone(struct ksm_item *item, struct page *page)
  */
 static bool ksm_try_merge(struct ksm_item *item, struct page *page)
 {
-	bool merged, moved, zero, one_folio, unverified = false, tried = false;
+	bool merged, moved, zero, zeroes, one_folio, unverified = false;
+	bool tried = false;
 	struct ksm_item *titem;
 	struct page *kpage, *tpage;
 	u64 domain;
@@ -3644,11 +3652,21 @@ static bool ksm_try_merge(struct ksm_item *item, struct page *page)
 		return ksm_join(item, page);
 
 	sum = page_checksum(page);
-	if (ksm_try_zero(item, page, sum))
+	/*
+	 * Zeroes?  A checksum proves nothing ("Content is input"): looked at
+	 * once, unlocked, and only where it counts, before splitting and
+	 * write-protecting a page that only collides with zeroes, which
+	 * would cost it a fault every pass.  The page may change after: a
+	 * merge compares again, write-protected.
+	 */
+	zeroes = sum == ksm_zero_checksum &&
+		 (ksm_use_zero_pages || ksm_zero_for_all()) &&
+		 ksm_pages_equal(page, ZERO_PAGE(0));
+	if (zeroes && ksm_try_zero(item, page))
 		return true;
 
 	nid = ksm_tree_nid(page);
-	zero = ksm_zero_for_all(page, sum);
+	zero = zeroes && ksm_zero_for_all();
 	domain = zero ? 0 : ksm_cursor.domain;
 	kpage = stable_search(page, domain, sum, nid, &unverified);
 	if (kpage && unverified) {
@@ -5133,24 +5151,28 @@ static const struct mm_walk_ops ksm_count_zero_ops = {
 };
 
 /*
- * The KSM zero pages that @mm maps in its mergeable areas, put on the
- * counts, @mm's and the global one: a child's, whose PTEs fork copied.
- * A failed dup_mmap() leaves XA_ZERO_ENTRY where its copy stopped, and
- * the parent's areas after it: the walk stops there, as exit_mmap()
- * does.  With @mm's mmap_lock held for write.
+ * The KSM zero pages that @mm, a child of @oldmm whose PTEs fork copied,
+ * maps in its mergeable areas, put on the counts, @mm's (which dup_mm()
+ * copied from @oldmm) and the global one.  A failed dup_mmap() leaves
+ * XA_ZERO_ENTRY where its copy stopped, and the parent's areas after it:
+ * the walk stops there, as exit_mmap() does.  With both mmap_locks held
+ * for write.
  */
-static void ksm_count_copied_zero(struct mm_struct *mm)
+static void ksm_count_copied_zero(struct mm_struct *mm,
+				  struct mm_struct *oldmm)
 {
 	VMA_ITERATOR(vmi, mm, 0);
 	struct vm_area_struct *vma;
 	long zero = 0;
 
-	for_each_vma(vmi, vma) {
-		if (xa_is_zero(vma))
-			break;
-		if (vma->vm_flags & VM_MERGEABLE)
-			walk_page_range(mm, vma->vm_start, vma->vm_end,
-					&ksm_count_zero_ops, &zero);
+	if (atomic_long_read(&oldmm->ksm_zero_pages)) {
+		for_each_vma(vmi, vma) {
+			if (xa_is_zero(vma))
+				break;
+			if (vma->vm_flags & VM_MERGEABLE)
+				walk_page_range(mm, vma->vm_start, vma->vm_end,
+						&ksm_count_zero_ops, &zero);
+		}
 	}
 	atomic_long_set(&mm->ksm_zero_pages, zero);
 	atomic_long_add(zero, &ksm_zero_pages);
@@ -5169,10 +5191,7 @@ static void ksm_count_copied_zero(struct mm_struct *mm)
  */
 void __ksm_fork_failed(struct mm_struct *mm, struct mm_struct *oldmm)
 {
-	if (atomic_long_read(&oldmm->ksm_zero_pages))
-		ksm_count_copied_zero(mm);
-	else
-		atomic_long_set(&mm->ksm_zero_pages, 0);
+	ksm_count_copied_zero(mm, oldmm);
 }
 
 /**
@@ -5193,10 +5212,7 @@ void __ksm_fork(struct mm_struct *mm, struct mm_struct *oldmm)
 
 	mm->ksm_merging_pages = 0;
 	mm->ksm_rmap_items = 0;
-	if (atomic_long_read(&oldmm->ksm_zero_pages))
-		ksm_count_copied_zero(mm);
-	else
-		atomic_long_set(&mm->ksm_zero_pages, 0);
+	ksm_count_copied_zero(mm, oldmm);
 	/*
 	 * In the "process" mode the parent leaves the domain it shares with
 	 * the child's inherited pages: see ksm_domain_stale().

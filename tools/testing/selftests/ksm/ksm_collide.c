@@ -92,7 +92,6 @@
 #define K2	0x165667b19e3779f9ULL
 #define K3	0x27d4eb2f165667c5ULL
 
-
 static inline uint64_t rol64(uint64_t x, unsigned int r)
 {
 	return (x << r) | (x >> (64 - r));
