@@ -83,14 +83,16 @@
  *	under an mmap_lock: madvise() and prctl() run with mmap_lock held
  *	and so do their KSM work without it.
  *
- * mmap_lock (one mm at a time, for read)
- *	Taken by ksmd to look at or change one mm's page tables, and dropped
- *	before looking at another mm's.  A process that reads another's
- *	memory (process_vm_readv()) holds two mmap_locks at once, in either
- *	order, so ksmd must not.  Under ksm_lock it is only tried: ksmd
- *	tries a busy one again later, with ksm_lock dropped meanwhile (see
- *	ksm_mm_busy).  Only run=2, which the administrator asks for, waits
- *	for it there, killably.
+ * mmap_lock (for read)
+ *	Taken by ksmd to look at or change an mm's page tables.  A process
+ *	that reads another's memory (process_vm_readv()) holds two
+ *	mmap_locks at once, in either order, so ksmd never waits for one
+ *	while it holds another: the scanner keeps the cursor's mm's while it
+ *	merges a page of it (ksm_scan_vma), and only tries a partner's.
+ *	Under ksm_lock it is only tried at all: ksmd tries a busy one again
+ *	later, with ksm_lock dropped meanwhile (see ksm_mm_busy).  Only
+ *	run=2, which the administrator asks for, waits for it there,
+ *	killably.
  *
  * folio lock
  *	Only tried, never waited for, by merging: on the page being
@@ -2494,21 +2496,52 @@ static struct vm_area_struct *ksm_vma_at(struct mm_struct *mm,
 }
 
 /*
+ * The VMA of the page the scanner works on, or NULL: ksm_scan_walk() holds
+ * its mm's mmap_lock for read while it merges the page, and the merge
+ * paths find that mm locked already (item_lock_vma()).  ksmd's alone,
+ * under ksm_lock.
+ */
+static struct vm_area_struct *ksm_scan_vma;
+
+/* Does the scanner hold @item's mm's mmap_lock? */
+static inline bool item_mm_held(const struct ksm_item *item)
+{
+	return ksm_scan_vma && ksm_scan_vma->vm_mm == item_mm(item);
+}
+
+/*
  * Find @item's VMA again, with its mm's mmap_lock held for read; or NULL,
  * with the lock dropped, if the area is gone or no longer mergeable, or
  * the lock is busy: then the page waits for the next pass (see
- * ksm_mm_busy).  Callers take NULL as "not now", never as "gone".
+ * ksm_mm_busy).  Callers take NULL as "not now", never as "gone", and let
+ * go with item_unlock_vma().  In the scanner's mm, the lock is the
+ * scanner's: nothing is taken, and the page's own VMA needs no lookup.
  */
 static struct vm_area_struct *item_lock_vma(struct ksm_item *item)
 {
+	unsigned long addr = item_address(item);
 	struct vm_area_struct *vma;
 
+	if (item_mm_held(item)) {
+		vma = ksm_scan_vma;
+		if (addr >= vma->vm_start && addr < vma->vm_end &&
+		    !ksm_test_exit(vma->vm_mm))
+			return vma;
+		return ksm_vma_at(item_mm(item), addr);
+	}
 	if (!mmap_read_trylock(item_mm(item)))
 		return NULL;
-	vma = ksm_vma_at(item_mm(item), item_address(item));
+	vma = ksm_vma_at(item_mm(item), addr);
 	if (!vma)
 		mmap_read_unlock(item_mm(item));
 	return vma;
+}
+
+/* Let go of what item_lock_vma() took for @item. */
+static void item_unlock_vma(struct ksm_item *item)
+{
+	if (!item_mm_held(item))
+		mmap_read_unlock(item_mm(item));
 }
 
 /**
@@ -3078,7 +3111,7 @@ static bool ksm_try_zero(struct ksm_item *item, struct page *page)
 		}
 		folio_unlock(folio);
 	}
-	mmap_read_unlock(item_mm(item));
+	item_unlock_vma(item);
 	return merged;
 }
 
@@ -3239,7 +3272,7 @@ static struct page *item_peek_page(struct ksm_item *item, bool *pinned)
 	struct folio *folio;
 	struct page *page = NULL;
 
-	if (!mmap_read_trylock(item_mm(item)))
+	if (!item_mm_held(item) && !mmap_read_trylock(item_mm(item)))
 		return NULL;
 	vma = ksm_vma_at(item_mm(item), item_address(item));
 	if (!vma)
@@ -3266,7 +3299,7 @@ static struct page *item_peek_page(struct ksm_item *item, bool *pinned)
 		folio_walk_end(&fw, vma);
 	}
 out:
-	mmap_read_unlock(item_mm(item));
+	item_unlock_vma(item);
 	return page;
 }
 
@@ -3399,7 +3432,7 @@ static bool ksm_pair(struct ksm_item *item, struct page *page,
 	vma = item_lock_vma(item);
 	if (vma) {
 		err = ksm_fold(item, vma, page, NULL, stable);
-		mmap_read_unlock(item_mm(item));
+		item_unlock_vma(item);
 	}
 	trace_ksm_merge_one_page(page_to_pfn(page), item, item_mm(item), err);
 	if (err) {
@@ -3426,7 +3459,7 @@ static bool ksm_pair(struct ksm_item *item, struct page *page,
 	vma = item_lock_vma(titem);
 	if (vma) {
 		err = ksm_fold(titem, vma, tpage, folio_page(kfolio, 0), NULL);
-		mmap_read_unlock(item_mm(titem));
+		item_unlock_vma(titem);
 	}
 	trace_ksm_merge_with_ksm_page(kfolio, folio_pfn(kfolio), titem,
 				      item_mm(titem), err);
@@ -3490,7 +3523,7 @@ static bool ksm_join(struct ksm_item *item, struct page *page)
 	}
 	if (foreign)
 		ksm_owe_copy(item_mm(item), addr);
-	mmap_read_unlock(item_mm(item));
+	item_unlock_vma(item);
 	return joined;
 }
 
@@ -3603,7 +3636,7 @@ static int ksm_fold_into(struct ksm_item *item, struct page *page,
 
 	if (vma) {
 		err = ksm_fold(item, vma, page, kpage, NULL);
-		mmap_read_unlock(item_mm(item));
+		item_unlock_vma(item);
 	}
 	trace_ksm_merge_with_ksm_page(page_folio(kpage), page_to_pfn(kpage),
 				      item, item_mm(item), err);
@@ -3628,7 +3661,7 @@ static void ksm_split_alone(struct ksm_item *item, struct page *page)
 			split_huge_page(page);
 		folio_unlock(page_folio(page));
 	}
-	mmap_read_unlock(item_mm(item));
+	item_unlock_vma(item);
 }
 
 /*
@@ -4263,7 +4296,7 @@ static bool ksm_tidy_stable(void)
 /*
  * Pages fresh from a fault wait in per-CPU LRU batches, holding a
  * reference that ksm_pte_take() would take for a pin.  So the batches are
- * drained right before each pass: ksm_next_page() asks for it and ends
+ * drained right before each pass: ksm_scan_walk() asks for it and ends
  * the batch, and ksmd_fn() drains without ksm_lock, since that waits for
  * work on every CPU, then starts the pass at once.  ksmd's alone.
  */
@@ -4472,21 +4505,21 @@ out:
 }
 
 /*
- * The end of a pass, once the stable trees are tidy: NULL then, for the
+ * The end of a pass, once the stable trees are tidy: 0 then, for the
  * scan to stop; else -EAGAIN, and it resumes here.
  */
-static struct ksm_item *ksm_pass_end(unsigned int *budget)
+static int ksm_pass_end(unsigned int *budget)
 {
 	if (!ksm_tidy_stable()) {
 		if (*budget)
 			(*budget)--;
-		return ERR_PTR(-EAGAIN);
+		return -EAGAIN;
 	}
 	ksm_tidy.pending = false;
 	trace_ksm_stop_scan(ksm_full_scans, ksm_items);
 	ksm_full_scans++;
 	ksm_advise();
-	return NULL;
+	return 0;
 }
 
 /*
@@ -4524,25 +4557,51 @@ static bool ksm_busy_try(struct ksm_mm *kmm)
 }
 
 /*
- * ksm_next_page - advance the cursor to the next anonymous page to work on
- * @pagep: the page, referenced
+ * The pages ksmd is done with and that nothing maps any more, mostly
+ * those it merged: its reference is their last, and folios_put() frees a
+ * batch of them with one round of the LRU and per-CPU list locks and one
+ * memory cgroup uncharge, where put_page() takes each for each page.  A
+ * page still mapped is let go of at once: it may be a partner later in
+ * the batch, whose references must be its mappings' and the one ksmd
+ * takes then (ksm_pte_take()).  (A swap cache page unmapped now may be
+ * mapped again by a swap-in meanwhile: if ksmd meets it later in the
+ * batch, the reference held here makes it look pinned, and it waits a
+ * pass.)  ksmd's alone, under ksm_lock.
+ */
+static struct folio_batch ksm_done_pages;
+
+static void ksm_page_done(struct page *page)
+{
+	struct folio *folio = page_folio(page);
+
+	if (folio_mapped(folio))
+		folio_put(folio);
+	else if (!folio_batch_add(&ksm_done_pages, folio))
+		folios_put(&ksm_done_pages);
+}
+
+/*
+ * ksm_scan_walk - work on the pages at the cursor, and move it on
  * @budget: pages ksmd may still scan in this batch, counted down here for
- *	the pages that need no work (ksm_page_settled()) and for every
- *	KSM_MISSES_PER_PAGE addresses without a page
+ *	each page worked on or that needs no work (ksm_page_settled()), and
+ *	for every KSM_MISSES_PER_PAGE addresses without a page
  *
  * Pages that need no work are passed over under mmap_lock, without a
- * reference or a return to the caller: a pass over memory that is already
- * merged costs a page table lookup per page.
+ * reference: a pass over memory that is already merged costs a page
+ * table lookup per page.  A page that needs work is worked on here too
+ * (ksm_merge_page()), with the cursor's mmap_lock still held for read and
+ * its VMA in ksm_scan_vma, so that the merge neither takes the lock nor
+ * looks the VMA up again, and the walk goes on where it was.  The merge
+ * only tries the mmap_locks of other mms (a partner's), so holding this
+ * one meanwhile orders nothing new.
  *
- * Returns the item of the page to work on; NULL at the end of a pass, when
- * there is nothing to scan, to have the LRU batches drained before a
- * pass (ksm_lru_drain), or when the mm is busy (ksm_mm_busy);
- * ERR_PTR(-EAGAIN) when the budget ran out
- * or the CPU or mmap_lock is wanted elsewhere.  Drops stale items and
- * reaps exited mms on the way.
+ * Returns 0 at the end of a pass, when there is nothing to scan, to have
+ * the LRU batches drained before a pass (ksm_lru_drain), or when the mm is
+ * busy (ksm_mm_busy); -EAGAIN when the budget ran out, copies are owed
+ * (ksm_owe_copy()), or the CPU or mmap_lock is wanted elsewhere.  Drops
+ * stale items and reaps exited mms on the way.
  */
-static struct ksm_item *ksm_next_page(struct page **pagep,
-				      unsigned int *budget)
+static int ksm_scan_walk(unsigned int *budget)
 {
 	struct ksm_mm *kmm = ksm_cursor.kmm;
 	unsigned int misses = 0, budget_in = *budget;
@@ -4561,12 +4620,12 @@ static struct ksm_item *ksm_next_page(struct page **pagep,
 		if (!ksm_drain_unstable(false) || !ksm_reap_exited(false)) {
 			if (*budget)
 				(*budget)--;
-			return ERR_PTR(-EAGAIN);
+			return -EAGAIN;
 		}
 		if (ksm_lru_drain != KSM_LRU_DRAINED &&
 		    !list_empty(&ksm_mm_head.slot.mm_node)) {
 			ksm_lru_drain = KSM_LRU_DRAIN_WANTED;
-			return NULL;
+			return 0;
 		}
 		spin_lock(&ksm_mm_lock);
 		kmm = ksm_mm_next(kmm);
@@ -4574,7 +4633,7 @@ static struct ksm_item *ksm_next_page(struct page **pagep,
 			cursor_set(kmm);
 		spin_unlock(&ksm_mm_lock);
 		if (kmm == &ksm_mm_head)
-			return NULL;
+			return 0;
 		ksm_pass_start();
 	}
 
@@ -4586,7 +4645,7 @@ next_mm:
 		if (!exiting && ksm_busy_try(kmm)) {
 			/* ksmd_fn() sleeps a while, without ksm_lock. */
 			ksm_mm_busy = true;
-			return NULL;
+			return 0;
 		}
 		/*
 		 * The rest of @kmm waits for the next pass, its records as
@@ -4602,7 +4661,7 @@ next_mm:
 		if (*budget)
 			(*budget)--;
 		if (!*budget || need_resched() || ksm_lock_wanted())
-			return ERR_PTR(-EAGAIN);
+			return -EAGAIN;
 		goto next_mm;
 	}
 	if (!ksm_test_exit(mm) && test_bit(MMF_VM_MERGEABLE, &mm->flags)) {
@@ -4627,7 +4686,7 @@ next_mm:
 						  ksm_lock_wanted()))) {
 					ksm_cursor.address = vma->vm_end;
 					mmap_read_unlock(mm);
-					return ERR_PTR(-EAGAIN);
+					return -EAGAIN;
 				}
 				continue;
 			}
@@ -4638,14 +4697,19 @@ next_mm:
 				struct page *page;
 				bool settled;
 
-				/* Let go after some progress, if wanted. */
-				if (!*budget || (budget_in != *budget &&
-						 (need_resched() ||
-						  mmap_lock_is_contended(mm) ||
-						  ksm_lock_wanted()))) {
+				/*
+				 * Let go after some progress, if wanted, and
+				 * when copies are owed: made before more are
+				 * found.
+				 */
+				if (!*budget || ksm_nr_owed == KSM_OWED_MAX ||
+				    (budget_in != *budget &&
+				     (need_resched() ||
+				      mmap_lock_is_contended(mm) ||
+				      ksm_lock_wanted()))) {
 					ksm_cursor.address = addr;
 					mmap_read_unlock(mm);
-					return ERR_PTR(-EAGAIN);
+					return -EAGAIN;
 				}
 				if (ksm_test_exit(mm))
 					goto done_mm;
@@ -4683,7 +4747,7 @@ next_mm:
 					mmap_read_unlock(mm);
 					if (*budget)
 						(*budget)--;
-					return item;
+					return PTR_ERR(item);
 				}
 				addr += PAGE_SIZE;
 				ksm_cursor.address = addr;
@@ -4698,9 +4762,13 @@ next_mm:
 					(*budget)--;
 					continue;
 				}
-				mmap_read_unlock(mm);
-				*pagep = page;
-				return item;
+				ksm_scan_vma = vma;
+				ksm_merge_page(item, page);
+				ksm_scan_vma = NULL;
+				item_settle(item);
+				ksm_page_done(page);
+				ksm_pages_scanned++;
+				(*budget)--;
 			}
 			ksm_cursor.address = vma->vm_end;
 		}
@@ -4718,7 +4786,7 @@ done_mm:
 		mmap_read_unlock(mm);
 		if (*budget)
 			(*budget)--;
-		return ERR_PTR(-EAGAIN);
+		return -EAGAIN;
 	}
 	mmap_read_unlock(mm);
 	if (kmm->busy_shift)
@@ -4734,30 +4802,6 @@ pass_done:
 }
 
 /*
- * The pages ksmd is done with and that nothing maps any more, mostly
- * those it merged: its reference is their last, and folios_put() frees a
- * batch of them with one round of the LRU and per-CPU list locks and one
- * memory cgroup uncharge, where put_page() takes each for each page.  A
- * page still mapped is let go of at once: it may be a partner later in
- * the batch, whose references must be its mappings' and the one ksmd
- * takes then (ksm_pte_take()).  (A swap cache page unmapped now may be
- * mapped again by a swap-in meanwhile: if ksmd meets it later in the
- * batch, the reference held here makes it look pinned, and it waits a
- * pass.)  ksmd's alone, under ksm_lock.
- */
-static struct folio_batch ksm_done_pages;
-
-static void ksm_page_done(struct page *page)
-{
-	struct folio *folio = page_folio(page);
-
-	if (folio_mapped(folio))
-		folio_put(folio);
-	else if (!folio_batch_add(&ksm_done_pages, folio))
-		folios_put(&ksm_done_pages);
-}
-
-/*
  * Up to @nr pages of ksmd's work, less if ksm_lock or the freezer wants
  * it.  Returns what is left of @nr if it stopped for the copies it owes
  * or at a busy mm.
@@ -4767,26 +4811,16 @@ static unsigned int ksm_scan_pages(unsigned int nr)
 	unsigned int start = nr;
 
 	while (nr) {
-		struct ksm_item *item;
-		struct page *page;
-
 		cond_resched();
 		if (nr != start && ksm_lock_wanted())
 			return 0;
 		/* Copies are owed: made before more are found. */
 		if (ksm_nr_owed == KSM_OWED_MAX)
 			return nr;
-		item = ksm_next_page(&page, &nr);
-		if (IS_ERR(item))
+		if (ksm_scan_walk(&nr))
 			continue;
 		/* A busy mm: on with the rest after a sleep (ksmd_fn()). */
-		if (!item)
-			return ksm_mm_busy ? nr : 0;
-		ksm_merge_page(item, page);
-		item_settle(item);
-		ksm_page_done(page);
-		ksm_pages_scanned++;
-		nr--;
+		return ksm_mm_busy ? nr : 0;
 	}
 	return 0;
 }

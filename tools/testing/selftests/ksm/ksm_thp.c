@@ -285,4 +285,100 @@ TEST_F_TIMEOUT(thp, twins_within_one_thp, KSM_TEST_TIMEOUT)
 	}
 }
 
+static bool pages_shared_reach(void *arg)
+{
+	return ksm_get("pages_shared") >= *(size_t *)arg;
+}
+
+/*
+ * KSM pages first: @n contents, each in two small pages of @twins (of
+ * NMATCH pages), the contents of the subpages in @sub.
+ */
+static int make_ksm_pages(char *twins, const size_t *sub, size_t n)
+{
+	size_t i;
+
+	if (2 * n > NMATCH)
+		return -1;
+	for (i = 0; i < 2 * n; i++)
+		fill_page(twins + i * page_size, 0x7e9000 + sub[i / 2]);
+	if (madvise(twins, 2 * n * page_size, MADV_MERGEABLE) ||
+	    ksm_set("run", 1) ||
+	    ksm_wait_for(pages_shared_reach, &n, KSM_WAIT_SECS))
+		return -1;
+	return ksm_set("run", 0);
+}
+
+struct on_ksm {
+	int fd;			/* pagemap */
+	char *thp, *twins;
+	const size_t *sub;	/* subpages, each alike a KSM page */
+	size_t n;
+};
+
+/* Every subpage in @sub maps its KSM page (its pair of twins'). */
+static bool subpages_on_ksm(void *arg)
+{
+	struct on_ksm *ok = arg;
+	size_t i;
+
+	for (i = 0; i < ok->n; i++) {
+		unsigned long k = pagemap_pfn(ok->fd, ok->twins +
+					      2 * i * page_size);
+
+		if (!k || k != pagemap_pfn(ok->fd, ok->thp +
+					   ok->sub[i] * page_size))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Some subpages of a THP alike KSM pages that exist already (the stable
+ * tree's path, where matching_subpages_merge takes the unstable tree's):
+ * they merge into them, the THP is split so that their frames are freed,
+ * and the other subpages stay where they are, each a small page now.
+ */
+TEST_F_TIMEOUT(thp, partly_merged_thp_is_split, KSM_TEST_TIMEOUT)
+{
+	size_t sub[2] = { 3, 300 % self->nsub }, i;
+	unsigned long before[512], pfn;
+	struct on_ksm ok;
+
+	ASSERT_GE(ARRAY_SIZE(before), self->nsub);
+	self->twins = map_anon(NMATCH, false);
+	ASSERT_NE(NULL, self->twins);
+	ASSERT_EQ(0, make_ksm_pages(self->twins, sub, 2));
+	for (i = 0; i < self->nsub; i++)
+		before[i] = pagemap_pfn(self->pagemap_fd,
+					self->thp + i * page_size);
+	ASSERT_TRUE(still_huge(self));
+	ASSERT_EQ(0, madvise(self->thp, self->hpage, MADV_MERGEABLE));
+	ok.fd = self->pagemap_fd;
+	ok.thp = self->thp;
+	ok.twins = self->twins;
+	ok.sub = sub;
+	ok.n = 2;
+	ASSERT_EQ(0, ksm_set("run", 1));
+	EXPECT_EQ(0, ksm_wait_for(subpages_on_ksm, &ok, KSM_WAIT_SECS))
+		TH_LOG("the subpages did not merge into the KSM pages");
+	ASSERT_EQ(0, ksm_set("run", 0));
+	EXPECT_EQ(2, ksm_get("pages_shared"));
+	/* Each KSM page: two twins and a subpage. */
+	EXPECT_EQ(4, ksm_get("pages_sharing"));
+	for (i = 0; i < self->nsub; i++) {
+		if (i == sub[0] || i == sub[1])
+			continue;
+		pfn = pagemap_pfn(self->pagemap_fd, self->thp + i * page_size);
+		EXPECT_EQ(before[i], pfn) TH_LOG("subpage %zu moved", i);
+		if (pfn_is_thp(pfn)) {
+			EXPECT_FALSE(true)
+				TH_LOG("subpage %zu still in a huge page", i);
+			break;
+		}
+	}
+	EXPECT_EQ(2 * (long)page_size / 1024, smaps_kb(0, self->thp, "KSM"));
+	EXPECT_TRUE(contents_ok(self));
+}
+
 TEST_HARNESS_MAIN
