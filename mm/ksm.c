@@ -84,11 +84,14 @@
  *	and so do their KSM work without it.
  *
  * mmap_lock (for read)
- *	Taken by ksmd to look at or change an mm's page tables.  A process
- *	that reads another's memory (process_vm_readv()) holds two
- *	mmap_locks at once, in either order, so ksmd never waits for one
- *	while it holds another: the scanner keeps the cursor's mm's while it
- *	merges a page of it (ksm_scan_vma), and only tries a partner's.
+ *	Taken by ksmd to look at or change an mm's page tables.  Fork holds
+ *	two mmap_locks at once (dup_mmap(): the parent's and the child's),
+ *	so ksmd never waits for one while it holds another: the scanner
+ *	keeps the cursor's mm's while it merges a page of it (ksm_scan_vma),
+ *	and only tries a partner's.  Under it ksmd may wait for a KSM page's
+ *	lock (to unlink an item whose page changed, item_forget(), or
+ *	ksm_unpair()), as a fault waits for a page's lock under it: the
+ *	tenant's own mmap and munmap wait for that too.
  *	Under ksm_lock it is only tried at all: ksmd tries a busy one again
  *	later, with ksm_lock dropped meanwhile (see ksm_mm_busy).  Only
  *	run=2, which the administrator asks for, waits for it there,
@@ -141,8 +144,8 @@
  * write-protection.  Their AVX2 sections (kernel_fpu_begin_mask()) run
  * with preemption disabled, a page each.
  *
- * Order: ksm_lock -> mmap_lock -> folio lock (page, then KSM page) ->
- * anon_vma lock / PTL; ksm_mm_lock and xa_lock nest inside ksm_lock and
+ * Order: ksm_lock -> mmap_lock (-> another mm's, tried only) -> folio
+ * lock (page, then KSM page) -> anon_vma lock / PTL; ksm_mm_lock and xa_lock nest inside ksm_lock and
  * mmap_lock, never inside each other, and ksm_mm_lock inside the anon_vma
  * lock too.
  *
@@ -1396,7 +1399,8 @@ static inline u64 ksm_cgroup_domain(struct mm_struct *mm)
  * The merge domain of @kmm's pages now.  The scanner asks once per batch
  * and mm, with ksm_lock and the mm's mmap_lock held; a process moved to
  * another cgroup is seen in its new domain from its next batch on.  In
- * the "process" mode it asks once per page, as a fork changes the domain.
+ * the "process" mode it asks each time it takes the mmap_lock, as a fork
+ * (which takes it for write) changes the domain.
  */
 static u64 ksm_mm_domain(struct ksm_mm *kmm)
 {
@@ -2511,9 +2515,9 @@ static inline bool item_mm_held(const struct ksm_item *item)
 
 /*
  * Find @item's VMA again, with its mm's mmap_lock held for read; or NULL,
- * with the lock dropped, if the area is gone or no longer mergeable, or
- * the lock is busy: then the page waits for the next pass (see
- * ksm_mm_busy).  Callers take NULL as "not now", never as "gone", and let
+ * with the lock dropped (kept, if it is the scanner's), if the area is
+ * gone or no longer mergeable, or the lock is busy: then the page waits
+ * for the next pass (see ksm_mm_busy).  Callers take NULL as "not now", never as "gone", and let
  * go with item_unlock_vma().  In the scanner's mm, the lock is the
  * scanner's: nothing is taken, and the page's own VMA needs no lookup.
  */
@@ -4593,7 +4597,8 @@ static void ksm_page_done(struct page *page)
  * its VMA in ksm_scan_vma, so that the merge neither takes the lock nor
  * looks the VMA up again, and the walk goes on where it was.  The merge
  * only tries the mmap_locks of other mms (a partner's), so holding this
- * one meanwhile orders nothing new.
+ * one meanwhile orders no mmap_locks; what it waits for under it (a KSM
+ * page's lock, see "Locking") is ordered after any mmap_lock.
  *
  * Returns 0 at the end of a pass, when there is nothing to scan, to have
  * the LRU batches drained before a pass (ksm_lru_drain), or when the mm is
