@@ -145,9 +145,9 @@
  * with preemption disabled, a page each.
  *
  * Order: ksm_lock -> mmap_lock (-> another mm's, tried only) -> folio
- * lock (page, then KSM page) -> anon_vma lock / PTL; ksm_mm_lock and xa_lock nest inside ksm_lock and
- * mmap_lock, never inside each other, and ksm_mm_lock inside the anon_vma
- * lock too.
+ * lock (page, then KSM page) -> anon_vma lock / PTL; ksm_mm_lock and
+ * xa_lock nest inside ksm_lock and mmap_lock, never inside each other,
+ * and ksm_mm_lock inside the anon_vma lock too.
  *
  * ksmd holds only mm_count (mmgrab) on a registered mm, and mm_users only
  * around a copy it owes (ksm_pay_copies(), mmget_not_zero()): after
@@ -2517,9 +2517,10 @@ static inline bool item_mm_held(const struct ksm_item *item)
  * Find @item's VMA again, with its mm's mmap_lock held for read; or NULL,
  * with the lock dropped (kept, if it is the scanner's), if the area is
  * gone or no longer mergeable, or the lock is busy: then the page waits
- * for the next pass (see ksm_mm_busy).  Callers take NULL as "not now", never as "gone", and let
- * go with item_unlock_vma().  In the scanner's mm, the lock is the
- * scanner's: nothing is taken, and the page's own VMA needs no lookup.
+ * for the next pass (see ksm_mm_busy).  Callers take NULL as "not now",
+ * never as "gone", and let go with item_unlock_vma().  In the scanner's
+ * mm, the lock is the scanner's: nothing is taken, and the page's own VMA
+ * needs no lookup.
  */
 static struct vm_area_struct *item_lock_vma(struct ksm_item *item)
 {
