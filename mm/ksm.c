@@ -2549,6 +2549,28 @@ static void item_unlock_vma(struct ksm_item *item)
 		mmap_read_unlock(item_mm(item));
 }
 
+/*
+ * The large folio whose pages the scanner merges without splitting it
+ * first (ksm_large_keep()): @folio, referenced only while the scanner
+ * holds @mm's mmap_lock; its range [@start, @end) in @mm and its @pfn stay
+ * while the scanner is inside that range, across batches, so that the
+ * folio is split, if some of it is still mapped, once the scanner is past
+ * it (ksm_large_finish()).  @mm is only compared, never followed.  ksmd's
+ * alone, under ksm_lock.
+ */
+static struct {
+	struct folio *folio;
+	struct mm_struct *mm;
+	unsigned long start, end, pfn;
+} ksm_large;
+
+/*
+ * The large folio that both pages ksm_pair() works on are of, or NULL: it
+ * holds a reference on each, so the folio has one more than either fold
+ * expects.  ksmd's alone, under ksm_lock.
+ */
+static struct folio *ksm_pair_folio;
+
 /**
  * struct ksm_pte - a PTE that KSM holds cleared while it decides
  * @range: the mmu notifier range around the change
@@ -2575,13 +2597,17 @@ struct ksm_pte {
  * ksm_pte_restore() or replaced with ksm_pte_replace(): a fault on the
  * cleared entry waits for the lock meanwhile.
  *
- * Called with the folio locked (it is small) and mmap_lock held.
+ * Called with the folio locked and mmap_lock held.  A large folio (see
+ * ksm_large_keep()) is mapped by PTEs, each holding a reference; the swap
+ * cache holds one a page, ksm_large one more, and ksm_pair() one more
+ * when both its pages are of this folio (ksm_pair_folio).
  */
 static int ksm_pte_take(struct vm_area_struct *vma, unsigned long addr,
-			struct folio *folio, struct ksm_pte *kp)
+			struct page *page, struct ksm_pte *kp)
 {
+	struct folio *folio = page_folio(page);
 	struct mm_struct *mm = vma->vm_mm;
-	struct page *page = folio_page(folio, 0);
+	long refs;
 	bool exclusive;
 	pmd_t *pmd;
 	pte_t pte;
@@ -2598,14 +2624,17 @@ static int ksm_pte_take(struct vm_area_struct *vma, unsigned long addr,
 	if (!kp->ptep)
 		goto out;
 	pte = ptep_get(kp->ptep);
-	if (!pte_present(pte) || pte_pfn(pte) != folio_pfn(folio))
+	if (!pte_present(pte) || pte_pfn(pte) != page_to_pfn(page))
 		goto unlock;
 
 	exclusive = PageAnonExclusive(page);
 	flush_cache_page(vma, addr, pte_pfn(pte));
 	kp->orig = ptep_clear_flush(vma, addr, kp->ptep);
-	if (folio_ref_count(folio) != folio_mapcount(folio) + 1 +
-				      folio_test_swapcache(folio) ||
+	refs = folio_mapcount(folio) + 1 + (folio == ksm_large.folio) +
+	       (folio == ksm_pair_folio);
+	if (folio_test_swapcache(folio))
+		refs += folio_nr_pages(folio);
+	if (folio_ref_count(folio) != refs ||
 	    (exclusive && folio_try_share_anon_rmap_pte(folio, page))) {
 		set_pte_at(mm, addr, kp->ptep, kp->orig);
 		goto unlock;
@@ -2682,7 +2711,7 @@ static int ksm_pte_merge(struct vm_area_struct *vma, unsigned long addr,
 	struct ksm_pte kp;
 	int err;
 
-	err = ksm_pte_take(vma, addr, page_folio(page), &kp);
+	err = ksm_pte_take(vma, addr, page, &kp);
 	if (err)
 		return err;
 	if (!ksm_pages_equal(page, kpage ?: ZERO_PAGE(0))) {
@@ -2966,6 +2995,157 @@ static inline bool ksm_large_fork_shared(struct folio *folio)
 	       folio_likely_mapped_shared(folio);
 }
 
+/* Let go of ksm_large's reference, keeping its range. */
+static void ksm_large_unpin(void)
+{
+	if (ksm_large.folio) {
+		folio_put(ksm_large.folio);
+		ksm_large.folio = NULL;
+	}
+}
+
+/* @folio is about to be split by its merge: forget it. */
+static void ksm_large_release(struct folio *folio)
+{
+	if (ksm_large.folio == folio) {
+		ksm_large_unpin();
+		ksm_large.mm = NULL;
+	}
+}
+
+/*
+ * A small page for a copy of @page, on its node (merge_across_nodes=0
+ * keeps each node's KSM pages there), charged to @vma's mm; without
+ * reclaim, under ksm_lock: NULL if that is what it would take.
+ */
+static struct folio *ksm_copy_alloc(struct vm_area_struct *vma,
+				    struct page *page)
+{
+	gfp_t gfp = (GFP_HIGHUSER_MOVABLE & ~__GFP_DIRECT_RECLAIM) |
+		    __GFP_THISNODE | __GFP_NOWARN;
+	struct folio *folio = __folio_alloc_node(gfp, 0, page_to_nid(page));
+
+	if (folio && mem_cgroup_charge(folio, vma->vm_mm, GFP_NOWAIT)) {
+		folio_put(folio);
+		folio = NULL;
+	}
+	return folio;
+}
+
+/*
+ * ksm_large_keep - merge a page of @folio, large, without splitting it
+ * @item: the item of the page, in the scanner's mm (item_mm_held())
+ * @vma: its VMA
+ * @folio: the page's folio, locked, referenced by the scanner
+ * @page: the page
+ * @kpage: the KSM page to merge it into, or NULL to make a new one
+ * @copy: with @kpage NULL, set to a new page for ksm_fold_copy()
+ *
+ * Splitting a large folio remaps each of its pages through a migration
+ * entry and an rmap walk, and then frees the merged ones one by one.
+ * Merging into a KSM page needs neither: the folio is mapped by PTEs
+ * (its PMD split, if it is one), and the one PTE replaced; a new KSM page
+ * is a copy of the page (ksm_fold_copy()), as a page of a large folio
+ * cannot be one in place.  A folio whose every page merges so is freed
+ * whole with its last mapping, never split; one that keeps some is split
+ * once the scanner is past it (ksm_large_finish()), so that the pages
+ * that merged are freed then, as if it had been split first.  A folio
+ * that others may map, one met while another is pending, and one whose
+ * copy cannot be had without reclaim are split first as before.
+ *
+ * Returns true if @folio stays large for this merge.
+ */
+static bool ksm_large_keep(struct ksm_item *item, struct vm_area_struct *vma,
+			   struct folio *folio, struct page *page,
+			   struct page *kpage, struct folio **copy)
+{
+	unsigned long addr = item_address(item);
+	pmd_t *pmd;
+
+	/* Not one that others may map, or may map again from swap. */
+	if (!item_mm_held(item) || !folio_test_anon(folio) ||
+	    folio_test_swapcache(folio) || folio_likely_mapped_shared(folio))
+		return false;
+	/* One at a time, and only where the scanner is. */
+	if (ksm_large.folio != folio &&
+	    (ksm_large.folio ||
+	     (ksm_large.mm && (ksm_large.mm != vma->vm_mm ||
+			       addr < ksm_large.start ||
+			       addr >= ksm_large.end))))
+		return false;
+	if (!kpage) {
+		*copy = ksm_copy_alloc(vma, page);
+		if (!*copy)
+			return false;
+	}
+	if (ksm_large.folio != folio) {
+		folio_get(folio);
+		ksm_large.folio = folio;
+		if (!ksm_large.mm) {
+			ksm_large.mm = vma->vm_mm;
+			ksm_large.start = addr -
+					  folio_page_idx(folio, page) * PAGE_SIZE;
+			ksm_large.end = ksm_large.start + folio_size(folio);
+			ksm_large.pfn = folio_pfn(folio);
+		}
+	}
+	/* A PMD of this folio: mapped by PTEs from now on. */
+	pmd = folio_test_pmd_mappable(folio) ? mm_find_pmd(vma->vm_mm, addr) :
+					       NULL;
+	if (pmd && pmd_trans_huge(pmdp_get_lockless(pmd)))
+		__split_huge_pmd(vma, pmd, addr, false, folio);
+	return true;
+}
+
+/*
+ * The folio at ksm_large.pfn, referenced, if it is still a large anonymous
+ * one: the scanner held no reference while it let go of the mmap_lock, so
+ * it may be gone, or another.  Another one is split only if part of it is
+ * unmapped too (ksm_large_finish()), as the kernel's deferred split would.
+ */
+static struct folio *ksm_large_find(void)
+{
+	struct page *page = pfn_to_online_page(ksm_large.pfn);
+	struct folio *folio;
+
+	if (!page)
+		return NULL;
+	folio = page_folio(page);
+	if (!folio_test_large(folio) || !folio_try_get(folio))
+		return NULL;
+	if (page_folio(page) != folio || !folio_test_anon(folio) ||
+	    folio_test_hugetlb(folio) || folio_is_zone_device(folio)) {
+		folio_put(folio);
+		return NULL;
+	}
+	return folio;
+}
+
+/*
+ * The scanner is past ksm_large's range, holding its mm's mmap_lock: split
+ * the folio if some of it is still mapped and some not.  If it cannot be
+ * split now (its lock taken, a pin), its merged pages wait for the
+ * deferred split that partly unmapped large folios get anyway.
+ */
+static void ksm_large_finish(void)
+{
+	struct folio *folio = ksm_large.folio ?: ksm_large_find();
+
+	ksm_large.folio = NULL;
+	ksm_large.mm = NULL;
+	if (!folio)
+		return;
+	if (folio_trylock(folio)) {
+		/* Our reference and the lock stay with its first page. */
+		if (folio_test_large(folio) && folio_mapped(folio) &&
+		    folio_mapcount(folio) < folio_nr_pages(folio) &&
+		    !folio_likely_mapped_shared(folio))
+			split_folio(folio);
+		folio_unlock(folio);
+	}
+	folio_put(folio);
+}
+
 /*
  * The same, told early and without the lock, of a small page (a large one
  * is split first): mapped more than once.  A page in the swap cache may
@@ -2977,6 +3157,53 @@ static inline bool ksm_page_fork_shared(struct page *page)
 
 	return ksm_domain_mode != KSM_DOMAIN_GLOBAL &&
 	       !folio_test_large(folio) && folio_mapcount(folio) > 1;
+}
+
+/*
+ * ksm_fold_copy - make a new KSM page of @page by copying it
+ * @item: the item of @page, a page of a large folio kept whole
+ *	(ksm_large_keep()), locked
+ * @vma: its VMA, its mm's mmap_lock held for read
+ * @copy: the new page (ksm_copy_alloc()); its reference is consumed
+ * @fresh: the new stable node
+ *
+ * The copy becomes the KSM page, and replaces @page at @item's address if
+ * they are still equal once @page is write-protected (ksm_pte_merge()).
+ * Nothing else can see it before: it is in no tree, on no LRU list and
+ * mapped nowhere, so on failure it is let go as it came.
+ */
+static int ksm_fold_copy(struct ksm_item *item, struct vm_area_struct *vma,
+			 struct page *page, struct folio *copy,
+			 struct ksm_stable *fresh)
+{
+	unsigned long addr = item_address(item);
+	struct page *kpage = folio_page(copy, 0);
+	int err = -EAGAIN;
+
+	/* A poisoned source was told apart already; one now, no copy. */
+	if (!copy_mc_user_highpage(kpage, page, addr, vma))
+		err = stable_make_room(fresh, item->kmm);
+	if (err)
+		goto out;
+	__folio_mark_uptodate(copy);
+	__folio_set_swapbacked(copy);
+	__folio_set_locked(copy);
+	folio_set_stable(copy, fresh);
+	err = ksm_pte_merge(vma, addr, page, kpage);
+	if (err) {
+		WRITE_ONCE(copy->mapping, NULL);
+	} else {
+		fresh->checksum = page_checksum(kpage);
+		fresh->pfn = folio_pfn(copy);
+		folio_ksm_dirty(copy);
+		folio_mark_accessed(copy);
+		stable_link(fresh, item, vma, vma->anon_vma);
+		folio_add_lru_vma(copy, vma);
+	}
+	folio_unlock(copy);
+out:
+	folio_put(copy);
+	return err;
 }
 
 /*
@@ -2999,14 +3226,18 @@ static int ksm_fold(struct ksm_item *item, struct vm_area_struct *vma,
 {
 	unsigned long addr = item_address(item);
 	struct folio *folio = page_folio(page);
-	struct folio *kfolio = NULL;
+	struct folio *kfolio = NULL, *copy = NULL;
+	bool kept = false;
 	int err = -EBUSY;
 
 	if (ksm_domain_stale(item_mm(item)))
 		return -EAGAIN;
 	if (!folio_trylock(folio))
 		return err;
-	if (folio_test_large(folio)) {
+	if (folio_test_large(folio))
+		kept = ksm_large_keep(item, vma, folio, page, kpage, &copy);
+	if (folio_test_large(folio) && !kept) {
+		ksm_large_release(folio);
 		/* Our reference and the lock follow @page into its new folio. */
 		if (ksm_large_fork_shared(folio) || split_huge_page(page))
 			goto unlock;
@@ -3023,11 +3254,17 @@ static int ksm_fold(struct ksm_item *item, struct vm_area_struct *vma,
 	 * turned exclusive when this mapping moved to another, and their
 	 * next write reusing it rather than copying) and learn what this
 	 * process holds.  Merging one mapping of a shared page frees nothing
-	 * anyway.  Our mmap_lock keeps this mm from forking meanwhile.
+	 * anyway.  Our mmap_lock keeps this mm from forking meanwhile.  (A
+	 * folio kept large is mapped once a page: ksm_large_keep() tells.)
 	 */
-	if (ksm_fork_shared(folio, true))
+	if (!kept && ksm_fork_shared(folio, true))
 		goto unlock;
 
+	if (copy) {
+		err = ksm_fold_copy(item, vma, page, copy, fresh);
+		copy = NULL;
+		goto unlock;
+	}
 	if (!kpage) {
 		/*
 		 * The page's own anon_vma finds it wherever fork left it
@@ -3041,7 +3278,7 @@ static int ksm_fold(struct ksm_item *item, struct vm_area_struct *vma,
 		err = stable_make_room(fresh, item->kmm);
 		if (err)
 			goto unlock;
-		err = ksm_pte_take(vma, addr, folio, &kp);
+		err = ksm_pte_take(vma, addr, page, &kp);
 		if (err)
 			goto unlock;
 		ksm_pte_restore(vma, addr, &kp);
@@ -3079,6 +3316,9 @@ unlock_k:
 	folio_unlock(kfolio);
 unlock:
 	folio_unlock(folio);
+	/* Not used after all: never seen by anyone. */
+	if (copy)
+		folio_put(copy);
 	return err;
 }
 
@@ -3101,6 +3341,7 @@ static bool ksm_try_zero(struct ksm_item *item, struct page *page)
 		return false;
 	folio = page_folio(page);
 	if (folio_trylock(folio)) {
+		ksm_large_release(folio);
 		if (folio_test_large(folio) && !ksm_large_fork_shared(folio) &&
 		    !split_huge_page(page))
 			folio = page_folio(page);
@@ -3436,7 +3677,10 @@ static bool ksm_pair(struct ksm_item *item, struct page *page,
 
 	vma = item_lock_vma(item);
 	if (vma) {
+		ksm_pair_folio = page_folio(page) == page_folio(tpage) ?
+				 page_folio(page) : NULL;
 		err = ksm_fold(item, vma, page, NULL, stable);
+		ksm_pair_folio = NULL;
 		item_unlock_vma(item);
 	}
 	trace_ksm_merge_one_page(page_to_pfn(page), item, item_mm(item), err);
@@ -3463,7 +3707,11 @@ static bool ksm_pair(struct ksm_item *item, struct page *page,
 	err = -EAGAIN;
 	vma = item_lock_vma(titem);
 	if (vma) {
+		/* @page's folio, if ksm_fold() kept it whole (a copy). */
+		ksm_pair_folio = page_folio(page) == page_folio(tpage) ?
+				 page_folio(page) : NULL;
 		err = ksm_fold(titem, vma, tpage, folio_page(kfolio, 0), NULL);
+		ksm_pair_folio = NULL;
 		item_unlock_vma(titem);
 	}
 	trace_ksm_merge_with_ksm_page(kfolio, folio_pfn(kfolio), titem,
@@ -3661,6 +3909,7 @@ static void ksm_split_alone(struct ksm_item *item, struct page *page)
 	if (!folio_test_large(folio) || !item_lock_vma(item))
 		return;
 	if (folio_trylock(folio)) {
+		ksm_large_release(folio);
 		/* Our reference and the lock follow @page into its new folio. */
 		if (!ksm_large_fork_shared(folio))
 			split_huge_page(page);
@@ -3708,8 +3957,12 @@ static bool ksm_try_merge(struct ksm_item *item, struct page *page)
 	domain = zero ? 0 : ksm_cursor.domain;
 	kpage = stable_search(page, domain, sum, nid, &unverified);
 	if (kpage && unverified) {
-		/* Not a huge page, which ksm_fold() splits before comparing. */
-		tried = !folio_test_large(page_folio(page));
+		/*
+		 * Not a page of a large folio that ksm_fold() would split
+		 * before comparing (see ksm_large_keep()).
+		 */
+		tried = !folio_test_large(page_folio(page)) ||
+			item_mm_held(item);
 		if (tried && !ksm_fold_into(item, page, kpage)) {
 			put_page(kpage);
 			return true;
@@ -4586,6 +4839,21 @@ static void ksm_page_done(struct page *page)
 }
 
 /*
+ * Let go of the cursor's mm @mm.  A large folio it merged pages of is
+ * split now if the cursor is past it; else the scanner comes back to it,
+ * the next batch or later in this one, and ksm_large keeps only its range.
+ */
+static void ksm_scan_unlock(struct mm_struct *mm)
+{
+	if (ksm_large.mm == mm &&
+	    (ksm_cursor.address < ksm_large.start ||
+	     ksm_cursor.address >= ksm_large.end || ksm_test_exit(mm)))
+		ksm_large_finish();
+	ksm_large_unpin();
+	mmap_read_unlock(mm);
+}
+
+/*
  * ksm_scan_walk - work on the pages at the cursor, and move it on
  * @budget: pages ksmd may still scan in this batch, counted down here for
  *	each page worked on or that needs no work (ksm_page_settled()), and
@@ -4670,6 +4938,9 @@ next_mm:
 			return -EAGAIN;
 		goto next_mm;
 	}
+	/* The cursor left ksm_large's mm before it was past the range. */
+	if (ksm_large.mm != mm)
+		ksm_large.mm = NULL;
 	if (!ksm_test_exit(mm) && test_bit(MMF_VM_MERGEABLE, &mm->flags)) {
 		VMA_ITERATOR(vmi, mm, ksm_cursor.address);
 
@@ -4691,7 +4962,7 @@ next_mm:
 						  mmap_lock_is_contended(mm) ||
 						  ksm_lock_wanted()))) {
 					ksm_cursor.address = vma->vm_end;
-					mmap_read_unlock(mm);
+					ksm_scan_unlock(mm);
 					return -EAGAIN;
 				}
 				continue;
@@ -4714,7 +4985,7 @@ next_mm:
 				      mmap_lock_is_contended(mm) ||
 				      ksm_lock_wanted()))) {
 					ksm_cursor.address = addr;
-					mmap_read_unlock(mm);
+					ksm_scan_unlock(mm);
 					return -EAGAIN;
 				}
 				if (ksm_test_exit(mm))
@@ -4745,12 +5016,17 @@ next_mm:
 				}
 				flush_anon_page(vma, page, addr);
 				flush_dcache_page(page);
+				/* Past ksm_large's folio, or short of it. */
+				if (ksm_large.mm == mm &&
+				    (addr < ksm_large.start ||
+				     addr >= ksm_large.end))
+					ksm_large_finish();
 				item = cursor_item(kmm, addr, &next);
 				if (IS_ERR(item)) {
 					/* This page again, next time. */
 					put_page(page);
 					ksm_cursor.address = addr;
-					mmap_read_unlock(mm);
+					ksm_scan_unlock(mm);
 					if (*budget)
 						(*budget)--;
 					return PTR_ERR(item);
@@ -4789,12 +5065,12 @@ done_mm:
 		ksm_cursor.checked = 0;
 	if (!cursor_drop_rest(kmm, false)) {
 		/* The walk finds no page left, and comes back here. */
-		mmap_read_unlock(mm);
+		ksm_scan_unlock(mm);
 		if (*budget)
 			(*budget)--;
 		return -EAGAIN;
 	}
-	mmap_read_unlock(mm);
+	ksm_scan_unlock(mm);
 	if (kmm->busy_shift)
 		WRITE_ONCE(kmm->busy_shift, kmm->busy_shift - 1);
 	if (cursor_next_mm(kmm, dead ? KSM_LEAVE_FREE : KSM_LEAVE_KEEP)) {

@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -379,6 +380,60 @@ TEST_F_TIMEOUT(thp, partly_merged_thp_is_split, KSM_TEST_TIMEOUT)
 	}
 	EXPECT_EQ(2 * (long)page_size / 1024, smaps_kb(0, self->thp, "KSM"));
 	EXPECT_TRUE(contents_ok(self));
+}
+
+struct span {
+	char *start;
+	size_t len;
+};
+
+/* Every page of the span maps a KSM page (smaps; see KPF_KSM). */
+static bool all_on_ksm(void *arg)
+{
+	struct span *sp = arg;
+
+	return smaps_kb(0, sp->start, "KSM") == (long)sp->len / 1024;
+}
+
+/*
+ * A THP whose subpages are all alike merges without being split: each
+ * subpage is merged into a KSM page, the first of them copies of
+ * subpages (a page of a huge page cannot become a KSM page in place), and
+ * the huge page is freed whole with its last mapping.  Upstream splits it
+ * first, which remaps all 512 subpages only for them to go.
+ */
+TEST_F_TIMEOUT(thp, alike_thp_merges_unsplit, KSM_TEST_TIMEOUT)
+{
+	struct span sp = { self->thp, self->hpage };
+	unsigned long splits, mps;
+	size_t i;
+
+	for (i = 0; i < self->nsub; i++)
+		fill_page(self->thp + i * page_size, 0x7e9000);
+	ASSERT_TRUE(still_huge(self));
+	splits = vmstat_get("thp_split_page");
+	if (splits == ULONG_MAX)
+		SKIP(return, "no thp_split_page in /proc/vmstat");
+	mps = ksm_get("max_page_sharing");
+	ASSERT_LT(0, mps);
+	ASSERT_EQ(0, madvise(self->thp, self->hpage, MADV_MERGEABLE));
+	ASSERT_EQ(0, ksm_set("run", 1));
+	EXPECT_EQ(0, ksm_wait_for(all_on_ksm, &sp, KSM_WAIT_SECS))
+		TH_LOG("not every subpage merged");
+	ASSERT_EQ(0, ksm_set("run", 0));
+	EXPECT_EQ(splits, vmstat_get("thp_split_page"))
+		TH_LOG("the THP was split to merge its subpages");
+	/* max_page_sharing mappings a KSM page at most, all of them used. */
+	EXPECT_EQ((self->nsub + mps - 1) / mps, ksm_get("pages_shared"));
+	EXPECT_EQ(self->nsub - ksm_get("pages_shared"),
+		  ksm_get("pages_sharing"));
+	EXPECT_EQ(0, smaps_kb(0, self->thp, "AnonHugePages"));
+	/* A write breaks one subpage's sharing, and only its. */
+	fill_page(self->thp + 7 * page_size, 0x7e9000 + 7);
+	for (i = 0; i < self->nsub; i++)
+		EXPECT_TRUE(page_has(self->thp + i * page_size,
+				     0x7e9000 + (i == 7 ? 7 : 0)))
+			TH_LOG("subpage %zu", i);
 }
 
 TEST_HARNESS_MAIN
