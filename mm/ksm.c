@@ -3066,12 +3066,16 @@ static bool ksm_large_keep(struct ksm_item *item, struct vm_area_struct *vma,
 	if (!item_mm_held(item) || !folio_test_anon(folio) ||
 	    folio_test_swapcache(folio) || folio_likely_mapped_shared(folio))
 		return false;
-	/* One at a time, and only where the scanner is. */
+	/*
+	 * One at a time, and, where a range is remembered, the folio found
+	 * there before, not one faulted in since.
+	 */
 	if (ksm_large.folio != folio &&
 	    (ksm_large.folio ||
 	     (ksm_large.mm && (ksm_large.mm != vma->vm_mm ||
 			       addr < ksm_large.start ||
-			       addr >= ksm_large.end))))
+			       addr >= ksm_large.end ||
+			       folio_pfn(folio) != ksm_large.pfn))))
 		return false;
 	if (!kpage) {
 		*copy = ksm_copy_alloc(vma, page);
@@ -3123,7 +3127,8 @@ static struct folio *ksm_large_find(void)
 
 /*
  * The scanner is past ksm_large's range, holding its mm's mmap_lock: split
- * the folio if some of it is still mapped and some not.  If it cannot be
+ * the folio if some of its pages are still mapped (by PTEs: a PMD maps it
+ * all, and adds one to its mapcount) and some not.  If it cannot be
  * split now (its lock taken, a pin), its merged pages wait for the
  * deferred split that partly unmapped large folios get anyway.
  */
@@ -3138,12 +3143,25 @@ static void ksm_large_finish(void)
 	if (folio_trylock(folio)) {
 		/* Our reference and the lock stay with its first page. */
 		if (folio_test_large(folio) && folio_mapped(folio) &&
+		    !folio_entire_mapcount(folio) &&
 		    folio_mapcount(folio) < folio_nr_pages(folio) &&
 		    !folio_likely_mapped_shared(folio))
 			split_folio(folio);
 		folio_unlock(folio);
 	}
 	folio_put(folio);
+}
+
+/*
+ * The same, of @page of a folio kept large (ksm_large_keep(), mapped by
+ * PTEs only): a child may keep part of the folio and the parent another,
+ * and folio_likely_mapped_shared() only guesses from the first page, so
+ * the page's own mapcount tells.
+ */
+static inline bool ksm_kept_page_shared(struct page *page)
+{
+	return ksm_domain_mode != KSM_DOMAIN_GLOBAL &&
+	       atomic_read(&page->_mapcount) > 0;
 }
 
 /*
@@ -3198,7 +3216,8 @@ static int ksm_fold_copy(struct ksm_item *item, struct vm_area_struct *vma,
 		folio_ksm_dirty(copy);
 		folio_mark_accessed(copy);
 		stable_link(fresh, item, vma, vma->anon_vma);
-		folio_add_lru_vma(copy, vma);
+		/* Not folio_add_lru_vma(): the rmap mlocked it already. */
+		folio_add_lru(copy);
 	}
 	folio_unlock(copy);
 out:
@@ -3254,10 +3273,9 @@ static int ksm_fold(struct ksm_item *item, struct vm_area_struct *vma,
 	 * turned exclusive when this mapping moved to another, and their
 	 * next write reusing it rather than copying) and learn what this
 	 * process holds.  Merging one mapping of a shared page frees nothing
-	 * anyway.  Our mmap_lock keeps this mm from forking meanwhile.  (A
-	 * folio kept large is mapped once a page: ksm_large_keep() tells.)
+	 * anyway.  Our mmap_lock keeps this mm from forking meanwhile.
 	 */
-	if (!kept && ksm_fork_shared(folio, true))
+	if (kept ? ksm_kept_page_shared(page) : ksm_fork_shared(folio, true))
 		goto unlock;
 
 	if (copy) {
@@ -3652,6 +3670,15 @@ static void ksm_unpair(struct ksm_item *item, struct ksm_stable *stable)
 	folio_put(kfolio);
 }
 
+/* The large folio that both @page and @tpage are of, or NULL. */
+static struct folio *ksm_same_large(struct page *page, struct page *tpage)
+{
+	struct folio *folio = page_folio(page);
+
+	return folio_test_large(folio) && folio == page_folio(tpage) ?
+	       folio : NULL;
+}
+
 /*
  * Merge @page (tracked by @item) with @tpage (tracked by @titem, found in
  * the unstable tree) into a new KSM page, of everyone's domain if @zero
@@ -3677,8 +3704,7 @@ static bool ksm_pair(struct ksm_item *item, struct page *page,
 
 	vma = item_lock_vma(item);
 	if (vma) {
-		ksm_pair_folio = page_folio(page) == page_folio(tpage) ?
-				 page_folio(page) : NULL;
+		ksm_pair_folio = ksm_same_large(page, tpage);
 		err = ksm_fold(item, vma, page, NULL, stable);
 		ksm_pair_folio = NULL;
 		item_unlock_vma(item);
@@ -3708,8 +3734,7 @@ static bool ksm_pair(struct ksm_item *item, struct page *page,
 	vma = item_lock_vma(titem);
 	if (vma) {
 		/* @page's folio, if ksm_fold() kept it whole (a copy). */
-		ksm_pair_folio = page_folio(page) == page_folio(tpage) ?
-				 page_folio(page) : NULL;
+		ksm_pair_folio = ksm_same_large(page, tpage);
 		err = ksm_fold(titem, vma, tpage, folio_page(kfolio, 0), NULL);
 		ksm_pair_folio = NULL;
 		item_unlock_vma(titem);
@@ -4437,6 +4462,8 @@ enum ksm_leave {
  */
 static void cursor_set(struct ksm_mm *kmm)
 {
+	/* A range left behind in another mm, which may be freed now. */
+	ksm_large.mm = NULL;
 	ksm_cursor.kmm = kmm;
 	ksm_cursor.address = kmm->resume;
 	ksm_cursor.checked = kmm->resume;

@@ -436,4 +436,107 @@ TEST_F_TIMEOUT(thp, alike_thp_merges_unsplit, KSM_TEST_TIMEOUT)
 			TH_LOG("subpage %zu", i);
 }
 
+/* Mlocked in kB, with the per-CPU counts folded in first; -1 if unknown. */
+static long mlocked_kb(void)
+{
+	if (write_file("/proc/sys/vm/stat_refresh", "1"))
+		return -1;
+	return file_key("/proc/meminfo", "Mlocked");
+}
+
+/*
+ * The same in an mlocked area: the KSM pages made as copies are mlocked
+ * once, so Mlocked comes back to where it was once the area is gone.
+ * (They were counted twice, by the rmap and again by the LRU.)
+ */
+TEST_F_TIMEOUT(thp, alike_mlocked_thp_counts_back, KSM_TEST_TIMEOUT)
+{
+	struct span sp = { self->thp, self->hpage };
+	long before, after;
+	size_t i;
+
+	for (i = 0; i < self->nsub; i++)
+		fill_page(self->thp + i * page_size, 0x7e9000);
+	before = mlocked_kb();
+	ASSERT_LE(0, before);
+	ASSERT_EQ(0, mlock(self->thp, self->hpage));
+	ASSERT_TRUE(still_huge(self));
+	ASSERT_EQ(0, madvise(self->thp, self->hpage, MADV_MERGEABLE));
+	ASSERT_EQ(0, ksm_set("run", 1));
+	EXPECT_EQ(0, ksm_wait_for(all_on_ksm, &sp, KSM_WAIT_SECS))
+		TH_LOG("not every subpage merged");
+	ASSERT_EQ(0, ksm_set("run", 0));
+	EXPECT_TRUE(page_has(self->thp + 5 * page_size, 0x7e9000));
+	/* Gone: the KSM pages with their last mapping, the THP with it. */
+	ASSERT_EQ(0, munmap(self->raw, self->raw_len));
+	self->raw = NULL;
+	after = mlocked_kb();
+	EXPECT_EQ(before, after)
+		TH_LOG("Mlocked %ld kB before, %ld kB after", before, after);
+}
+
+/*
+ * With merge domains, a page of a THP that a child maps too does not
+ * merge, even where the THP as a whole looks like the parent's: the
+ * parent keeps pages 0-199 of it, the child 100-299, so only page 0's
+ * mapcount says who maps the folio.  Pages 0-99, the parent's alone,
+ * merge; 100-199 would show the child, in its pagemap, its pages turning
+ * exclusive to it.
+ */
+TEST_F_TIMEOUT(thp, part_shared_thp_pages_stay, KSM_TEST_TIMEOUT)
+{
+	struct span mine = { self->thp, 100 * page_size };
+	int hold[2], ready[2], status;
+	size_t i;
+	char c = 0;
+	pid_t pid;
+
+	if (!ksm_knob_exists("merge_domain"))
+		SKIP(return, "no %smerge_domain (upstream's KSM)",
+		     KSM_SYSFS_DIR);
+	ASSERT_LE(300, self->nsub);
+	ASSERT_EQ(0, ksm_set_merge_domain("process"));
+	for (i = 0; i < self->nsub; i++)
+		fill_page(self->thp + i * page_size, 0x7e9000);
+	ASSERT_TRUE(still_huge(self));
+	ASSERT_EQ(0, pipe(hold));
+	ASSERT_EQ(0, pipe(ready));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		char *t = self->thp;
+
+		close(hold[1]);
+		close(ready[0]);
+		if (madvise(t, 100 * page_size, MADV_DONTNEED) ||
+		    madvise(t + 300 * page_size, (self->nsub - 300) * page_size,
+			    MADV_DONTNEED))
+			_exit(1);
+		if (write(ready[1], &c, 1) != 1)
+			_exit(1);
+		_exit(read(hold[0], &c, 1) < 0);
+	}
+	close(hold[0]);
+	close(ready[1]);
+	ASSERT_EQ(1, read(ready[0], &c, 1));
+	close(ready[0]);
+	ASSERT_EQ(0, madvise(self->thp + 200 * page_size,
+			     (self->nsub - 200) * page_size, MADV_DONTNEED));
+	ASSERT_EQ(0, madvise(self->thp, 200 * page_size, MADV_MERGEABLE));
+	ASSERT_EQ(0, ksm_set("run", 1));
+	EXPECT_EQ(0, ksm_wait_for(all_on_ksm, &mine, KSM_WAIT_SECS))
+		TH_LOG("the parent's own pages did not merge");
+	ASSERT_EQ(0, ksm_wait_scans(2 * KSM_SETTLE_SCANS, KSM_WAIT_SECS));
+	ASSERT_EQ(0, ksm_set("run", 0));
+	EXPECT_EQ(100 * (long)page_size / 1024,
+		  smaps_kb(0, self->thp, "KSM"))
+		TH_LOG("pages the child maps too merged");
+	close(hold[1]);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, status);
+	for (i = 0; i < 200; i++)
+		EXPECT_TRUE(page_has(self->thp + i * page_size, 0x7e9000))
+			TH_LOG("page %zu", i);
+}
+
 TEST_HARNESS_MAIN
