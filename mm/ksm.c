@@ -4790,6 +4790,95 @@ out:
 }
 
 /*
+ * The entry of the slot for the page at @addr of @kmm, the cursor's mm,
+ * if the cursor's walk is on the slot before it in the same leaf; else
+ * NULL.  The walk does not move.  Under rcu_read_lock().
+ */
+static void *rec_peek_next(struct ksm_mm *kmm, unsigned long addr)
+{
+	struct xa_state *xas = &ksm_walk;
+
+	if (!ksm_walk_at(kmm, addr - PAGE_SIZE) ||
+	    xas->xa_offset >= XA_CHUNK_MASK)
+		return NULL;
+	return xa_entry(xas->xa, xas->xa_node, xas->xa_offset + 1);
+}
+
+/*
+ * ksm_settled_run - pass over the pages from @addr that still map their
+ * KSM page, under one hold of their page table's lock
+ * @kmm: the cursor's mm, its mmap_lock held for read
+ * @vma: the VMA of @addr, in which the cursor is at @addr
+ * @addr: the next address to scan
+ * @max: at most this many pages
+ *
+ * A pass over merged memory is mostly such pages (ksm_page_at() finds
+ * them settled, ksm_page_settled()): here up to KSM_SETTLED_RUN of them
+ * cost one walk down the page tables and one hold of the lock, not one
+ * each, and their maps are read from the cursor's walk of the records
+ * slot after slot.  The same tests, under the same lock; the first page
+ * that is anything else (a record, no map in its slot, a map that
+ * reaches it no more, a KSM page of another node, no page) ends the run,
+ * and ksm_page_at() looks at it as ever.  Holds the page table's lock for
+ * KSM_SETTLED_RUN pages at most, as a fault that maps many of a table's
+ * entries does.  Returns the pages passed.
+ */
+#define KSM_SETTLED_RUN	64
+static unsigned int ksm_settled_run(struct ksm_mm *kmm,
+				    struct vm_area_struct *vma,
+				    unsigned long addr, unsigned int max)
+{
+	unsigned long end = pmd_addr_end(addr, vma->vm_end);
+	unsigned int n = 0;
+	pte_t *start, *pte;
+	struct ksm_item rec;
+	spinlock_t *ptl;	/* of the page table of @addr */
+	void *entry;
+	pmd_t *pmd;
+
+	/* No stale records between: the cursor's records are at @addr. */
+	if (ksm_cursor.checked != addr || !max)
+		return 0;
+	rcu_read_lock();
+	entry = rec_peek_next(kmm, addr);
+	rcu_read_unlock();
+	if (!entry || xa_is_value(entry) || !entry_is_map(entry))
+		return 0;
+	pmd = mm_find_pmd(vma->vm_mm, addr);
+	if (!pmd)
+		return 0;
+	start = pte_offset_map_lock(vma->vm_mm, pmd, addr, &ptl);
+	if (!start)
+		return 0;
+	max = min(max, KSM_SETTLED_RUN);
+	rcu_read_lock();
+	for (pte = start; addr < end && n < max; pte++, addr += PAGE_SIZE) {
+		pte_t ptent = ptep_get(pte);
+		struct folio *folio;
+		struct page *page;
+
+		entry = rec_peek_next(kmm, addr);
+		if (!entry || xa_is_value(entry) || !entry_is_map(entry) ||
+		    stable_dead(map_chunk(entry)->stable) ||
+		    !pte_present(ptent))
+			break;
+		page = vm_normal_page(vma, addr, ptent);
+		if (!page)
+			break;
+		folio = page_folio(page);
+		item_from_map(&rec, entry);
+		if (!ksm_item_reaches(&rec, vma, addr) ||
+		    !ksm_page_settled(&rec, folio))
+			break;
+		xas_next(&ksm_walk);
+		n++;
+	}
+	rcu_read_unlock();
+	pte_unmap_unlock(start, ptl);
+	return n;
+}
+
+/*
  * The end of a pass, once the stable trees are tidy: 0 then, for the
  * scan to stop; else -EAGAIN, and it resumes here.
  */
@@ -4999,6 +5088,7 @@ next_mm:
 				struct ksm_item *item;
 				struct ksm_next next;
 				struct page *page;
+				unsigned int n;
 				bool settled;
 
 				/*
@@ -5017,6 +5107,14 @@ next_mm:
 				}
 				if (ksm_test_exit(mm))
 					goto done_mm;
+				n = ksm_settled_run(kmm, vma, addr, *budget);
+				if (n) {
+					addr += n * PAGE_SIZE;
+					ksm_cursor.checked = addr;
+					ksm_pages_scanned += n;
+					*budget -= n;
+					continue;
+				}
 				page = ksm_page_at(kmm, vma, addr, &settled,
 						   &next);
 				if (settled) {
