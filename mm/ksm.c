@@ -3196,11 +3196,16 @@ static int ksm_fold_copy(struct ksm_item *item, struct vm_area_struct *vma,
 {
 	unsigned long addr = item_address(item);
 	struct page *kpage = folio_page(copy, 0);
-	int err = -EAGAIN;
+	int err;
 
-	/* A poisoned source was told apart already; one now, no copy. */
-	if (!copy_mc_user_highpage(kpage, page, addr, vma))
-		err = stable_make_room(fresh, item->kmm);
+	/*
+	 * A plain copy (copy_page()'s words, not copy_mc's bytes): ksmd read
+	 * the page whole already, for its checksum and to compare it, so an
+	 * error in it would have shown there; a page poisoned since is
+	 * refused under the lock (ksm_fold()).
+	 */
+	copy_user_highpage(kpage, page, addr, vma);
+	err = stable_make_room(fresh, item->kmm);
 	if (err)
 		goto out;
 	__folio_mark_uptodate(copy);
