@@ -3014,6 +3014,18 @@ static void ksm_large_release(struct folio *folio)
 }
 
 /*
+ * ksm_fork_shared() of @page of a folio kept large (ksm_large_keep(),
+ * mapped by PTEs only): a child may keep part of the folio and the parent
+ * another, and folio_likely_mapped_shared() only guesses from the first
+ * page, so the page's own mapcount tells.
+ */
+static inline bool ksm_kept_page_shared(struct page *page)
+{
+	return ksm_domain_mode != KSM_DOMAIN_GLOBAL &&
+	       atomic_read(&page->_mapcount) > 0;
+}
+
+/*
  * A small page for a copy of @page, on its node (merge_across_nodes=0
  * keeps each node's KSM pages there), charged to @vma's mm; without
  * reclaim, under ksm_lock: NULL if that is what it would take.
@@ -3077,7 +3089,8 @@ static bool ksm_large_keep(struct ksm_item *item, struct vm_area_struct *vma,
 			       addr >= ksm_large.end ||
 			       folio_pfn(folio) != ksm_large.pfn))))
 		return false;
-	if (!kpage) {
+	/* No copy for a page ksm_fold() then refuses (it tells again). */
+	if (!kpage && !ksm_kept_page_shared(page)) {
 		*copy = ksm_copy_alloc(vma, page);
 		if (!*copy)
 			return false;
@@ -3150,18 +3163,6 @@ static void ksm_large_finish(void)
 		folio_unlock(folio);
 	}
 	folio_put(folio);
-}
-
-/*
- * The same, of @page of a folio kept large (ksm_large_keep(), mapped by
- * PTEs only): a child may keep part of the folio and the parent another,
- * and folio_likely_mapped_shared() only guesses from the first page, so
- * the page's own mapcount tells.
- */
-static inline bool ksm_kept_page_shared(struct page *page)
-{
-	return ksm_domain_mode != KSM_DOMAIN_GLOBAL &&
-	       atomic_read(&page->_mapcount) > 0;
 }
 
 /*
