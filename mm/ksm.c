@@ -2571,6 +2571,22 @@ static struct {
  */
 static struct folio *ksm_pair_folio;
 
+/*
+ * Has @folio references beyond its mappings, the swap cache's (one a
+ * page), ksmd's own (the caller's, ksm_large's, ksm_pair_folio's)?  Then
+ * someone (O_DIRECT, vmsplice, RDMA, a device) may write to it through
+ * them, and it is not merged.
+ */
+static bool ksm_folio_pinned(struct folio *folio)
+{
+	long refs = folio_mapcount(folio) + 1 + (folio == ksm_large.folio) +
+		    (folio == ksm_pair_folio);
+
+	if (folio_test_swapcache(folio))
+		refs += folio_nr_pages(folio);
+	return folio_ref_count(folio) != refs;
+}
+
 /**
  * struct ksm_pte - a PTE that KSM holds cleared while it decides
  * @range: the mmu notifier range around the change
@@ -2607,7 +2623,6 @@ static int ksm_pte_take(struct vm_area_struct *vma, unsigned long addr,
 {
 	struct folio *folio = page_folio(page);
 	struct mm_struct *mm = vma->vm_mm;
-	long refs;
 	bool exclusive;
 	pmd_t *pmd;
 	pte_t pte;
@@ -2630,11 +2645,7 @@ static int ksm_pte_take(struct vm_area_struct *vma, unsigned long addr,
 	exclusive = PageAnonExclusive(page);
 	flush_cache_page(vma, addr, pte_pfn(pte));
 	kp->orig = ptep_clear_flush(vma, addr, kp->ptep);
-	refs = folio_mapcount(folio) + 1 + (folio == ksm_large.folio) +
-	       (folio == ksm_pair_folio);
-	if (folio_test_swapcache(folio))
-		refs += folio_nr_pages(folio);
-	if (folio_ref_count(folio) != refs ||
+	if (ksm_folio_pinned(folio) ||
 	    (exclusive && folio_try_share_anon_rmap_pte(folio, page))) {
 		set_pte_at(mm, addr, kp->ptep, kp->orig);
 		goto unlock;
@@ -3074,9 +3085,14 @@ static bool ksm_large_keep(struct ksm_item *item, struct vm_area_struct *vma,
 	unsigned long addr = item_address(item);
 	pmd_t *pmd;
 
-	/* Not one that others may map, or may map again from swap. */
+	/*
+	 * Not one that others may map, or may map again from swap; nor one
+	 * with a reference beyond them (vmsplice, a pin): none of its pages
+	 * would merge, and its PMD would be split for nothing.
+	 */
 	if (!item_mm_held(item) || !folio_test_anon(folio) ||
-	    folio_test_swapcache(folio) || folio_likely_mapped_shared(folio))
+	    folio_test_swapcache(folio) || folio_likely_mapped_shared(folio) ||
+	    ksm_folio_pinned(folio))
 		return false;
 	/*
 	 * One at a time, and, where a range is remembered, the folio found

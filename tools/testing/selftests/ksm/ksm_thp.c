@@ -7,12 +7,14 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 
 #include "../kselftest_harness.h"
@@ -535,6 +537,38 @@ TEST_F_TIMEOUT(thp, part_shared_thp_pages_stay, KSM_TEST_TIMEOUT)
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	EXPECT_EQ(0, status);
 	for (i = 0; i < 200; i++)
+		EXPECT_TRUE(page_has(self->thp + i * page_size, 0x7e9000))
+			TH_LOG("page %zu", i);
+}
+
+/*
+ * A THP of pages alike, one of them held by a pipe (vmsplice): no page of
+ * it can merge (the extra reference counts against the whole folio), so
+ * ksmd leaves it huge, PMD and all, however often it is scanned.
+ */
+TEST_F_TIMEOUT(thp, held_thp_stays_huge, KSM_TEST_TIMEOUT)
+{
+	struct iovec iov = { self->thp + 3 * page_size, page_size };
+	int p[2];
+	size_t i;
+
+	for (i = 0; i < self->nsub; i++)
+		fill_page(self->thp + i * page_size, 0x7e9000);
+	ASSERT_TRUE(still_huge(self));
+	ASSERT_EQ(0, pipe(p));
+	ASSERT_EQ((ssize_t)page_size, vmsplice(p[1], &iov, 1, 0));
+	ASSERT_EQ(0, madvise(self->thp, self->hpage, MADV_MERGEABLE));
+	ASSERT_EQ(0, ksm_set("run", 1));
+	ASSERT_EQ(0, ksm_wait_scans(2 * KSM_SETTLE_SCANS, KSM_WAIT_SECS));
+	ASSERT_EQ(0, ksm_set("run", 0));
+	EXPECT_EQ((long)self->hpage / 1024,
+		  smaps_kb(0, self->thp, "AnonHugePages"))
+		TH_LOG("ksmd split the PMD of a THP it cannot merge");
+	EXPECT_TRUE(still_huge(self));
+	EXPECT_EQ(0, ksm_get("pages_shared"));
+	close(p[0]);
+	close(p[1]);
+	for (i = 0; i < self->nsub; i++)
 		EXPECT_TRUE(page_has(self->thp + i * page_size, 0x7e9000))
 			TH_LOG("page %zu", i);
 }
