@@ -3275,6 +3275,18 @@ static int ksm_fold(struct ksm_item *item, struct vm_area_struct *vma,
 		return -EAGAIN;
 	if (!folio_trylock(folio))
 		return err;
+	/*
+	 * Nothing irreversible to a large folio (its PMD split, or it) before
+	 * its content is known to match: a page that only collides with
+	 * @kpage's checksum would cost its owner the huge page.  Once per
+	 * folio and hold of the scanner's lock (ksm_large then holds it);
+	 * ksm_pte_merge() compares again, write-protected.
+	 */
+	if (folio_test_large(folio) && kpage && ksm_large.folio != folio &&
+	    !ksm_pages_equal(page, kpage)) {
+		err = -EAGAIN;
+		goto unlock;
+	}
 	if (folio_test_large(folio))
 		kept = ksm_large_keep(item, vma, folio, page, kpage, &copy);
 	if (folio_test_large(folio) && !kept) {
@@ -3570,11 +3582,11 @@ static struct page *item_peek_page(struct ksm_item *item, bool *pinned)
 			folio_get(folio);
 			page = fw.page;
 			/*
-			 * As ksm_pte_take() counts (a pin adds 1024); a large
-			 * folio is split before merging, so only a real pin
-			 * tells there.  Not folio_maybe_dma_pinned() for a
-			 * small one: a page mapped 1024 times would pass for
-			 * pinned.
+			 * As ksm_pte_take() counts (a pin adds 1024); of a
+			 * large folio ksmd itself may hold another page (the
+			 * one it scans), so only a real pin tells there.  Not
+			 * folio_maybe_dma_pinned() for a small one: a page
+			 * mapped 1024 times would pass for pinned.
 			 */
 			*pinned = folio_test_large(folio) ?
 				  folio_maybe_dma_pinned(folio) :
@@ -4004,13 +4016,9 @@ static bool ksm_try_merge(struct ksm_item *item, struct page *page)
 	domain = zero ? 0 : ksm_cursor.domain;
 	kpage = stable_search(page, domain, sum, nid, &unverified);
 	if (kpage && unverified) {
-		/*
-		 * Not a page of a large folio that ksm_fold() would split
-		 * before comparing (see ksm_large_keep()).
-		 */
-		tried = !folio_test_large(page_folio(page)) ||
-			item_mm_held(item);
-		if (tried && !ksm_fold_into(item, page, kpage)) {
+		/* ksm_fold() compares a large folio's page before a split. */
+		tried = true;
+		if (!ksm_fold_into(item, page, kpage)) {
 			put_page(kpage);
 			return true;
 		}
@@ -4840,7 +4848,7 @@ static void *rec_peek_next(struct ksm_mm *kmm, unsigned long addr)
  * each, and their maps are read from the cursor's walk of the records
  * slot after slot.  The same tests, under the same lock; the first page
  * that is anything else (a record, no map in its slot, a map that
- * reaches it no more, a KSM page of another node, no page) ends the run,
+ * reaches it no more, another domain's KSM page, no page) ends the run,
  * and ksm_page_at() looks at it as ever.  Holds the page table's lock for
  * KSM_SETTLED_RUN pages at most, as a fault that maps many of a table's
  * entries does.  Returns the pages passed.
